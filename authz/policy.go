@@ -1,0 +1,125 @@
+// Package authz is the policy language of caddy-iap: Pomerium's Policy
+// Language (PPL), parsed once into a tree of Go closures and evaluated per
+// request. It has no Caddy import.
+//
+// A policy is one rule or a list of rules. A rule has an "allow" and/or a
+// "deny" action; each action holds the logical operators "and", "or", "not"
+// and "nor", each a list of criteria. Access needs at least one matching
+// allow and no matching deny: deny always wins, and a policy with no rules
+// denies everyone.
+//
+// Within an action, every operator present must hold:
+//   - and: every criterion matches;
+//   - or:  at least one criterion matches;
+//   - not: not every criterion matches (the negation of "and");
+//   - nor: no criterion matches (the negation of "or").
+//
+// An action with no operators never matches.
+package authz
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Policy is a PPL document in its JSON form: one rule or a list of rules.
+type Policy []Rule
+
+// Rule is one PPL rule.
+type Rule struct {
+	Allow *Action `json:"allow,omitempty"`
+	Deny  *Action `json:"deny,omitempty"`
+}
+
+// Action holds the logical operators of an allow or deny action.
+type Action struct {
+	And []Criterion `json:"and,omitempty"`
+	Or  []Criterion `json:"or,omitempty"`
+	Not []Criterion `json:"not,omitempty"`
+	Nor []Criterion `json:"nor,omitempty"`
+}
+
+// Criterion is one PPL criterion: a name (such as "accept", or
+// "claim/groups") and the data it takes.
+type Criterion struct {
+	Name string
+	Data json.RawMessage
+}
+
+// MarshalJSON writes the criterion as a one-key object, as PPL does.
+func (c Criterion) MarshalJSON() ([]byte, error) {
+	data := c.Data
+	if len(data) == 0 {
+		data = json.RawMessage("true")
+	}
+	return json.Marshal(map[string]json.RawMessage{c.Name: data})
+}
+
+// UnmarshalJSON reads a one-key object.
+func (c *Criterion) UnmarshalJSON(b []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("a criterion must be an object with one key: %v", err)
+	}
+	if len(m) != 1 {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		return fmt.Errorf("a criterion must have exactly one key, got %d (%s)", len(m), strings.Join(keys, ", "))
+	}
+	for k, v := range m {
+		c.Name, c.Data = k, v
+	}
+	return nil
+}
+
+// UnmarshalJSON accepts one rule or a list of rules.
+func (p *Policy) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '{' {
+		var r Rule
+		if err := strictUnmarshal(b, &r); err != nil {
+			return err
+		}
+		*p = Policy{r}
+		return nil
+	}
+	var rules []json.RawMessage
+	if err := json.Unmarshal(b, &rules); err != nil {
+		return fmt.Errorf("a policy must be a rule or a list of rules: %v", err)
+	}
+	out := make(Policy, 0, len(rules))
+	for i, raw := range rules {
+		var r Rule
+		if err := strictUnmarshal(raw, &r); err != nil {
+			return fmt.Errorf("rule %d: %v", i+1, err)
+		}
+		out = append(out, r)
+	}
+	*p = out
+	return nil
+}
+
+// strictUnmarshal rejects unknown keys, so a misspelled action or operator
+// is an error rather than a silently weaker policy.
+func strictUnmarshal(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+// UnmarshalJSON rejects unknown operators.
+func (a *Action) UnmarshalJSON(b []byte) error {
+	type plain Action
+	var p plain
+	if err := strictUnmarshal(b, &p); err != nil {
+		return fmt.Errorf("an action holds only and, or, not and nor: %v", err)
+	}
+	*a = Action(p)
+	return nil
+}

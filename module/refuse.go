@@ -1,0 +1,57 @@
+package module
+
+import (
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// refuse answers a refused request. When the server has handle_errors
+// routes, it returns a caddyhttp.Error so that they can restyle it (the
+// reason is the error's ID, {http.error.id}). Otherwise it writes a page for
+// browsers and JSON for API clients, each naming the reason.
+func refuse(w http.ResponseWriter, r *http.Request, status int, reason, message string) error {
+	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv.Errors != nil && len(srv.Errors.Routes) > 0 {
+		return caddyhttp.HandlerError{StatusCode: status, ID: reason, Err: fmt.Errorf("%s: %s", reason, message)}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if wantsHTML(r) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(status)
+		return refusalPage.Execute(w, map[string]any{
+			"Status": status, "Text": http.StatusText(status), "Reason": reason, "Message": message,
+		})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(map[string]string{"error": message, "reason": reason})
+}
+
+// wantsHTML reports whether the client prefers an HTML page: a browser's
+// Accept header lists text/html; API clients and curl's */* get JSON.
+func wantsHTML(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		mt, _, _ := strings.Cut(strings.TrimSpace(part), ";")
+		switch strings.TrimSpace(mt) {
+		case "text/html", "application/xhtml+xml":
+			return true
+		case "application/json":
+			return false
+		}
+	}
+	return false
+}
+
+var refusalPage = template.Must(template.New("refusal").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>{{.Status}} {{.Text}}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}
+code{background:#eee;padding:.1rem .3rem;border-radius:3px}</style></head>
+<body><h1>{{.Status}} {{.Text}}</h1><p>{{.Message}}</p>
+<p>Reason: <code>{{.Reason}}</code></p></body></html>
+`))

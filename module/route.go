@@ -1,0 +1,126 @@
+package module
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+
+	"github.com/caddy-iap/caddy-iap/authz"
+	"github.com/caddy-iap/caddy-iap/upstreamtls"
+)
+
+// Route is one Pomerium route, under Pomerium's option names. The Caddyfile
+// directive iap_route and the Pomerium config adapter both fill a Route and
+// call Handlers, so both produce the same Caddy config.
+//
+// Upstreams (Pomerium's `to`) and every plain reverse_proxy setting live in
+// the reverse_proxy handler that Handlers is given.
+type Route struct {
+	// Name identifies the route in logs and errors: its site address.
+	Name string `json:"name,omitempty"`
+
+	upstreamtls.Options
+
+	// Pass the Host header the client sent to the upstream. By default, as
+	// in Pomerium, the upstream gets the host of its own URL.
+	PreserveHostHeader bool `json:"preserve_host_header,omitempty"`
+
+	// Headers to set on the request to the upstream.
+	SetRequestHeaders map[string]string `json:"set_request_headers,omitempty"`
+
+	// Headers to remove from the request to the upstream.
+	RemoveRequestHeaders []string `json:"remove_request_headers,omitempty"`
+
+	// Open the route to everyone, signed in or not: Pomerium's shortcut for
+	// the policy "allow: or: [accept: true]". It cannot be combined with a
+	// policy.
+	AllowPublicUnauthenticatedAccess bool `json:"allow_public_unauthenticated_access,omitempty"`
+
+	// The route's policy, in Pomerium Policy Language. A route with neither
+	// a policy nor allow_public_unauthenticated_access denies everyone.
+	Policy authz.Policy `json:"policy,omitempty"`
+}
+
+// Handlers returns the handlers the route becomes, in order: iap_authorize
+// (the route's policy), then rp with its transport TLS and headers set from
+// the route. It returns warnings to be logged.
+func (r Route) Handlers(rp *reverseproxy.Handler, env upstreamtls.Env) (handlers []json.RawMessage, warnings []string, err error) {
+	policy := r.Policy
+	if r.AllowPublicUnauthenticatedAccess {
+		if len(policy) > 0 {
+			return nil, nil, fmt.Errorf("route %s: allow_public_unauthenticated_access cannot be combined with a policy: it already admits everyone", r.Name)
+		}
+		policy = authz.PublicAccess()
+	}
+	if _, err = authz.Compile(policy); err != nil {
+		return nil, nil, fmt.Errorf("route %s: policy: %v", r.Name, err)
+	}
+
+	transport, err := upstreamtls.TransportOf(rp)
+	if err != nil {
+		return nil, nil, fmt.Errorf("route %s: reading transport: %v", r.Name, err)
+	}
+	if transport == nil {
+		if set := r.Options.FirstSet(); set != "" {
+			return nil, nil, fmt.Errorf("route %s: %s needs reverse_proxy's http transport", r.Name, set)
+		}
+		transport = new(reverseproxy.HTTPTransport) // unused: another transport module is in charge
+	} else {
+		env.Route = r.Name
+		warnings, err = upstreamtls.Apply(r.Options, env, transport)
+		if err != nil {
+			return nil, nil, err
+		}
+		if rp.TransportRaw != nil || transport.TLS != nil {
+			rp.TransportRaw = caddyconfig.JSONModuleObject(transport, "protocol", "http", nil)
+		}
+	}
+	r.setHeaders(rp, transport.TLS != nil)
+
+	authorize := caddyconfig.JSONModuleObject(&Authorize{Route: r.Name, Policy: policy}, "handler", "iap_authorize", nil)
+	proxy := caddyconfig.JSONModuleObject(rp, "handler", "reverse_proxy", nil)
+	return []json.RawMessage{authorize, proxy}, warnings, nil
+}
+
+// setHeaders applies Pomerium's header options to the proxy's request
+// headers, leaving any header_up the user wrote alone.
+func (r Route) setHeaders(rp *reverseproxy.Handler, upstreamTLS bool) {
+	ops := func() *headers.HeaderOps {
+		if rp.Headers == nil {
+			rp.Headers = new(headers.Handler)
+		}
+		if rp.Headers.Request == nil {
+			rp.Headers.Request = new(headers.HeaderOps)
+		}
+		if rp.Headers.Request.Set == nil {
+			rp.Headers.Request.Set = make(http.Header)
+		}
+		return rp.Headers.Request
+	}
+	hostSetByUser := rp.Headers != nil && rp.Headers.Request != nil && rp.Headers.Request.Set.Get("Host") != ""
+	if !hostSetByUser {
+		// Caddy passes the client's Host to http upstreams and the
+		// upstream's own host to https upstreams; Pomerium passes the
+		// upstream's own host unless preserve_host_header is set.
+		switch {
+		case r.PreserveHostHeader && upstreamTLS:
+			ops().Set.Set("Host", "{http.request.hostport}")
+		case !r.PreserveHostHeader && !upstreamTLS:
+			ops().Set.Set("Host", "{http.reverse_proxy.upstream.hostport}")
+		}
+	}
+	for k, v := range r.SetRequestHeaders {
+		ops().Set.Set(k, v)
+	}
+	for _, k := range r.RemoveRequestHeaders {
+		o := ops()
+		o.Delete = append(o.Delete, k)
+	}
+	if rp.Headers != nil && rp.Headers.Request != nil && len(rp.Headers.Request.Set) == 0 {
+		rp.Headers.Request.Set = nil
+	}
+}

@@ -1,0 +1,314 @@
+package upstreamtls
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+	"github.com/caddyserver/caddy/v2/modules/caddytls"
+)
+
+// Env is what Apply needs besides the options.
+type Env struct {
+	// Route names the route in errors and warnings, e.g. its site address.
+	Route string
+
+	// Defaults set for every route.
+	Defaults Defaults
+
+	// InlineDir is where inline client certificates (tls_client_cert and
+	// tls_client_key) are written as files, since Caddy's transport loads
+	// client certificates from files only. Default:
+	// <caddy data dir>/iap/upstream-tls. Files are named by the SHA-256 of
+	// their content, and the key is written with mode 0600.
+	InlineDir string
+
+	// Now is the time against which certificate validity is checked.
+	// Default: time.Now().
+	Now time.Time
+}
+
+// Apply sets the TLS of transport t from the options. The transport's TLS
+// must already be enabled when any upstream is https; options that only mean
+// something over TLS are an error on a plain-http route.
+//
+// Every file named by an option is read and checked here, so a bad file
+// fails the config at `caddy adapt`/`caddy validate` with the route, the
+// option, the path and the cause. It returns warnings for what is allowed but
+// unsafe (tls_skip_verify, an expired client certificate).
+func Apply(o Options, env Env, t *reverseproxy.HTTPTransport) (warnings []string, err error) {
+	if env.Now.IsZero() {
+		env.Now = time.Now()
+	}
+	fail := func(option string, err error) ([]string, error) {
+		return nil, fmt.Errorf("route %s: %s: %w", env.Route, option, err)
+	}
+
+	if t.TLS == nil {
+		if set := o.FirstSet(); set != "" {
+			return fail(set, errors.New("is set, but the route's upstreams are not https:// (use https:// in 'to')"))
+		}
+		return nil, nil
+	}
+	tc := t.TLS
+
+	// Trusted roots: the route's own CA replaces the system roots; the
+	// global certificate_authority is added to them.
+	switch {
+	case o.TLSCustomCAFile != "":
+		if _, err := readCertsFile(o.TLSCustomCAFile); err != nil {
+			return fail("tls_custom_ca_file", err)
+		}
+		tc.CARaw = caddyconfig.JSONModuleObject(caddytls.FileCAPool{
+			TrustedCACertPEMFiles: []string{o.TLSCustomCAFile},
+		}, "provider", "file", nil)
+	case o.TLSCustomCA != "":
+		certs, err := decodeCertsBase64(o.TLSCustomCA)
+		if err != nil {
+			return fail("tls_custom_ca", err)
+		}
+		tc.CARaw = caddyconfig.JSONModuleObject(caddytls.InlineCAPool{
+			TrustedCACerts: derBase64(certs),
+		}, "provider", "inline", nil)
+	case env.Defaults.CertificateAuthorityFile != "" || env.Defaults.CertificateAuthority != "":
+		pool := SystemPlusCAPool{}
+		if f := env.Defaults.CertificateAuthorityFile; f != "" {
+			if _, err := readCertsFile(f); err != nil {
+				return fail("certificate_authority_file", err)
+			}
+			pool.PEMFiles = []string{f}
+		}
+		if s := env.Defaults.CertificateAuthority; s != "" {
+			certs, err := decodeCertsBase64(s)
+			if err != nil {
+				return fail("certificate_authority", err)
+			}
+			pool.TrustedCACerts = derBase64(certs)
+		}
+		tc.CARaw = caddyconfig.JSONModuleObject(pool, "provider", "iap_system_plus", nil)
+	}
+
+	// Server name: tls_upstream_server_name > tls_server_name > URL host.
+	switch {
+	case o.TLSUpstreamServerName != "":
+		tc.ServerName = o.TLSUpstreamServerName
+	case o.TLSServerName != "":
+		tc.ServerName = o.TLSServerName
+	}
+
+	// Client certificate: the inline pair wins over the file pair.
+	certFile, keyFile := o.TLSClientCertFile, o.TLSClientKeyFile
+	certOpt, keyOpt := "tls_client_cert_file", "tls_client_key_file"
+	if o.TLSClientCert != "" || o.TLSClientKey != "" {
+		certOpt, keyOpt = "tls_client_cert", "tls_client_key"
+		if o.TLSClientCert == "" {
+			return fail(keyOpt, errors.New("is set without tls_client_cert"))
+		}
+		if o.TLSClientKey == "" {
+			return fail(certOpt, errors.New("is set without tls_client_key"))
+		}
+		certFile, keyFile, err = writeInlinePair(o.TLSClientCert, o.TLSClientKey, env.InlineDir)
+		if err != nil {
+			return fail(certOpt, err)
+		}
+	}
+	switch {
+	case certFile != "" && keyFile == "":
+		return fail(certOpt, fmt.Errorf("is set without %s", keyOpt))
+	case certFile == "" && keyFile != "":
+		return fail(keyOpt, fmt.Errorf("is set without %s", certOpt))
+	case certFile != "":
+		leaf, err := loadPair(certFile, keyFile, certOpt, keyOpt)
+		if err != nil {
+			return nil, fmt.Errorf("route %s: %w", env.Route, err)
+		}
+		if w := validityWarning(leaf, env.Now); w != "" {
+			warnings = append(warnings, fmt.Sprintf("route %s: %s %s: %s", env.Route, certOpt, certFile, w))
+		}
+		tc.ClientCertificateFile, tc.ClientCertificateKeyFile = certFile, keyFile
+	}
+
+	if o.TLSSkipVerify {
+		tc.InsecureSkipVerify = true
+		warnings = append(warnings, fmt.Sprintf("route %s: tls_skip_verify is on: the upstream's certificate is NOT verified, so anyone on the path can impersonate it; use tls_custom_ca_file instead", env.Route))
+	}
+	if o.TLSUpstreamAllowRenegotiation {
+		tc.Renegotiation = "freely"
+	}
+	return warnings, nil
+}
+
+// FirstSet names the first option that is set, or returns "", for errors.
+func (o Options) FirstSet() string {
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"tls_custom_ca", o.TLSCustomCA != ""},
+		{"tls_custom_ca_file", o.TLSCustomCAFile != ""},
+		{"tls_server_name", o.TLSServerName != ""},
+		{"tls_upstream_server_name", o.TLSUpstreamServerName != ""},
+		{"tls_client_cert", o.TLSClientCert != ""},
+		{"tls_client_key", o.TLSClientKey != ""},
+		{"tls_client_cert_file", o.TLSClientCertFile != ""},
+		{"tls_client_key_file", o.TLSClientKeyFile != ""},
+		{"tls_skip_verify", o.TLSSkipVerify},
+		{"tls_upstream_allow_renegotiation", o.TLSUpstreamAllowRenegotiation},
+	} {
+		if f.set {
+			return f.name
+		}
+	}
+	return ""
+}
+
+// readCertsFile reads a PEM file that must hold at least one certificate.
+func readCertsFile(path string) ([]*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, errors.Unwrap(err))
+	}
+	certs, err := parseCertsPEM(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return certs, nil
+}
+
+func decodeCertsBase64(s string) ([]*x509.Certificate, error) {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("not base64-encoded PEM: %v", err)
+	}
+	return parseCertsPEM(b)
+}
+
+func parseCertsPEM(b []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, b = pem.Decode(b)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("parsing certificate %d: %v", len(certs)+1, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, errors.New("no PEM certificate found")
+	}
+	return certs, nil
+}
+
+func derBase64(certs []*x509.Certificate) []string {
+	out := make([]string, len(certs))
+	for i, c := range certs {
+		out[i] = base64.StdEncoding.EncodeToString(c.Raw)
+	}
+	return out
+}
+
+// loadPair loads and checks a client certificate and its key from files,
+// naming the option and path of whichever is at fault.
+func loadPair(certFile, keyFile, certOpt, keyOpt string) (*x509.Certificate, error) {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading %s: %w", certOpt, certFile, errors.Unwrap(err))
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading %s: %w", keyOpt, keyFile, errors.Unwrap(err))
+	}
+	certs, err := parseCertsPEM(certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", certOpt, certFile, err)
+	}
+	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		return nil, fmt.Errorf("%s: %s does not go with %s %s: %v", keyOpt, keyFile, certOpt, certFile, err)
+	}
+	return certs[0], nil
+}
+
+func validityWarning(leaf *x509.Certificate, now time.Time) string {
+	switch {
+	case now.After(leaf.NotAfter):
+		return fmt.Sprintf("client certificate %q expired on %s; upstreams that verify it will refuse the connection", leaf.Subject, leaf.NotAfter.UTC().Format(time.RFC3339))
+	case now.Before(leaf.NotBefore):
+		return fmt.Sprintf("client certificate %q is not valid until %s", leaf.Subject, leaf.NotBefore.UTC().Format(time.RFC3339))
+	}
+	return ""
+}
+
+// writeInlinePair writes a base64 PEM certificate and key to files named by
+// their content, so that Caddy's transport can load them.
+func writeInlinePair(certB64, keyB64, dir string) (certFile, keyFile string, err error) {
+	certPEM, err := base64.StdEncoding.DecodeString(certB64)
+	if err != nil {
+		return "", "", fmt.Errorf("not base64-encoded PEM: %v", err)
+	}
+	keyPEM, err := base64.StdEncoding.DecodeString(keyB64)
+	if err != nil {
+		return "", "", fmt.Errorf("tls_client_key: not base64-encoded PEM: %v", err)
+	}
+	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		return "", "", fmt.Errorf("tls_client_key does not go with tls_client_cert: %v", err)
+	}
+	if dir == "" {
+		dir = filepath.Join(caddy.AppDataDir(), "iap", "upstream-tls")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", fmt.Errorf("creating %s: %v", dir, err)
+	}
+	sum := sha256.Sum256(append(append([]byte{}, certPEM...), keyPEM...))
+	name := hex.EncodeToString(sum[:8])
+	certFile = filepath.Join(dir, name+"-client.pem")
+	keyFile = filepath.Join(dir, name+"-client-key.pem")
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		return "", "", fmt.Errorf("writing %s: %v", certFile, err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		return "", "", fmt.Errorf("writing %s: %v", keyFile, err)
+	}
+	return certFile, keyFile, nil
+}
+
+// TransportOf decodes the HTTP transport of a reverse_proxy handler, so that
+// Apply can set its TLS; it returns nil when the handler uses another
+// transport module.
+func TransportOf(h *reverseproxy.Handler) (*reverseproxy.HTTPTransport, error) {
+	if h.TransportRaw == nil {
+		return new(reverseproxy.HTTPTransport), nil
+	}
+	var probe struct {
+		Protocol string `json:"protocol"`
+	}
+	if err := json.Unmarshal(h.TransportRaw, &probe); err != nil {
+		return nil, err
+	}
+	if probe.Protocol != "http" {
+		return nil, nil
+	}
+	t := new(reverseproxy.HTTPTransport)
+	if err := json.Unmarshal(h.TransportRaw, t); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
