@@ -223,4 +223,3 @@ func lineOrBlock(d *caddyfile.Dispenser) (int, [][]string, error) {
 	}
 	return n, lines, nil
 }
-
