@@ -63,13 +63,13 @@ func init() {
 // Without a policy the route answers 403 to everyone, as in Pomerium.
 func parseRoute(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	h.Next() // the directive name
-	name := fmt.Sprintf("%s:%d", h.File(), h.Line())
+	defaultName := fmt.Sprintf("%s:%d", h.File(), h.Line())
 	matcherSet, err := h.ExtractMatcherSet()
 	if err != nil {
 		return nil, err
 	}
 
-	route := module.Route{Name: name}
+	var route module.Route
 	d := h.NewFromNextSegment()
 	for d.Next() {
 		for d.NextBlock(0) {
@@ -84,6 +84,9 @@ func parseRoute(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 		}
 	}
 	d.Reset()
+	if route.Name == "" {
+		route.Name = defaultName
+	}
 
 	// Everything left is reverse_proxy's, including `to`.
 	rp := new(reverseproxy.Handler)

@@ -55,10 +55,13 @@ func Apply(o Options, env Env, t *reverseproxy.HTTPTransport) (warnings []string
 	fail := func(option string, err error) ([]string, error) {
 		return nil, fmt.Errorf("route %s: %s: %w", env.Route, option, err)
 	}
+	unpaired := func(have, lack string) ([]string, error) {
+		return nil, fmt.Errorf("route %s: %s is set without %s", env.Route, have, lack)
+	}
 
 	if t.TLS == nil {
 		if set := o.FirstSet(); set != "" {
-			return fail(set, errors.New("is set, but the route's upstreams are not https:// (use https:// in 'to')"))
+			return nil, fmt.Errorf("route %s: %s is set, but the route's upstreams are not https:// (use https:// in 'to')", env.Route, set)
 		}
 		return nil, nil
 	}
@@ -114,10 +117,10 @@ func Apply(o Options, env Env, t *reverseproxy.HTTPTransport) (warnings []string
 	if o.TLSClientCert != "" || o.TLSClientKey != "" {
 		certOpt, keyOpt = "tls_client_cert", "tls_client_key"
 		if o.TLSClientCert == "" {
-			return fail(keyOpt, errors.New("is set without tls_client_cert"))
+			return unpaired(keyOpt, certOpt)
 		}
 		if o.TLSClientKey == "" {
-			return fail(certOpt, errors.New("is set without tls_client_key"))
+			return unpaired(certOpt, keyOpt)
 		}
 		certFile, keyFile, err = writeInlinePair(o.TLSClientCert, o.TLSClientKey, env.InlineDir)
 		if err != nil {
@@ -126,9 +129,9 @@ func Apply(o Options, env Env, t *reverseproxy.HTTPTransport) (warnings []string
 	}
 	switch {
 	case certFile != "" && keyFile == "":
-		return fail(certOpt, fmt.Errorf("is set without %s", keyOpt))
+		return unpaired(certOpt, keyOpt)
 	case certFile == "" && keyFile != "":
-		return fail(keyOpt, fmt.Errorf("is set without %s", certOpt))
+		return unpaired(keyOpt, certOpt)
 	case certFile != "":
 		leaf, err := loadPair(certFile, keyFile, certOpt, keyOpt)
 		if err != nil {

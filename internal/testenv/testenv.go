@@ -1,0 +1,372 @@
+// Package testenv starts the real programs the end-to-end tests talk to:
+// Caddy built with caddy-iap, and openssl s_server as an mTLS upstream. Each
+// is stopped when its test ends.
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Need fails the test when a program is missing. The README's test command
+// installs them; a test that silently skipped would prove nothing.
+func Need(t testing.TB, programs ...string) {
+	t.Helper()
+	for _, p := range programs {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Fatalf("%s is not installed: run the tests with ./scripts/test.sh, which installs it", p)
+		}
+	}
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// WaitListening waits until something accepts TCP connections on addr.
+func WaitListening(t testing.TB, addr string, exited <-chan struct{}) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			t.Fatalf("the process meant to listen on %s exited", addr)
+		default:
+		}
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("nothing listens on %s after 30s", addr)
+}
+
+var (
+	buildOnce sync.Once
+	caddyBin  string
+	buildErr  error
+)
+
+// CaddyBinary builds Caddy with the standard modules and caddy-iap (the same
+// set as xcaddy.sh) once per test binary, and returns its path.
+func CaddyBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "caddy-iap-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		caddyBin = filepath.Join(dir, "caddy")
+		cmd := exec.Command("go", "build", "-o", caddyBin, "github.com/caddy-iap/caddy-iap/internal/cmd/caddy")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("building caddy: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return caddyBin
+}
+
+// Caddy is a running caddy process.
+type Caddy struct {
+	Dir       string // its home, data and config directories live here
+	HTTPSPort int
+	HTTPPort  int
+	stderr    *syncBuffer
+}
+
+// caddyEnv keeps Caddy's data (local CA, inline upstream certificates) in dir.
+func caddyEnv(dir string) []string {
+	return append(os.Environ(),
+		"HOME="+dir,
+		"XDG_DATA_HOME="+filepath.Join(dir, "data"),
+		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"),
+	)
+}
+
+// globals are the global options every test Caddyfile starts with: its own
+// ports, no admin endpoint, and a local CA that is not installed anywhere.
+func globals(httpPort, httpsPort int, extra string) string {
+	return fmt.Sprintf(`{
+	admin off
+	skip_install_trust
+	local_certs
+	http_port %d
+	https_port %d
+%s
+}
+`, httpPort, httpsPort, extra)
+}
+
+// WriteCaddyfile writes a Caddyfile made of the test globals (plus extra
+// global options) and the given site blocks, and returns its path.
+func WriteCaddyfile(t testing.TB, dir, extraGlobals, sites string) string {
+	t.Helper()
+	p := filepath.Join(dir, "Caddyfile")
+	body := globals(FreePort(t), FreePort(t), extraGlobals) + sites
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// StartCaddy runs `caddy run` on a Caddyfile of the test globals, any extra
+// global options, and the given site blocks.
+func StartCaddy(t testing.TB, extraGlobals, sites string) *Caddy {
+	t.Helper()
+	bin := CaddyBinary(t)
+	dir := t.TempDir()
+	c := &Caddy{Dir: dir, HTTPPort: FreePort(t), HTTPSPort: FreePort(t), stderr: new(syncBuffer)}
+	p := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(p, []byte(globals(c.HTTPPort, c.HTTPSPort, extraGlobals)+sites), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--adapter", "caddyfile", "--config", p)
+	cmd.Dir = dir
+	cmd.Env = caddyEnv(dir)
+	cmd.Stdout = c.stderr
+	cmd.Stderr = c.stderr
+	exited := start(t, cmd, "caddy", c.stderr)
+	WaitListening(t, fmt.Sprintf("127.0.0.1:%d", c.HTTPSPort), exited)
+	return c
+}
+
+// start runs cmd until the test ends, and reports its output on failure.
+func start(t testing.TB, cmd *exec.Cmd, name string, out *syncBuffer) <-chan struct{} {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("--- %s output ---\n%s", name, out.String())
+		}
+	})
+	return exited
+}
+
+// Log returns what Caddy has logged so far.
+func (c *Caddy) Log() string { return c.stderr.String() }
+
+// WaitLog waits up to 10s for Caddy's log to contain s, and reports whether
+// it did.
+func (c *Caddy) WaitLog(s string) bool {
+	for i := 0; i < 200; i++ {
+		if strings.Contains(c.Log(), s) {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
+}
+
+// Client returns an HTTP client that reaches every host on this Caddy's
+// HTTPS port and trusts its local CA.
+func (c *Caddy) Client(t testing.TB) *http.Client {
+	t.Helper()
+	roots := x509.NewCertPool()
+	rootFile := filepath.Join(c.Dir, "data", "caddy", "pki", "authorities", "local", "root.crt")
+	var pemBytes []byte
+	for i := 0; i < 100; i++ {
+		var err error
+		if pemBytes, err = os.ReadFile(rootFile); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !roots.AppendCertsFromPEM(pemBytes) {
+		t.Fatalf("caddy's local root %s is missing", rootFile)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", c.HTTPSPort)
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	return &http.Client{
+		Timeout: 20 * time.Second,
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return dialer.DialContext(ctx, network, addr)
+			},
+			TLSClientConfig: &tls.Config{RootCAs: roots},
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// Response is what a test request got.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   string
+}
+
+// Get requests https://host/path through this Caddy.
+func (c *Caddy) Get(t testing.TB, host, path string, header http.Header) Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "https://"+host+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	client := c.Client(t)
+	resp, err := client.Do(req)
+	// Caddy issues each site's certificate from its local CA in the
+	// background at start; until then the handshake fails this way.
+	for i := 0; err != nil && strings.Contains(err.Error(), "tls: internal error") && i < 100; i++ {
+		time.Sleep(100 * time.Millisecond)
+		resp, err = client.Do(req)
+	}
+	if err != nil {
+		t.Fatalf("GET https://%s%s: %v", host, path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading body: %v", err)
+	}
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: string(body)}
+}
+
+// Validate runs `caddy validate` on a Caddyfile and returns its combined
+// output and whether it succeeded.
+func Validate(t testing.TB, caddyfilePath string) (string, bool) {
+	t.Helper()
+	dir := filepath.Dir(caddyfilePath)
+	cmd := exec.Command(CaddyBinary(t), "validate", "--adapter", "caddyfile", "--config", caddyfilePath)
+	cmd.Dir = dir
+	cmd.Env = caddyEnv(dir)
+	out, err := cmd.CombinedOutput()
+	return string(out), err == nil
+}
+
+// SServer is a running `openssl s_server -www`.
+type SServer struct {
+	Port int
+	out  *syncBuffer
+}
+
+// Addr is the s_server's address as an upstream URL host.
+func (s *SServer) Addr() string { return fmt.Sprintf("localhost:%d", s.Port) }
+
+// Output returns what s_server has printed.
+func (s *SServer) Output() string { return s.out.String() }
+
+// StartSServer runs `openssl s_server -www` with the given certificate and
+// key on a free loopback port, plus extra flags such as "-Verify 1".
+func StartSServer(t testing.TB, certFile, keyFile string, extra ...string) *SServer {
+	t.Helper()
+	Need(t, "openssl")
+	s := &SServer{Port: FreePort(t), out: new(syncBuffer)}
+	args := append([]string{"s_server", "-www", "-accept", fmt.Sprintf("127.0.0.1:%d", s.Port),
+		"-cert", certFile, "-key", keyFile}, extra...)
+	cmd := exec.Command("openssl", args...)
+	cmd.Stdout = s.out
+	cmd.Stderr = s.out
+	exited := start(t, cmd, "openssl s_server", s.out)
+	WaitListening(t, fmt.Sprintf("127.0.0.1:%d", s.Port), exited)
+	return s
+}
+
+// Apache is a running Apache httpd serving TLS 1.2 that asks for a client
+// certificate only under /reneg, by renegotiating the connection: the real
+// case Pomerium's tls_upstream_allow_renegotiation exists for. (openssl
+// s_server's /reneg sends application data before the new handshake, which
+// no Go client accepts.) Every path answers with mod_status's page.
+type Apache struct {
+	Port int
+	Dir  string
+}
+
+// Addr is the server's address as an upstream URL host.
+func (a *Apache) Addr() string { return fmt.Sprintf("localhost:%d", a.Port) }
+
+// ErrorLog returns Apache's error log.
+func (a *Apache) ErrorLog() string {
+	b, _ := os.ReadFile(filepath.Join(a.Dir, "error.log"))
+	return string(b)
+}
+
+// StartApache runs Apache httpd in the foreground (-X) with the given server
+// certificate, verifying client certificates against caFile.
+func StartApache(t testing.TB, certFile, keyFile, caFile string) *Apache {
+	t.Helper()
+	const bin = "/usr/sbin/apache2"
+	Need(t, bin)
+	a := &Apache{Port: FreePort(t), Dir: t.TempDir()}
+	mod := func(name string) string {
+		return fmt.Sprintf("LoadModule %s_module /usr/lib/apache2/modules/mod_%s.so\n", name, name)
+	}
+	conf := "ServerRoot " + a.Dir + "\n" +
+		"ServerName openssl.localhost\n" +
+		fmt.Sprintf("Listen 127.0.0.1:%d\n", a.Port) +
+		mod("mpm_event") + mod("authz_core") + mod("ssl") + mod("socache_shmcb") + mod("status") +
+		"DefaultRuntimeDir " + a.Dir + "\n" +
+		"PidFile " + filepath.Join(a.Dir, "httpd.pid") + "\n" +
+		"ErrorLog " + filepath.Join(a.Dir, "error.log") + "\n" +
+		"LogLevel info\nUser nobody\nGroup nogroup\nMutex posixsem\n" +
+		"SSLEngine on\nSSLProtocol TLSv1.2\n" +
+		"SSLCertificateFile " + certFile + "\n" +
+		"SSLCertificateKeyFile " + keyFile + "\n" +
+		"SSLCACertificateFile " + caFile + "\n" +
+		"<Location />\n  SetHandler server-status\n  Require all granted\n</Location>\n" +
+		"<Location /reneg>\n  SSLVerifyClient require\n  SSLVerifyDepth 1\n</Location>\n"
+	confFile := filepath.Join(a.Dir, "httpd.conf")
+	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := new(syncBuffer)
+	cmd := exec.Command(bin, "-f", confFile, "-X")
+	cmd.Stdout, cmd.Stderr = out, out
+	exited := start(t, cmd, "apache2", out)
+	WaitListening(t, fmt.Sprintf("127.0.0.1:%d", a.Port), exited)
+	return a
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,202 @@
+// Package testpki makes certificate authorities and certificates for tests,
+// with crypto/x509: roots, intermediates, server and client leaves, expired
+// and not-yet-valid ones.
+package testpki
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// CA is a certificate authority that can issue certificates.
+type CA struct {
+	Cert *x509.Certificate
+	Key  crypto.Signer
+}
+
+// Cert is an issued certificate and its key.
+type Cert struct {
+	Cert *x509.Certificate
+	Key  crypto.Signer
+	// Chain holds the issuing intermediates, leaf-side first, not the root.
+	Chain []*x509.Certificate
+}
+
+// Options describe a certificate to issue. The zero value is a server
+// certificate valid from an hour ago for a day.
+type Options struct {
+	CommonName string
+	DNSNames   []string
+	IPs        []net.IP
+	Emails     []string
+	// ExtKeyUsage defaults to server auth.
+	ExtKeyUsage []x509.ExtKeyUsage
+	NotBefore   time.Time
+	NotAfter    time.Time
+}
+
+// Client returns options for a client certificate.
+func Client(cn string) Options {
+	return Options{CommonName: cn, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+}
+
+// Server returns options for a server certificate for the given names.
+func Server(names ...string) Options {
+	o := Options{CommonName: names[0]}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			o.IPs = append(o.IPs, ip)
+		} else {
+			o.DNSNames = append(o.DNSNames, n)
+		}
+	}
+	return o
+}
+
+// Expired makes the options describe a certificate that expired yesterday.
+func (o Options) Expired() Options {
+	o.NotBefore = time.Now().Add(-72 * time.Hour)
+	o.NotAfter = time.Now().Add(-24 * time.Hour)
+	return o
+}
+
+func newKey(t testing.TB) crypto.Signer {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func serial(t testing.TB) *big.Int {
+	t.Helper()
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// NewCA makes a self-signed root CA.
+func NewCA(t testing.TB, name string) *CA {
+	t.Helper()
+	key := newKey(t)
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(t),
+		Subject:               pkix.Name{CommonName: name, Organization: []string{"caddy-iap tests"}},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(10 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &CA{Cert: cert, Key: key}
+}
+
+// Issue signs a leaf certificate.
+func (ca *CA) Issue(t testing.TB, o Options) *Cert {
+	t.Helper()
+	if o.NotBefore.IsZero() {
+		o.NotBefore = time.Now().Add(-time.Hour)
+	}
+	if o.NotAfter.IsZero() {
+		o.NotAfter = time.Now().Add(24 * time.Hour)
+	}
+	if o.ExtKeyUsage == nil {
+		o.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	}
+	key := newKey(t)
+	tmpl := &x509.Certificate{
+		SerialNumber:   serial(t),
+		Subject:        pkix.Name{CommonName: o.CommonName, Organization: []string{"caddy-iap tests"}},
+		NotBefore:      o.NotBefore,
+		NotAfter:       o.NotAfter,
+		KeyUsage:       x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:    o.ExtKeyUsage,
+		DNSNames:       o.DNSNames,
+		IPAddresses:    o.IPs,
+		EmailAddresses: o.Emails,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Cert{Cert: cert, Key: key}
+}
+
+// CertPEM returns the CA certificate as PEM.
+func (ca *CA) CertPEM() []byte { return certPEM(ca.Cert) }
+
+// WriteCert writes the CA certificate to dir/name and returns the path.
+func (ca *CA) WriteCert(t testing.TB, dir, name string) string {
+	t.Helper()
+	return write(t, filepath.Join(dir, name), ca.CertPEM())
+}
+
+// CertPEM returns the certificate, then its chain, as PEM.
+func (c *Cert) CertPEM() []byte {
+	out := certPEM(c.Cert)
+	for _, ic := range c.Chain {
+		out = append(out, certPEM(ic)...)
+	}
+	return out
+}
+
+// KeyPEM returns the private key as PKCS#8 PEM.
+func (c *Cert) KeyPEM() []byte {
+	der, err := x509.MarshalPKCS8PrivateKey(c.Key)
+	if err != nil {
+		panic(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}
+
+// Write writes dir/name.pem and dir/name-key.pem and returns their paths.
+func (c *Cert) Write(t testing.TB, dir, name string) (certFile, keyFile string) {
+	t.Helper()
+	return write(t, filepath.Join(dir, name+".pem"), c.CertPEM()),
+		write(t, filepath.Join(dir, name+"-key.pem"), c.KeyPEM())
+}
+
+// Base64 returns the certificate and key as base64-encoded PEM, the form of
+// Pomerium's inline options.
+func (c *Cert) Base64() (cert, key string) {
+	return base64.StdEncoding.EncodeToString(c.CertPEM()), base64.StdEncoding.EncodeToString(c.KeyPEM())
+}
+
+func certPEM(c *x509.Certificate) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+}
+
+func write(t testing.TB, path string, b []byte) string {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
