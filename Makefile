@@ -1,0 +1,11 @@
+# The README's commands, for those who like make.
+.PHONY: build test quickstart
+
+build:
+	./xcaddy.sh
+
+test:
+	./scripts/test.sh
+
+quickstart: build
+	examples/upstream-mtls/run.sh

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs every test of caddy-iap on a fresh machine: installs what the tests
+# need (Debian's openssl, curl, mkcert and apache2), checks formatting and
+# vet, runs `go test -race` over every package (end-to-end tests start real
+# Caddy, openssl s_server and Apache processes on loopback), then builds
+# ./caddy with xcaddy.sh and runs every example script, each of which checks
+# its own output.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOFLAGS="${GOFLAGS:--buildvcs=false}"
+
+step() { printf '\n=== %s\n' "$*"; }
+
+missing=()
+command -v openssl >/dev/null || missing+=(openssl)
+command -v curl >/dev/null || missing+=(curl)
+command -v mkcert >/dev/null || missing+=(mkcert)
+[ -x /usr/sbin/apache2 ] || missing+=(apache2)
+if ((${#missing[@]})); then
+	step "installing ${missing[*]} (Debian packages)"
+	sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+	# Keep apt from starting the apache2 service: the tests run their own.
+	norc=""
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+		$sudo chmod +x /usr/sbin/policy-rc.d
+		norc=1
+	fi
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	[ -z "$norc" ] || $sudo rm -f /usr/sbin/policy-rc.d
+fi
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change: $unformatted" >&2
+	exit 1
+fi
+
+step "go vet"
+go vet ./...
+
+step "go test -race"
+go test -race -count=1 ./...
+
+step "build ./caddy with xcaddy.sh"
+./xcaddy.sh
+
+for ex in examples/*/run.sh; do
+	step "example $ex"
+	bash "$ex"
+done
+
+step "all tests passed"
