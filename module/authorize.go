@@ -66,7 +66,7 @@ func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 			zap.String("remote_ip", r.RemoteAddr),
 			zap.String("host", r.Host),
 			zap.String("uri", r.RequestURI))
-		return refuse(w, r, http.StatusForbidden, string(d.Reason), forbiddenMessage(d.Reason))
+		return refusal{Status: http.StatusForbidden, Reason: string(d.Reason), Message: forbiddenMessage(d.Reason)}.respond(w, r)
 	}
 	err := next.ServeHTTP(w, r)
 	if cause := upstreamtls.Cause(err); cause != "" {

@@ -10,26 +10,50 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
-// refuse answers a refused request. When the server has handle_errors
-// routes, it returns a caddyhttp.Error so that they can restyle it (the
-// reason is the error's ID, {http.error.id}). Otherwise it writes a page for
-// browsers and JSON for API clients, each naming the reason.
-func refuse(w http.ResponseWriter, r *http.Request, status int, reason, message string) error {
+// StatusSSLCertificateError is the status nginx introduced, and Pomerium
+// uses, for a request without a valid client certificate.
+const StatusSSLCertificateError = 495
+
+// refusal is a refused request's answer: a status, a reason from a fixed
+// vocabulary (client-certificate-required, no-policy, ...), an optional
+// detail, and a message for people.
+type refusal struct {
+	Status  int
+	Reason  string
+	Detail  string
+	Message string
+}
+
+// Text is the status line's text.
+func (f refusal) Text() string {
+	if f.Status == StatusSSLCertificateError {
+		return "SSL Certificate Error"
+	}
+	return http.StatusText(f.Status)
+}
+
+// respond answers the request. When the server has handle_errors routes, it
+// returns a caddyhttp.Error so that they can restyle it (the reason is the
+// error's ID, {http.error.id}). Otherwise it writes a page for browsers and
+// JSON for API clients, each naming the reason.
+func (f refusal) respond(w http.ResponseWriter, r *http.Request) error {
 	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv.Errors != nil && len(srv.Errors.Routes) > 0 {
-		return caddyhttp.HandlerError{StatusCode: status, ID: reason, Err: fmt.Errorf("%s: %s", reason, message)}
+		return caddyhttp.HandlerError{StatusCode: f.Status, ID: f.Reason, Err: fmt.Errorf("%s: %s", f.Reason, f.Message)}
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	if wantsHTML(r) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.WriteHeader(status)
-		return refusalPage.Execute(w, map[string]any{
-			"Status": status, "Text": http.StatusText(status), "Reason": reason, "Message": message,
-		})
+		w.WriteHeader(f.Status)
+		return refusalPage.Execute(w, f)
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	return json.NewEncoder(w).Encode(map[string]string{"error": message, "reason": reason})
+	w.WriteHeader(f.Status)
+	body := map[string]string{"error": f.Message, "reason": f.Reason}
+	if f.Detail != "" {
+		body["detail"] = f.Detail
+	}
+	return json.NewEncoder(w).Encode(body)
 }
 
 // wantsHTML reports whether the client prefers an HTML page: a browser's
@@ -53,5 +77,5 @@ var refusalPage = template.Must(template.New("refusal").Parse(`<!doctype html>
 <style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}
 code{background:#eee;padding:.1rem .3rem;border-radius:3px}</style></head>
 <body><h1>{{.Status}} {{.Text}}</h1><p>{{.Message}}</p>
-<p>Reason: <code>{{.Reason}}</code></p></body></html>
+<p>Reason: <code>{{.Reason}}</code>{{if .Detail}} (<code>{{.Detail}}</code>){{end}}</p></body></html>
 `))

@@ -1,0 +1,131 @@
+package caddyfile
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddytls"
+	"go.uber.org/zap"
+
+	"github.com/caddy-iap/caddy-iap/downstreamtls"
+	"github.com/caddy-iap/caddy-iap/module"
+)
+
+func init() {
+	httpcaddyfile.RegisterDirective("iap_mtls", parseMTLS)
+	// First of all handlers: no other handler of the site, not even a
+	// redirect, runs for a request without a valid client certificate.
+	httpcaddyfile.RegisterDirectiveOrder("iap_mtls", httpcaddyfile.Before, "tracing")
+}
+
+// parseMTLS sets up downstream mTLS for the site:
+//
+//	iap_mtls {
+//		ca_file <path> | ca <base64 PEM>
+//		crl_file <path> | crl <base64 PEM>
+//		enforcement policy_with_default_deny | policy | reject_connection
+//		match_subject_alt_names {
+//			<dns|email|ip_address|uri|user_principal_name> <regexp>
+//		}
+//		max_verify_depth <n>
+//		pass_client_certificate
+//	}
+//
+// It yields two things: the TLS connection policy for the site's hosts,
+// with client_authentication (merged by Caddy with the site's own `tls`
+// settings), and the http.handlers.iap_mtls handler, ordered before every
+// other handler of the site.
+func parseMTLS(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	h.Next() // the directive name
+	if h.NextArg() {
+		return nil, h.Errf("iap_mtls takes no arguments (no matcher either: it covers the whole site)")
+	}
+	if _, dup := h.BlockState["iap_mtls"]; dup {
+		return nil, h.Err("iap_mtls is set twice in this site block: a site has one client-certificate policy")
+	}
+	h.BlockState["iap_mtls"] = true
+
+	var m module.MTLS
+	set := map[string]bool{}
+	for h.NextBlock(0) {
+		opt := h.Val()
+		if set[opt] && opt != "match_subject_alt_names" {
+			return nil, h.Errf("%s is set twice", opt)
+		}
+		set[opt] = true
+		str := map[string]*string{
+			"ca": &m.CA, "ca_file": &m.CAFile, "crl": &m.CRL, "crl_file": &m.CRLFile, "enforcement": &m.Enforcement,
+		}
+		switch {
+		case str[opt] != nil:
+			args := h.RemainingArgs()
+			if len(args) != 1 {
+				return nil, h.Errf("%s takes exactly one value, got %d", opt, len(args))
+			}
+			*str[opt] = args[0]
+		case opt == "max_verify_depth":
+			args := h.RemainingArgs()
+			if len(args) != 1 {
+				return nil, h.Errf("max_verify_depth takes one number")
+			}
+			n, err := strconv.ParseUint(args[0], 10, 32)
+			if err != nil {
+				return nil, h.Errf("max_verify_depth: %q is not a whole number (0 means no limit)", args[0])
+			}
+			d := uint32(n)
+			m.MaxVerifyDepth = &d
+		case opt == "pass_client_certificate":
+			args := h.RemainingArgs()
+			m.PassClientCertificate = true
+			if len(args) == 1 {
+				b, err := strconv.ParseBool(args[0])
+				if err != nil {
+					return nil, h.Errf("pass_client_certificate takes true or false, got %q", args[0])
+				}
+				m.PassClientCertificate = b
+			} else if len(args) > 1 {
+				return nil, h.ArgErr()
+			}
+		case opt == "match_subject_alt_names":
+			if h.NextArg() {
+				return nil, h.Errf("match_subject_alt_names takes a block of <type> <regexp> lines")
+			}
+			for nesting := h.Nesting(); h.NextBlock(nesting); {
+				typ := h.Val()
+				args := h.RemainingArgs()
+				if len(args) != 1 {
+					return nil, h.Errf("match_subject_alt_names: %s takes one regular expression, got %d", typ, len(args))
+				}
+				m.MatchSubjectAltNames = append(m.MatchSubjectAltNames, downstreamtls.SANMatcher{Type: typ, Pattern: args[0]})
+			}
+		default:
+			return nil, h.Errf("unrecognized iap_mtls option %q", opt)
+		}
+	}
+
+	// Check files, CRL windows and patterns now, so `caddy adapt` and
+	// `caddy validate` name the line.
+	_, warnings, err := downstreamtls.New(m.Options, time.Now())
+	if err != nil {
+		return nil, h.Errf("iap_mtls: %v", err)
+	}
+	for _, w := range warnings {
+		caddy.Log().Named("iap").Warn(w, zap.String("file", h.File()), zap.Int("line", h.Line()))
+	}
+
+	verifier := caddyconfig.JSONModuleObject(module.MTLSVerifier{Options: m.Options}, "verifier", "iap", nil)
+	clientAuth, err := m.ClientAuthentication(verifier)
+	if err != nil {
+		return nil, h.Errf("iap_mtls: %v", err)
+	}
+	handler := caddyconfig.JSONModuleObject(&m, "handler", "iap_mtls", nil)
+	return []httpcaddyfile.ConfigValue{
+		{Class: "tls.connection_policy", Value: &caddytls.ConnectionPolicy{ClientAuthentication: clientAuth}},
+		{Class: "route", Value: caddyhttp.Route{HandlersRaw: []json.RawMessage{handler}}},
+	}, nil
+}

@@ -1,0 +1,85 @@
+package downstreamtls
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"sync"
+	"time"
+)
+
+// Cache remembers verification results by the certificates presented, so a
+// client's chain is verified once per connection burst rather than on every
+// request. A valid result is kept until the chain or a CRL it used expires,
+// and at most MaxAge; an invalid one for MaxAge.
+type Cache struct {
+	v       *Verifier
+	mu      sync.Mutex
+	entries map[[32]byte]cacheEntry
+}
+
+type cacheEntry struct {
+	r     *Result
+	until time.Time
+}
+
+// MaxAge bounds how long a result is reused; MaxEntries how many are kept.
+const (
+	MaxAge     = 5 * time.Minute
+	MaxEntries = 4096
+)
+
+// NewCache returns a cache in front of v.
+func NewCache(v *Verifier) *Cache {
+	return &Cache{v: v, entries: make(map[[32]byte]cacheEntry)}
+}
+
+// Verify returns the cached result for these certificates, or verifies them.
+func (c *Cache) Verify(presented []*x509.Certificate, now time.Time) *Result {
+	if len(presented) == 0 {
+		r := c.v.Verify(nil, now)
+		return &r
+	}
+	h := sha256.New()
+	for _, cert := range presented {
+		h.Write(cert.Raw)
+	}
+	var key [32]byte
+	h.Sum(key[:0])
+
+	c.mu.Lock()
+	e, ok := c.entries[key]
+	c.mu.Unlock()
+	if ok && now.Before(e.until) {
+		return e.r
+	}
+
+	r := c.v.Verify(presented, now)
+	until := now.Add(MaxAge)
+	if r.Valid && r.NotAfter.Before(until) {
+		until = r.NotAfter
+	}
+	c.mu.Lock()
+	if len(c.entries) >= MaxEntries {
+		clear(c.entries)
+	}
+	c.entries[key] = cacheEntry{r: &r, until: until}
+	c.mu.Unlock()
+	return &r
+}
+
+type ctxKey struct{}
+
+// WithResult returns a context that carries a request's client certificate
+// result, for the policy criteria client_certificate and
+// invalid_client_certificate.
+func WithResult(ctx context.Context, r *Result) context.Context {
+	return context.WithValue(ctx, ctxKey{}, r)
+}
+
+// ResultFrom returns the request's client certificate result, or nil when
+// the site has no downstream mTLS.
+func ResultFrom(ctx context.Context) *Result {
+	r, _ := ctx.Value(ctxKey{}).(*Result)
+	return r
+}

@@ -1,0 +1,164 @@
+package module
+
+import (
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-iap/caddy-iap/downstreamtls"
+)
+
+func init() {
+	caddy.RegisterModule(MTLS{})
+}
+
+// MTLS is a site's downstream mutual TLS at the HTTP layer. It runs first,
+// before any other handler of the site. It verifies the client certificate
+// of each request (results are cached per certificate chain) and records the
+// result for the route's policy. Under the enforcement
+// policy_with_default_deny it answers a request without a valid certificate
+// with 495, as a page for browsers and JSON for API clients, before anything
+// else (no login redirect). It always removes the RFC 9440 Client-Cert and
+// Client-Cert-Chain headers that clients send.
+//
+// The Caddyfile directive iap_mtls sets it up together with the TLS
+// connection policy that asks clients for a certificate.
+type MTLS struct {
+	downstreamtls.Options
+
+	// Send the verified client certificate to upstreams, in the RFC 9440
+	// headers Client-Cert (the leaf) and Client-Cert-Chain (the
+	// intermediates the client sent), each a byte sequence of DER.
+	PassClientCertificate bool `json:"pass_client_certificate,omitempty"`
+
+	cache  *downstreamtls.Cache
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (MTLS) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.iap_mtls",
+		New: func() caddy.Module { return new(MTLS) },
+	}
+}
+
+// Provision loads the CAs, CRLs and patterns.
+func (m *MTLS) Provision(ctx caddy.Context) error {
+	m.logger = ctx.Logger()
+	v, warnings, err := downstreamtls.New(m.Options, time.Now())
+	if err != nil {
+		return fmt.Errorf("iap_mtls: %v", err)
+	}
+	for _, w := range warnings {
+		m.logger.Warn(w)
+	}
+	m.cache = downstreamtls.NewCache(v)
+	return nil
+}
+
+// ServeHTTP verifies the client certificate.
+func (m *MTLS) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	r.Header.Del("Client-Cert")
+	r.Header.Del("Client-Cert-Chain")
+
+	var presented []*x509.Certificate
+	if r.TLS != nil {
+		// The certificate was asked for by the connection policy of the
+		// handshake's server name: it must be this request's host too.
+		// Caddy checks this already (strict_sni_host); this keeps it so
+		// even if that is turned off.
+		if sni := r.TLS.ServerName; sni != "" && !strings.EqualFold(sni, hostOnly(r.Host)) {
+			return caddyhttp.Error(http.StatusMisdirectedRequest,
+				fmt.Errorf("TLS server name %q and Host %q differ", sni, r.Host))
+		}
+		presented = r.TLS.PeerCertificates
+	}
+	res := m.cache.Verify(presented, time.Now())
+	r = r.WithContext(downstreamtls.WithResult(r.Context(), res))
+
+	if !res.Valid {
+		m.logger.Info("client certificate refused",
+			zap.String("remote_addr", r.RemoteAddr),
+			zap.String("host", r.Host),
+			zap.String("subject", res.Subject()),
+			zap.String("fingerprint", res.Fingerprint()),
+			zap.String("reason", res.Reason),
+			zap.String("detail", res.Detail),
+			zap.Error(res.Err))
+		if m.EnforcementMode() != downstreamtls.Policy {
+			return refusal{
+				Status:  StatusSSLCertificateError,
+				Reason:  res.Reason,
+				Detail:  res.Detail,
+				Message: certMessage(res),
+			}.respond(w, r)
+		}
+	} else if m.PassClientCertificate {
+		r.Header.Set("Client-Cert", sfBinary(res.Leaf.Raw))
+		if len(res.Intermediates) > 0 {
+			items := make([]string, len(res.Intermediates))
+			for i, c := range res.Intermediates {
+				items[i] = sfBinary(c.Raw)
+			}
+			r.Header.Set("Client-Cert-Chain", strings.Join(items, ", "))
+		}
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// certMessage tells the user what to do.
+func certMessage(res *downstreamtls.Result) string {
+	if res.Reason == downstreamtls.ReasonRequired {
+		return "A valid client certificate is required to access this site, and your browser or client sent none. Install the certificate your organization issued you, then reload."
+	}
+	return fmt.Sprintf("A valid client certificate is required to access this site. The certificate sent (%s) was refused: %s.", res.Subject(), detailText(res.Detail))
+}
+
+func detailText(detail string) string {
+	switch detail {
+	case downstreamtls.DetailExpired:
+		return "it has expired"
+	case downstreamtls.DetailNotYetValid:
+		return "it is not valid yet"
+	case downstreamtls.DetailUnknownAuthority:
+		return "it is not issued by a trusted certificate authority"
+	case downstreamtls.DetailRevoked:
+		return "it has been revoked"
+	case downstreamtls.DetailSANMismatch:
+		return "its names are not among those this site accepts"
+	case downstreamtls.DetailTooDeep:
+		return "its chain of issuers is longer than this site allows"
+	case downstreamtls.DetailNotForClientAuth:
+		return "it is not meant for client authentication"
+	case downstreamtls.DetailCRLMissing, downstreamtls.DetailCRLOutOfDate:
+		return "its revocation status cannot be checked"
+	}
+	return "it is not valid"
+}
+
+// sfBinary encodes bytes as an RFC 8941 byte sequence.
+func sfBinary(b []byte) string {
+	return ":" + base64.StdEncoding.EncodeToString(b) + ":"
+}
+
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return hostport
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*MTLS)(nil)
+	_ caddyhttp.MiddlewareHandler = (*MTLS)(nil)
+)
