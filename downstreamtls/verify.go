@@ -377,14 +377,14 @@ func userPrincipalNames(c *x509.Certificate) []string {
 			}
 			var other struct {
 				TypeID asn1.ObjectIdentifier
-				Value  asn1.RawValue `asn1:"explicit,tag:0"`
+				Value  asn1.RawValue // [0] EXPLICIT, unwrapped below
 			}
 			if _, err := asn1.UnmarshalWithParams(n.FullBytes, &other, "tag:0"); err != nil || !other.TypeID.Equal(OIDUserPrincipalName) {
 				continue
 			}
-			var upn string
-			if _, err := asn1.UnmarshalWithParams(other.Value.Bytes, &upn, "utf8"); err == nil {
-				out = append(out, upn)
+			var upn asn1.RawValue
+			if _, err := asn1.Unmarshal(other.Value.Bytes, &upn); err == nil && upn.Tag == asn1.TagUTF8String {
+				out = append(out, string(upn.Bytes))
 			}
 		}
 	}

@@ -10,10 +10,12 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/pem"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -24,6 +26,9 @@ import (
 type CA struct {
 	Cert *x509.Certificate
 	Key  crypto.Signer
+	// Chain holds the CAs above an intermediate, nearest first, without
+	// the root.
+	Chain []*x509.Certificate
 }
 
 // Cert is an issued certificate and its key.
@@ -41,6 +46,9 @@ type Options struct {
 	DNSNames   []string
 	IPs        []net.IP
 	Emails     []string
+	URIs       []*url.URL
+	// UPN adds a Microsoft user principal name otherName to the SANs.
+	UPN string
 	// ExtKeyUsage defaults to server auth.
 	ExtKeyUsage []x509.ExtKeyUsage
 	NotBefore   time.Time
@@ -90,11 +98,8 @@ func serial(t testing.TB) *big.Int {
 	return n
 }
 
-// NewCA makes a self-signed root CA.
-func NewCA(t testing.TB, name string) *CA {
-	t.Helper()
-	key := newKey(t)
-	tmpl := &x509.Certificate{
+func caTemplate(t testing.TB, name string) *x509.Certificate {
+	return &x509.Certificate{
 		SerialNumber:          serial(t),
 		Subject:               pkix.Name{CommonName: name, Organization: []string{"caddy-iap tests"}},
 		NotBefore:             time.Now().Add(-time.Hour),
@@ -103,6 +108,13 @@ func NewCA(t testing.TB, name string) *CA {
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
+}
+
+// NewCA makes a self-signed root CA.
+func NewCA(t testing.TB, name string) *CA {
+	t.Helper()
+	key := newKey(t)
+	tmpl := caTemplate(t, name)
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		t.Fatal(err)
@@ -112,6 +124,52 @@ func NewCA(t testing.TB, name string) *CA {
 		t.Fatal(err)
 	}
 	return &CA{Cert: cert, Key: key}
+}
+
+// IssueCA makes an intermediate CA under ca.
+func (ca *CA) IssueCA(t testing.TB, name string) *CA {
+	t.Helper()
+	key := newKey(t)
+	der, err := x509.CreateCertificate(rand.Reader, caTemplate(t, name), ca.Cert, key.Public(), ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &CA{Cert: cert, Key: key, Chain: ca.issuers()}
+}
+
+// issuers is the chain a certificate issued by ca carries: ca itself unless
+// it is a root, then its own chain.
+func (ca *CA) issuers() []*x509.Certificate {
+	if ca.Cert.CheckSignatureFrom(ca.Cert) == nil {
+		return nil
+	}
+	return append([]*x509.Certificate{ca.Cert}, ca.Chain...)
+}
+
+// CRL makes a PEM certificate revocation list signed by ca, revoking the
+// given certificates, valid from thisUpdate to nextUpdate.
+func (ca *CA) CRL(t testing.TB, thisUpdate, nextUpdate time.Time, revoked ...*x509.Certificate) []byte {
+	t.Helper()
+	tmpl := &x509.RevocationList{Number: serial(t), ThisUpdate: thisUpdate, NextUpdate: nextUpdate}
+	for _, c := range revoked {
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries,
+			x509.RevocationListEntry{SerialNumber: c.SerialNumber, RevocationTime: time.Now().Add(-time.Minute)})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, ca.Cert, ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
+}
+
+// CurrentCRL is a CRL valid from an hour ago for a day.
+func (ca *CA) CurrentCRL(t testing.TB, revoked ...*x509.Certificate) []byte {
+	t.Helper()
+	return ca.CRL(t, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour), revoked...)
 }
 
 // Issue signs a leaf certificate.
@@ -137,6 +195,10 @@ func (ca *CA) Issue(t testing.TB, o Options) *Cert {
 		DNSNames:       o.DNSNames,
 		IPAddresses:    o.IPs,
 		EmailAddresses: o.Emails,
+		URIs:           o.URIs,
+	}
+	if o.UPN != "" {
+		tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, sanWithUPN(t, o))
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
@@ -146,7 +208,51 @@ func (ca *CA) Issue(t testing.TB, o Options) *Cert {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Cert{Cert: cert, Key: key}
+	return &Cert{Cert: cert, Key: key, Chain: ca.issuers()}
+}
+
+// sanWithUPN is a subjectAltName extension with the options' names plus a
+// Microsoft user principal name otherName (OID 1.3.6.1.4.1.311.20.2.3, a
+// UTF8String), which crypto/x509 cannot write itself.
+func sanWithUPN(t testing.TB, o Options) pkix.Extension {
+	t.Helper()
+	ctx := func(tag int, compound bool, b []byte) asn1.RawValue {
+		return asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: tag, IsCompound: compound, Bytes: b}
+	}
+	var names []asn1.RawValue
+	for _, e := range o.Emails {
+		names = append(names, ctx(1, false, []byte(e)))
+	}
+	for _, d := range o.DNSNames {
+		names = append(names, ctx(2, false, []byte(d)))
+	}
+	for _, u := range o.URIs {
+		names = append(names, ctx(6, false, []byte(u.String())))
+	}
+	for _, ip := range o.IPs {
+		if v4 := ip.To4(); v4 != nil {
+			ip = v4
+		}
+		names = append(names, ctx(7, false, ip))
+	}
+	oid, err := asn1.Marshal(asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 20, 2, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	utf8, err := asn1.MarshalWithParams(o.UPN, "utf8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	value, err := asn1.Marshal(ctx(0, true, utf8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names = append(names, ctx(0, true, append(oid, value...)))
+	seq, err := asn1.Marshal(names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: seq}
 }
 
 // CertPEM returns the CA certificate as PEM.
