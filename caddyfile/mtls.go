@@ -2,6 +2,7 @@ package caddyfile
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -39,16 +40,22 @@ func init() {
 // It yields two things: the TLS connection policy for the site's hosts,
 // with client_authentication (merged by Caddy with the site's own `tls`
 // settings), and the http.handlers.iap_mtls handler, ordered before every
-// other handler of the site.
+// other handler of the site. A host gets one iap_mtls: a second is an error.
 func parseMTLS(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	h.Next() // the directive name
 	if h.NextArg() {
 		return nil, h.Errf("iap_mtls takes no arguments (no matcher either: it covers the whole site)")
 	}
-	if _, dup := h.BlockState["iap_mtls"]; dup {
-		return nil, h.Err("iap_mtls is set twice in this site block: a site has one client-certificate policy")
+
+	// One client-certificate policy per host.
+	here := fmt.Sprintf("%s:%d", h.File(), h.Line())
+	for _, addr := range siteAddresses(h) {
+		key := "iap_mtls " + addr
+		if prev, ok := h.State[key].(string); ok && prev != here {
+			return nil, h.Errf("%s already has iap_mtls at %s: a host has one client-certificate policy", addr, prev)
+		}
+		h.State[key] = here
 	}
-	h.BlockState["iap_mtls"] = true
 
 	var m module.MTLS
 	set := map[string]bool{}

@@ -5,6 +5,7 @@ package caddyfile
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -63,7 +64,11 @@ func init() {
 // Without a policy the route answers 403 to everyone, as in Pomerium.
 func parseRoute(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	h.Next() // the directive name
-	defaultName := fmt.Sprintf("%s:%d", h.File(), h.Line())
+	// A route is named by its site's address(es), else by its place.
+	defaultName := strings.Join(siteAddresses(h), ", ")
+	if defaultName == "" {
+		defaultName = fmt.Sprintf("%s:%d", h.File(), h.Line())
+	}
 	matcherSet, err := h.ExtractMatcherSet()
 	if err != nil {
 		return nil, err

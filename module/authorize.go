@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-iap/caddy-iap/authz"
+	"github.com/caddy-iap/caddy-iap/downstreamtls"
 	"github.com/caddy-iap/caddy-iap/upstreamtls"
 )
 
@@ -59,6 +60,12 @@ func (a *Authorize) Provision(ctx caddy.Context) error {
 
 // ServeHTTP refuses or admits the request.
 func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if downstreamtls.ResultFrom(r.Context()) == nil {
+		// No iap_mtls on this site, so no client certificate was verified:
+		// RFC 9440 headers can only be forged by the client.
+		r.Header.Del("Client-Cert")
+		r.Header.Del("Client-Cert-Chain")
+	}
 	d := a.eval.Evaluate(&authz.Input{})
 	if !d.Allow {
 		a.logger.Info("request refused",

@@ -86,7 +86,11 @@ func (m *MTLS) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	r = r.WithContext(downstreamtls.WithResult(r.Context(), res))
 
 	if !res.Valid {
-		m.logger.Info("client certificate refused",
+		msg := "client certificate refused"
+		if m.EnforcementMode() == downstreamtls.Policy {
+			msg = "client certificate not valid; the route's policy decides"
+		}
+		m.logger.Info(msg,
 			zap.String("remote_addr", r.RemoteAddr),
 			zap.String("host", r.Host),
 			zap.String("subject", res.Subject()),

@@ -192,22 +192,34 @@ func (c *Caddy) WaitLog(s string) bool {
 	return false
 }
 
-// Client returns an HTTP client that reaches every host on this Caddy's
-// HTTPS port and trusts its local CA.
-func (c *Caddy) Client(t testing.TB) *http.Client {
+// RootFile is the certificate of Caddy's local CA, which signs the test
+// sites' certificates; it waits for Caddy to write it.
+func (c *Caddy) RootFile(t testing.TB) string {
 	t.Helper()
-	roots := x509.NewCertPool()
 	rootFile := filepath.Join(c.Dir, "data", "caddy", "pki", "authorities", "local", "root.crt")
-	var pemBytes []byte
 	for i := 0; i < 100; i++ {
-		var err error
-		if pemBytes, err = os.ReadFile(rootFile); err == nil {
-			break
+		if _, err := os.Stat(rootFile); err == nil {
+			return rootFile
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if !roots.AppendCertsFromPEM(pemBytes) {
-		t.Fatalf("caddy's local root %s is missing", rootFile)
+	t.Fatalf("caddy's local root %s is missing", rootFile)
+	return ""
+}
+
+// Client returns an HTTP client that reaches every host on this Caddy's
+// HTTPS port and trusts its local CA. Each option may change its TLS
+// config, e.g. to add a client certificate.
+func (c *Caddy) Client(t testing.TB, options ...func(*tls.Config)) *http.Client {
+	t.Helper()
+	roots := x509.NewCertPool()
+	pemBytes, err := os.ReadFile(c.RootFile(t))
+	if err != nil || !roots.AppendCertsFromPEM(pemBytes) {
+		t.Fatalf("reading caddy's local root: %v", err)
+	}
+	cfg := &tls.Config{RootCAs: roots}
+	for _, o := range options {
+		o(cfg)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", c.HTTPSPort)
 	dialer := &net.Dialer{Timeout: 5 * time.Second}
@@ -217,7 +229,7 @@ func (c *Caddy) Client(t testing.TB) *http.Client {
 			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 				return dialer.DialContext(ctx, network, addr)
 			},
-			TLSClientConfig: &tls.Config{RootCAs: roots},
+			TLSClientConfig: cfg,
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
@@ -233,14 +245,28 @@ type Response struct {
 // Get requests https://host/path through this Caddy.
 func (c *Caddy) Get(t testing.TB, host, path string, header http.Header) Response {
 	t.Helper()
+	r, err := c.Do(t, c.Client(t), host, path, header)
+	if err != nil {
+		t.Fatalf("GET https://%s%s: %v", host, path, err)
+	}
+	return r
+}
+
+// Do requests https://host/path with the given client, and returns the
+// error instead of failing the test.
+func (c *Caddy) Do(t testing.TB, client *http.Client, host, path string, header http.Header) (Response, error) {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, "https://"+host+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for k, vs := range header {
+		if strings.EqualFold(k, "Host") {
+			req.Host = vs[0]
+			continue
+		}
 		req.Header[k] = vs
 	}
-	client := c.Client(t)
 	resp, err := client.Do(req)
 	// Caddy issues each site's certificate from its local CA in the
 	// background at start; until then the handshake fails this way.
@@ -249,14 +275,14 @@ func (c *Caddy) Get(t testing.TB, host, path string, header http.Header) Respons
 		resp, err = client.Do(req)
 	}
 	if err != nil {
-		t.Fatalf("GET https://%s%s: %v", host, path, err)
+		return Response{}, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("reading body: %v", err)
+		return Response{}, fmt.Errorf("reading body: %v", err)
 	}
-	return Response{Status: resp.StatusCode, Header: resp.Header, Body: string(body)}
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: string(body)}, nil
 }
 
 // Validate runs `caddy validate` on a Caddyfile and returns its combined
@@ -268,7 +294,8 @@ func Validate(t testing.TB, caddyfilePath string) (string, bool) {
 	cmd.Dir = dir
 	cmd.Env = caddyEnv(dir)
 	out, err := cmd.CombinedOutput()
-	return string(out), err == nil
+	// Caddy logs JSON: unescape quotes so tests can look for messages.
+	return strings.ReplaceAll(string(out), `\"`, `"`), err == nil
 }
 
 // SServer is a running `openssl s_server -www`.
