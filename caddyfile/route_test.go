@@ -102,7 +102,7 @@ func TestRouteOptions(t *testing.T) {
 		want  []string // substrings of the reverse_proxy or authorize JSON
 	}{
 		{"a route without a policy is closed", "to http://127.0.0.1:8080",
-			[]string{`{"handler":"iap_authorize","route":"openssl.localhost.example"}`}},
+			[]string{`{"handler":"iap_authorize","route":"app.example"}`}},
 		{"reverse_proxy subdirectives pass through",
 			"to http://127.0.0.1:8080 http://127.0.0.1:8081\n lb_policy first\n health_uri /healthz\n header_up X-Extra yes\n allow_public_unauthenticated_access",
 			[]string{`"load_balancing":{"selection_policy":{"policy":"first"}}`, `"health_checks":{"active":{"uri":"/healthz"}}`, `"X-Extra":["yes"]`, `{"dial":"127.0.0.1:8081"}`}},
@@ -123,7 +123,7 @@ func TestRouteOptions(t *testing.T) {
 		{"a route can be named", "to http://127.0.0.1:8080\n name billing",
 			[]string{`"route":"billing"`}},
 		{"flags take an optional true or false", "to http://127.0.0.1:8080\n allow_public_unauthenticated_access false",
-			[]string{`{"handler":"iap_authorize","route":"openssl.localhost.example"}`}},
+			[]string{`{"handler":"iap_authorize","route":"app.example"}`}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out, err := adapt(t, "app.example {\n\ttls internal\n\tiap_route {\n"+c.block+"\n\t}\n}\n")
