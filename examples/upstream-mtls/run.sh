@@ -9,30 +9,12 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-caddy="${CADDY:-$root/caddy}"
 work="${WORK:-$(mktemp -d /tmp/caddy-iap-upstream-mtls.XXXXXX)}"
 host=openssl.localhost.example
 https_port=8443
 upstream_port=44330
-
-say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
-fail() { printf '\nFAIL: %s\n' "$*" >&2; exit 1; }
-
-missing=()
-for p in mkcert openssl curl; do command -v "$p" >/dev/null || missing+=("$p"); done
-if ((${#missing[@]})); then
-	say "installing ${missing[*]}"
-	sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-	$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-[ -x "$caddy" ] || fail "$caddy is missing: run ./xcaddy.sh first"
-
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-}
-trap cleanup EXIT INT TERM
+. "$root/examples/lib.sh"
+need mkcert openssl curl
 
 export CAROOT="$work/ca" CERTS="$work" XDG_DATA_HOME="$work/data" XDG_CONFIG_HOME="$work/config"
 cd "$work"
@@ -48,32 +30,11 @@ start_upstream() {
 		-accept "$upstream_port" -www >"$work/s_server.log" 2>&1 &
 	upstream_pid=$!
 	pids+=("$upstream_pid")
-	for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/$upstream_port) 2>/dev/null && return; sleep 0.1; done
-	fail "s_server did not start: $(cat "$work/s_server.log")"
+	wait_port "$upstream_port" || fail "s_server did not start: $(cat "$work/s_server.log")"
 }
 stop_upstream() { kill "$upstream_pid" 2>/dev/null; wait "$upstream_pid" 2>/dev/null || true; }
 
-start_caddy() { # $1: the Caddyfile
-	say "caddy run with $(basename "$1")"
-	"$caddy" run --adapter caddyfile --config "$1" >"$work/caddy.log" 2>&1 &
-	caddy_pid=$!
-	pids+=("$caddy_pid")
-	for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$https_port) 2>/dev/null && return; sleep 0.1; done
-	fail "caddy did not start: $(cat "$work/caddy.log")"
-}
-stop_caddy() { kill "$caddy_pid" 2>/dev/null; wait "$caddy_pid" 2>/dev/null || true; }
-
-fetch() { # prints the status, keeps the body in $work/body
-	local ca="$XDG_DATA_HOME/caddy/pki/authorities/local/root.crt"
-	for _ in $(seq 50); do [ -s "$ca" ] && break; sleep 0.1; done
-	local code
-	for _ in $(seq 50); do
-		code=$(curl -sS --cacert "$ca" --resolve "$host:$https_port:127.0.0.1" \
-			-o "$work/body" -w '%{http_code}' "https://$host:$https_port/" 2>/dev/null) && break
-		sleep 0.2 # the site certificate is still being issued
-	done
-	echo "$code"
-}
+fetch() { https_get "$host" --cacert "$XDG_DATA_HOME/caddy/pki/authorities/local/root.crt"; }
 
 # The guide's route without the client certificate lines, for its first half.
 grep -v tls_client_ "$here/Caddyfile" >"$work/Caddyfile.no-client-cert"
