@@ -37,8 +37,9 @@ type Options struct {
 	CAFile string `json:"ca_file,omitempty"`
 
 	// A base64-encoded PEM bundle of certificate revocation lists. Every
-	// certificate of a client's chain is checked against the CRL of its
-	// issuer; once any CRL is given, each issuer in the chain needs one.
+	// certificate of a client's chain whose issuer has a CRL here is checked
+	// against it (Pomerium checks the leaf only); the CRL's signature is
+	// verified against the issuer.
 	CRL string `json:"crl,omitempty"`
 
 	// A PEM file of certificate revocation lists.

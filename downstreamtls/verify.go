@@ -32,7 +32,7 @@ const (
 	DetailSANMismatch      = "san-mismatch"
 	DetailTooDeep          = "too-deep"
 	DetailNotForClientAuth = "not-for-client-auth"
-	DetailCRLMissing       = "crl-missing"
+	DetailCRLInvalid       = "crl-invalid"
 	DetailCRLOutOfDate     = "crl-out-of-date"
 	DetailInvalid          = "invalid"
 )
@@ -293,6 +293,9 @@ func (v *Verifier) checkChain(chain []*x509.Certificate, now time.Time) (detail 
 	for i := 0; i+1 < len(chain); i++ {
 		cert, issuer := chain[i], chain[i+1]
 		crls := v.crls[string(issuer.RawSubject)]
+		if len(crls) == 0 {
+			continue // no CRL for this issuer: nothing to check, as in Pomerium
+		}
 		var used *x509.RevocationList
 		for _, crl := range crls {
 			if crl.CheckSignatureFrom(issuer) == nil {
@@ -301,7 +304,7 @@ func (v *Verifier) checkChain(chain []*x509.Certificate, now time.Time) (detail 
 			}
 		}
 		if used == nil {
-			return DetailCRLMissing, notAfter, fmt.Errorf("no CRL signed by issuer %q", issuer.Subject)
+			return DetailCRLInvalid, notAfter, fmt.Errorf("no CRL for issuer %q carries its signature", issuer.Subject)
 		}
 		if err := crlCurrent(used, now); err != nil {
 			return DetailCRLOutOfDate, notAfter, err

@@ -90,7 +90,8 @@ func TestVerify(t *testing.T) {
 		{"a revoked leaf", downstreamtls.Options{CA: w.rootPEM, CRL: rootCRL}, presented(revokedLeaf), false, downstreamtls.ReasonInvalid, downstreamtls.DetailRevoked},
 		{"a leaf the CRL does not list", downstreamtls.Options{CA: w.rootPEM, CRL: rootCRL}, presented(leaf), true, "", ""},
 		{"a revoked intermediate", downstreamtls.Options{CA: w.rootPEM, CRL: bothCRLs, MaxVerifyDepth: depth(2)}, presented(viaRevokedInter), false, downstreamtls.ReasonInvalid, downstreamtls.DetailRevoked},
-		{"every issuer needs a CRL once one has", downstreamtls.Options{CA: w.rootPEM, CRL: rootCRL, MaxVerifyDepth: depth(2)}, presented(viaInter), false, downstreamtls.ReasonInvalid, downstreamtls.DetailCRLMissing},
+		{"an issuer without a CRL is not checked", downstreamtls.Options{CA: w.rootPEM, CRL: rootCRL, MaxVerifyDepth: depth(2)}, presented(viaInter), true, "", ""},
+		{"the root's CRL still revokes an intermediate whose own CRL is absent", downstreamtls.Options{CA: w.rootPEM, CRL: rootCRL, MaxVerifyDepth: depth(2)}, presented(viaRevokedInter), false, downstreamtls.ReasonInvalid, downstreamtls.DetailRevoked},
 		{"a chain with a CRL for each issuer", downstreamtls.Options{CA: w.rootPEM, CRL: rootAndInterCRLs, MaxVerifyDepth: depth(2)}, presented(viaInter), true, "", ""},
 
 		{"an email SAN that matches", downstreamtls.Options{CA: w.rootPEM, MatchSubjectAltNames: downstreamtls.SANMatchers{{Type: "email", Pattern: `.*@example\.com`}}}, presented(withSANs), true, "", ""},

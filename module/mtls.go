@@ -143,7 +143,7 @@ func detailText(detail string) string {
 		return "its chain of issuers is longer than this site allows"
 	case downstreamtls.DetailNotForClientAuth:
 		return "it is not meant for client authentication"
-	case downstreamtls.DetailCRLMissing, downstreamtls.DetailCRLOutOfDate:
+	case downstreamtls.DetailCRLInvalid, downstreamtls.DetailCRLOutOfDate:
 		return "its revocation status cannot be checked"
 	}
 	return "it is not valid"

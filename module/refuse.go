@@ -32,12 +32,13 @@ func (f refusal) Text() string {
 	return http.StatusText(f.Status)
 }
 
-// respond answers the request. When the server has handle_errors routes, it
-// returns a caddyhttp.Error so that they can restyle it (the reason is the
-// error's ID, {http.error.id}). Otherwise it writes a page for browsers and
-// JSON for API clients, each naming the reason.
+// respond answers the request. When a handle_errors route of the server
+// would take this request, it returns a caddyhttp.Error so that the route can
+// restyle it (the reason is the error's ID, {http.error.id}). Otherwise it
+// writes a page for browsers and JSON for API clients, each naming the
+// reason.
 func (f refusal) respond(w http.ResponseWriter, r *http.Request) error {
-	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv.Errors != nil && len(srv.Errors.Routes) > 0 {
+	if hasErrorRoute(r) {
 		return caddyhttp.HandlerError{StatusCode: f.Status, ID: f.Reason, Err: fmt.Errorf("%s: %s", f.Reason, f.Message)}
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -54,6 +55,22 @@ func (f refusal) respond(w http.ResponseWriter, r *http.Request) error {
 		body["detail"] = f.Detail
 	}
 	return json.NewEncoder(w).Encode(body)
+}
+
+// hasErrorRoute reports whether one of the server's handle_errors routes
+// matches the request. A Caddyfile's handle_errors is scoped to its site by
+// a host matcher, so one site's error pages do not hide ours on another.
+func hasErrorRoute(r *http.Request) bool {
+	srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	if !ok || srv.Errors == nil {
+		return false
+	}
+	for _, route := range srv.Errors.Routes {
+		if match, err := route.MatcherSets.AnyMatchWithError(r); match && err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // wantsHTML reports whether the client prefers an HTML page: a browser's

@@ -135,6 +135,9 @@ func TestDownstreamMTLS(t *testing.T) {
 			mtlsSite("reject.test", common+"\nenforcement reject_connection", up)+
 			mtlsSite("san.test", "ca_file "+c.caFile+"\nmatch_subject_alt_names {\n\temail .*@example\\.com\n}", up)+
 			mtlsSite("depth1.test", "ca_file "+c.caFile, up)+
+			mtlsSite("inline-ca.test", "ca "+base64.StdEncoding.EncodeToString(c.root.CertPEM()), up)+
+			"styled.test {\n\ttls internal\n\tiap_mtls {\n\t\tca_file "+c.caFile+"\n\t}\n\trespond ok\n"+
+			"\thandle_errors {\n\t\trespond \"styled {err.status_code} {err.id}\" {err.status_code}\n\t}\n}\n"+
 			site("plain.test", "to "+up, "allow_public_unauthenticated_access"))
 
 	// Each acceptance case under each enforcement mode. want495 is the
@@ -259,6 +262,22 @@ func TestDownstreamMTLS(t *testing.T) {
 			if tc.status == 495 && !strings.Contains(r.Body, `"detail":"san-mismatch"`) {
 				t.Errorf("%s: want san-mismatch: %s", tc.cert, r.Body)
 			}
+		}
+	})
+
+	t.Run("an inline ca works as ca_file does", func(t *testing.T) {
+		if r, err := caddy.Do(t, caddy.Client(t, c.tlsCert(t, "valid")), "inline-ca.test", "/", nil); err != nil || r.Status != 200 {
+			t.Errorf("valid: %d %v %s", r.Status, err, r.Body)
+		}
+		if r := caddy.Get(t, "inline-ca.test", "/", nil); r.Status != 495 {
+			t.Errorf("no certificate: %d %s", r.Status, r.Body)
+		}
+	})
+
+	t.Run("handle_errors can restyle a 495", func(t *testing.T) {
+		r := caddy.Get(t, "styled.test", "/", nil)
+		if r.Status != 495 || r.Body != "styled 495 client-certificate-required" {
+			t.Errorf("got %d %q", r.Status, r.Body)
 		}
 	})
 
