@@ -1,0 +1,346 @@
+package authn
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"go.uber.org/zap"
+	"golang.org/x/oauth2"
+)
+
+// The reasons a request is not let through, in logs, pages and JSON.
+const (
+	ReasonUnauthenticated = "user-unauthenticated"
+	ReasonIdPUnavailable  = "identity-provider-unavailable"
+	ReasonBadCallback     = "invalid-callback"
+	ReasonBadToken        = "invalid-bearer-token"
+	ReasonCSRF            = "csrf-token-mismatch"
+)
+
+// refreshBefore is how long before the ID token's expiry a session is
+// refreshed.
+const refreshBefore = time.Minute
+
+// loginTTL bounds how long a sign-in may take at the IdP.
+const loginTTL = 10 * time.Minute
+
+// Authenticator signs users in and keeps their sessions.
+type Authenticator struct {
+	cfg     Config
+	names   names
+	idp     *idp
+	session *codec
+	login   *codec
+	csrfKey []byte
+	jar     jar
+	loginJ  jar
+	signer  *assertionSigner
+}
+
+// New checks the configuration and returns an Authenticator. Call Start to
+// begin discovering the identity provider, and Stop to end.
+func New(cfg Config) (*Authenticator, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	a := &Authenticator{cfg: cfg, names: namesFor(cfg.Compat)}
+	var err error
+	if a.session, err = newCodec(cfg.CookieSecret, "session"); err != nil {
+		return nil, err
+	}
+	if a.login, err = newCodec(cfg.CookieSecret, "login"); err != nil {
+		return nil, err
+	}
+	if a.csrfKey, err = hkdf.Key(sha256.New, cfg.CookieSecret, nil, "caddy-iap csrf", 32); err != nil {
+		return nil, err
+	}
+	a.jar = jar{name: cfg.CookieName, domain: cfg.CookieDomain, sameSite: cfg.CookieSameSite}
+	// The login cookie must come back on the IdP's redirect (a top-level
+	// cross-site GET), so it is Lax whatever the session's SameSite.
+	a.loginJ = jar{name: cfg.CookieName + "_login", sameSite: http.SameSiteLaxMode}
+	if a.signer, err = newAssertionSigner(cfg.SigningKey, cfg.Now); err != nil {
+		return nil, err
+	}
+	a.idp = newIdP(&a.cfg)
+	return a, nil
+}
+
+// Start discovers the identity provider in the background.
+func (a *Authenticator) Start() { a.idp.start() }
+
+// Stop ends background work.
+func (a *Authenticator) Stop() { a.idp.stop() }
+
+// Names returns the endpoint prefix (/.iap/) and the assertion header.
+func (a *Authenticator) Names() (prefix, assertionHeader, jwksPath string) {
+	return a.names.prefix, a.names.assertionHeader, a.names.jwksPath
+}
+
+// Authenticate handles the request's authentication: it answers the
+// endpoints under /.iap/ and the JWKS itself, and otherwise returns the
+// signed-in user, refreshing the session cookie when due. When there is no
+// user, it answers with a sign-in redirect (browsers) or 401 (API clients),
+// or 503 while the IdP is unavailable. done reports whether it answered.
+func (a *Authenticator) Authenticate(w http.ResponseWriter, r *http.Request) (s *Session, done bool) {
+	if r.URL.Path == a.names.jwksPath {
+		a.serveJWKS(w, r)
+		return nil, true
+	}
+	if strings.HasPrefix(r.URL.Path, a.names.prefix) || r.URL.Path == strings.TrimSuffix(a.names.prefix, "/") {
+		if a.serveEndpoint(w, r) {
+			return nil, true
+		}
+	}
+	s, err := a.Session(w, r)
+	if err == nil {
+		if strings.HasPrefix(r.URL.Path, a.names.prefix) {
+			a.serveUserEndpoint(w, r, s)
+			return s, true
+		}
+		return s, false
+	}
+	if errors.Is(err, ErrIdPUnavailable) {
+		a.unavailable(w, r, err)
+		return nil, true
+	}
+	a.challenge(w, r, err)
+	return nil, true
+}
+
+// Session returns the request's user from a bearer token or the session
+// cookie, refreshing an ID token about to expire (the new cookie is written
+// to w). Any failure is an error; ErrIdPUnavailable means the session
+// needed the IdP and it is down.
+func (a *Authenticator) Session(w http.ResponseWriter, r *http.Request) (*Session, error) {
+	if auth := r.Header.Get("Authorization"); len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
+		return a.bearer(r.Context(), strings.TrimSpace(auth[7:]))
+	}
+	raw, err := a.jar.read(r)
+	if err != nil {
+		return nil, err
+	}
+	var s Session
+	if err := a.session.open(a.cfg.CookieName, raw, &s); err != nil {
+		a.jar.clear(w, r)
+		return nil, err
+	}
+	now := a.cfg.Now()
+	if now.After(s.IssuedAt.Add(a.cfg.CookieExpire)) {
+		a.jar.clear(w, r)
+		return nil, errors.New("session reached cookie_expire")
+	}
+	if now.Add(refreshBefore).Before(s.IDTokenExpiry) {
+		return &s, nil
+	}
+	if err := a.refresh(r.Context(), &s); err != nil {
+		if errors.Is(err, ErrIdPUnavailable) {
+			return nil, err
+		}
+		a.jar.clear(w, r)
+		return nil, fmt.Errorf("refreshing the session: %w", err)
+	}
+	if err := a.writeSession(w, r, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+func (a *Authenticator) writeSession(w http.ResponseWriter, r *http.Request, s *Session) error {
+	v, err := a.session.seal(a.cfg.CookieName, s)
+	if err != nil {
+		return err
+	}
+	return a.jar.write(w, r, v, s.IssuedAt.Add(a.cfg.CookieExpire))
+}
+
+func (a *Authenticator) bearer(ctx context.Context, raw string) (*Session, error) {
+	verifier, _, _, err := a.idp.get()
+	if err != nil {
+		return nil, err
+	}
+	tok, err := verifier.Verify(a.idp.ctx(ctx), raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ReasonBadToken, err)
+	}
+	s, err := a.sessionFrom(tok)
+	if err != nil {
+		return nil, err
+	}
+	s.Bearer = true
+	s.ID = "bearer-" + tok.Subject
+	return s, nil
+}
+
+func (a *Authenticator) refresh(ctx context.Context, s *Session) error {
+	if s.RefreshToken == "" {
+		return errors.New("the ID token expired and there is no refresh token")
+	}
+	verifier, oauth, _, err := a.idp.get()
+	if err != nil {
+		return err
+	}
+	ts := oauth.TokenSource(a.idp.ctx(ctx), &oauth2.Token{RefreshToken: s.RefreshToken, Expiry: time.Unix(1, 0)})
+	tok, err := ts.Token()
+	if err != nil {
+		return err
+	}
+	rawID, _ := tok.Extra("id_token").(string)
+	if rawID == "" {
+		return errors.New("the refresh response has no id_token")
+	}
+	id, err := verifier.Verify(a.idp.ctx(ctx), rawID)
+	if err != nil {
+		return err
+	}
+	if id.Subject != s.Subject {
+		return errors.New("the refreshed ID token is for another user")
+	}
+	fresh, err := a.sessionFrom(id)
+	if err != nil {
+		return err
+	}
+	fresh.ID, fresh.IssuedAt, fresh.RawIDToken = s.ID, s.IssuedAt, rawID
+	fresh.RefreshToken = s.RefreshToken
+	if tok.RefreshToken != "" {
+		fresh.RefreshToken = tok.RefreshToken
+	}
+	*s = *fresh
+	a.cfg.Logger.Debug("session refreshed", zap.String("user_id", s.Subject))
+	return nil
+}
+
+// sessionFrom reads the user out of a verified ID token.
+func (a *Authenticator) sessionFrom(tok *oidc.IDToken) (*Session, error) {
+	var claims map[string]any
+	if err := tok.Claims(&claims); err != nil {
+		return nil, err
+	}
+	s := &Session{Subject: tok.Subject, IDTokenExpiry: tok.Expiry, IssuedAt: a.cfg.Now()}
+	s.Email, _ = claims["email"].(string)
+	s.Name, _ = claims["name"].(string)
+	s.Groups = stringList(claims[a.cfg.GroupsClaim])
+	for _, claim := range a.cfg.ClaimHeaders {
+		if v, ok := claims[claim]; ok && claim != "email" && claim != "name" && claim != "groups" && claim != a.cfg.GroupsClaim {
+			if s.Claims == nil {
+				s.Claims = map[string]any{}
+			}
+			s.Claims[claim] = v
+		}
+	}
+	return s, nil
+}
+
+func stringList(v any) []string {
+	switch v := v.(type) {
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, x := range v {
+			if s, ok := x.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	case string:
+		return []string{v}
+	}
+	return nil
+}
+
+// wantsHTML reports whether the client prefers a page: browsers list
+// text/html in Accept; API clients and curl's */* get JSON.
+func wantsHTML(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		mt, _, _ := strings.Cut(strings.TrimSpace(part), ";")
+		switch strings.TrimSpace(mt) {
+		case "text/html", "application/xhtml+xml":
+			return true
+		case "application/json":
+			return false
+		}
+	}
+	return false
+}
+
+// challenge asks an unauthenticated client to sign in.
+func (a *Authenticator) challenge(w http.ResponseWriter, r *http.Request, cause error) {
+	a.cfg.Logger.Info("request not signed in",
+		zap.String("reason", ReasonUnauthenticated), zap.String("host", r.Host),
+		zap.String("uri", r.RequestURI), zap.String("remote_addr", r.RemoteAddr), zap.Error(cause))
+	if wantsHTML(r) && r.Method == http.MethodGet && r.Header.Get("Authorization") == "" {
+		a.startLogin(w, r, "https://"+r.Host+r.URL.RequestURI())
+		return
+	}
+	w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm=%q`, r.Host))
+	writeJSONError(w, http.StatusUnauthorized, ReasonUnauthenticated,
+		"Sign in first: open this URL in a browser, or send an ID token from the identity provider as 'Authorization: Bearer <token>'.")
+}
+
+func (a *Authenticator) unavailable(w http.ResponseWriter, r *http.Request, err error) {
+	a.cfg.Logger.Warn("identity provider unavailable", zap.String("host", r.Host), zap.String("uri", r.RequestURI), zap.Error(err))
+	w.Header().Set("Retry-After", "5")
+	a.errorPage(w, r, http.StatusServiceUnavailable, ReasonIdPUnavailable,
+		"The identity provider cannot be reached, so you cannot sign in right now. Try again in a few seconds.")
+}
+
+func writeJSONError(w http.ResponseWriter, status int, reason, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": message, "reason": reason})
+}
+
+// errorPage answers with a page for browsers and JSON for others.
+func (a *Authenticator) errorPage(w http.ResponseWriter, r *http.Request, status int, reason, message string) {
+	if !wantsHTML(r) {
+		writeJSONError(w, status, reason, message)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = pages.ExecuteTemplate(w, "error", map[string]any{
+		"Status": status, "Text": http.StatusText(status), "Reason": reason, "Message": message,
+	})
+}
+
+// constantEqual compares secrets in constant time.
+func constantEqual(a, b string) bool {
+	return len(a) == len(b) && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// safeReturnURL accepts a return URL on the request's host or on an allowed
+// host, over https, and refuses everything else: other hosts, schemes,
+// protocol-relative and backslash tricks, user info.
+func (a *Authenticator) safeReturnURL(raw, host string) (string, bool) {
+	if raw == "" || strings.ContainsAny(raw, "\\\r\n\t") {
+		return "", false
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.User != nil || u.Opaque != "" {
+		return "", false
+	}
+	if u.Scheme == "" && u.Host == "" {
+		if !strings.HasPrefix(u.Path, "/") || strings.HasPrefix(raw, "//") {
+			return "", false
+		}
+		return "https://" + host + u.RequestURI(), true
+	}
+	if u.Scheme != "https" || u.Host == "" {
+		return "", false
+	}
+	if !strings.EqualFold(u.Host, host) && !a.cfg.AllowedRedirectHosts(u.Host) {
+		return "", false
+	}
+	return u.String(), true
+}

@@ -1,0 +1,134 @@
+// Package authn is caddy-iap's OpenID Connect relying party: sign-in with
+// the authorization code flow (PKCE, state and nonce), sessions kept in
+// encrypted cookies (no server state), refresh, sign-out, bearer tokens, and
+// a signed identity assertion for upstreams. It is a plain net/http library:
+// go-oidc v3 and x/oauth2 do the protocol, and nothing here imports Caddy.
+package authn
+
+import (
+	"crypto"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Config configures an Authenticator.
+type Config struct {
+	// The identity provider's issuer URL (discovery is at
+	// /.well-known/openid-configuration below it).
+	ProviderURL  string
+	ClientID     string
+	ClientSecret string
+	// Scopes default to openid, email, profile and offline_access.
+	Scopes []string
+	// GroupsClaim names the ID token claim holding the user's groups.
+	// Default: groups.
+	GroupsClaim string
+
+	// CookieName names the session cookie; chunks are <name>_0.._N and
+	// the login cookie is <name>_login. Default: _iap.
+	CookieName string
+	// CookieSecret is 32 random bytes; the cookie keys are derived from it.
+	CookieSecret []byte
+	CookieDomain string
+	// CookieExpire caps a session's whole life. Default: 14h.
+	CookieExpire time.Duration
+	// CookieSameSite defaults to Lax.
+	CookieSameSite http.SameSite
+
+	// SigningKey signs identity assertions (ECDSA P-256, ES256).
+	SigningKey crypto.Signer
+
+	// ClaimHeaders maps upstream header names to ID token claims, e.g.
+	// X-Email: email. Their claims are kept in the session.
+	ClaimHeaders map[string]string
+	// PassIdentityHeaders sends the assertion and claim headers upstream.
+	PassIdentityHeaders bool
+
+	// Compat "pomerium" uses Pomerium's names: /.pomerium/ endpoints,
+	// X-Pomerium-Jwt-Assertion and /.well-known/pomerium/jwks.json.
+	Compat string
+
+	// AllowedRedirectHosts are hosts, besides the request's own, that a
+	// return URL may point to (the hosts of this server's routes).
+	AllowedRedirectHosts func(host string) bool
+
+	// HTTPClient makes the calls to the identity provider.
+	HTTPClient *http.Client
+	Logger     *zap.Logger
+
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if len(c.Scopes) == 0 {
+		c.Scopes = []string{"openid", "email", "profile", "offline_access"}
+	}
+	if c.GroupsClaim == "" {
+		c.GroupsClaim = "groups"
+	}
+	if c.CookieName == "" {
+		c.CookieName = "_iap"
+	}
+	if c.CookieExpire == 0 {
+		c.CookieExpire = 14 * time.Hour
+	}
+	if c.CookieSameSite == 0 {
+		c.CookieSameSite = http.SameSiteLaxMode
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.AllowedRedirectHosts == nil {
+		c.AllowedRedirectHosts = func(string) bool { return false }
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.ProviderURL == "" {
+		errs = append(errs, errors.New("idp provider_url is required"))
+	}
+	if c.ClientID == "" {
+		errs = append(errs, errors.New("idp client_id is required"))
+	}
+	if len(c.CookieSecret) != 32 {
+		errs = append(errs, fmt.Errorf("cookie_secret must be 32 bytes (base64 of `head -c32 /dev/urandom`), got %d", len(c.CookieSecret)))
+	}
+	if c.SigningKey == nil {
+		errs = append(errs, errors.New("a signing key is required"))
+	}
+	if c.Compat != "" && c.Compat != "pomerium" {
+		errs = append(errs, fmt.Errorf("compat: unknown value %q (want pomerium)", c.Compat))
+	}
+	if !strings.Contains(" "+strings.Join(c.Scopes, " ")+" ", " openid ") {
+		errs = append(errs, errors.New("idp scopes must include openid"))
+	}
+	return errors.Join(errs...)
+}
+
+// names are the paths and headers, which differ under compat pomerium.
+type names struct {
+	prefix          string // /.iap/
+	jwksPath        string
+	assertionHeader string
+	headerPrefix    string // X-Iap-
+}
+
+func namesFor(compat string) names {
+	if compat == "pomerium" {
+		return names{"/.pomerium/", "/.well-known/pomerium/jwks.json", "X-Pomerium-Jwt-Assertion", "X-Pomerium-"}
+	}
+	return names{"/.iap/", "/.well-known/iap/jwks.json", "X-Iap-Jwt-Assertion", "X-Iap-"}
+}

@@ -1,0 +1,184 @@
+package authn
+
+import (
+	"bytes"
+	"compress/flate"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Cookie values are sealed with AES-256-GCM under a key derived from
+// cookie_secret with HKDF-SHA256; the cookie's name is the associated data,
+// so a value cannot move from one cookie to another. The payload is JSON,
+// deflated, and the result base64url-encoded with a version prefix.
+//
+// A value over chunkSize is split over <name>_0 .. <name>_N and rejoined.
+
+const (
+	cookieVersion = "v1."
+	chunkSize     = 3500
+	maxChunks     = 16
+)
+
+// ErrCookie is returned for a cookie that is absent, tampered with,
+// truncated, too large, or sealed under another secret.
+var ErrCookie = errors.New("invalid cookie")
+
+type codec struct {
+	aead cipher.AEAD
+}
+
+func newCodec(secret []byte, purpose string) (*codec, error) {
+	key, err := hkdf.Key(sha256.New, secret, nil, "caddy-iap "+purpose, 32)
+	if err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &codec{aead: aead}, nil
+}
+
+func (c *codec) seal(name string, v any) (string, error) {
+	plain, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	var buf bytes.Buffer
+	zw, _ := flate.NewWriter(&buf, flate.BestCompression)
+	zw.Write(plain)
+	zw.Close()
+	nonce := make([]byte, c.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", err
+	}
+	sealed := c.aead.Seal(nonce, nonce, buf.Bytes(), []byte(name))
+	return cookieVersion + base64.RawURLEncoding.EncodeToString(sealed), nil
+}
+
+func (c *codec) open(name, value string, v any) error {
+	rest, ok := strings.CutPrefix(value, cookieVersion)
+	if !ok {
+		return fmt.Errorf("%w: unknown format", ErrCookie)
+	}
+	sealed, err := base64.RawURLEncoding.DecodeString(rest)
+	if err != nil || len(sealed) < c.aead.NonceSize() {
+		return fmt.Errorf("%w: malformed", ErrCookie)
+	}
+	ns := c.aead.NonceSize()
+	compressed, err := c.aead.Open(nil, sealed[:ns], sealed[ns:], []byte(name))
+	if err != nil {
+		return fmt.Errorf("%w: does not authenticate (tampered, or another cookie_secret)", ErrCookie)
+	}
+	plain, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(compressed)), 1<<20))
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrCookie, err)
+	}
+	if err := json.Unmarshal(plain, v); err != nil {
+		return fmt.Errorf("%w: %v", ErrCookie, err)
+	}
+	return nil
+}
+
+// jar reads and writes one logical cookie, chunked when large.
+type jar struct {
+	name     string
+	domain   string
+	sameSite http.SameSite
+}
+
+func (j jar) cookie(name, value string, maxAge int, expires time.Time) *http.Cookie {
+	return &http.Cookie{
+		Name: name, Value: value, Path: "/", Domain: j.domain,
+		MaxAge: maxAge, Expires: expires,
+		Secure: true, HttpOnly: true, SameSite: j.sameSite,
+	}
+}
+
+// read returns the cookie's value, rejoining chunks.
+func (j jar) read(r *http.Request) (string, error) {
+	if c, err := r.Cookie(j.name); err == nil && c.Value != "" {
+		if n, ok := strings.CutPrefix(c.Value, "chunks."); ok {
+			count, err := strconv.Atoi(n)
+			if err != nil || count < 1 || count > maxChunks {
+				return "", fmt.Errorf("%w: bad chunk count", ErrCookie)
+			}
+			var b strings.Builder
+			for i := 0; i < count; i++ {
+				part, err := r.Cookie(j.name + "_" + strconv.Itoa(i))
+				if err != nil {
+					return "", fmt.Errorf("%w: chunk %d of %d is missing", ErrCookie, i, count)
+				}
+				if len(part.Value) > chunkSize {
+					return "", fmt.Errorf("%w: chunk %d is oversized", ErrCookie, i)
+				}
+				b.WriteString(part.Value)
+			}
+			return b.String(), nil
+		}
+		return c.Value, nil
+	}
+	return "", http.ErrNoCookie
+}
+
+// write sets the cookie, split into chunks when large, and clears chunks
+// left over from a larger earlier value.
+func (j jar) write(w http.ResponseWriter, r *http.Request, value string, expires time.Time) error {
+	maxAge := int(time.Until(expires).Seconds())
+	if maxAge < 1 {
+		maxAge = 1
+	}
+	old := 0
+	if c, err := r.Cookie(j.name); err == nil {
+		if n, ok := strings.CutPrefix(c.Value, "chunks."); ok {
+			old, _ = strconv.Atoi(n)
+		}
+	}
+	count := 0
+	if len(value) <= chunkSize {
+		http.SetCookie(w, j.cookie(j.name, value, maxAge, expires))
+	} else {
+		count = (len(value) + chunkSize - 1) / chunkSize
+		if count > maxChunks {
+			return fmt.Errorf("session too large for %d cookies of %d bytes (%d bytes)", maxChunks, chunkSize, len(value))
+		}
+		http.SetCookie(w, j.cookie(j.name, "chunks."+strconv.Itoa(count), maxAge, expires))
+		for i := 0; i < count; i++ {
+			end := min((i+1)*chunkSize, len(value))
+			http.SetCookie(w, j.cookie(j.name+"_"+strconv.Itoa(i), value[i*chunkSize:end], maxAge, expires))
+		}
+	}
+	for i := count; i < min(old, maxChunks); i++ {
+		http.SetCookie(w, j.cookie(j.name+"_"+strconv.Itoa(i), "", -1, time.Unix(0, 0)))
+	}
+	return nil
+}
+
+// clear removes the cookie and all its chunks.
+func (j jar) clear(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, j.cookie(j.name, "", -1, time.Unix(0, 0)))
+	for _, c := range r.Cookies() {
+		if rest, ok := strings.CutPrefix(c.Name, j.name+"_"); ok {
+			if _, err := strconv.Atoi(rest); err == nil {
+				http.SetCookie(w, j.cookie(c.Name, "", -1, time.Unix(0, 0)))
+			}
+		}
+	}
+}

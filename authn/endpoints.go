@@ -1,0 +1,167 @@
+package authn
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// serveEndpoint answers the endpoints that need no session: the callback,
+// sign-in and sign-out. It reports whether it answered.
+func (a *Authenticator) serveEndpoint(w http.ResponseWriter, r *http.Request) bool {
+	switch strings.TrimPrefix(r.URL.Path, a.names.prefix) {
+	case "callback":
+		a.callback(w, r)
+	case "sign_in":
+		returnTo, ok := a.safeReturnURL(r.URL.Query().Get("redirect_uri"), r.Host)
+		if !ok {
+			returnTo = "https://" + r.Host + "/"
+		}
+		a.startLogin(w, r, returnTo)
+	case "sign_out":
+		a.signOut(w, r)
+	default:
+		return false
+	}
+	return true
+}
+
+// serveUserEndpoint answers the endpoints of a signed-in user: the user
+// page, its JSON, and the current assertion.
+func (a *Authenticator) serveUserEndpoint(w http.ResponseWriter, r *http.Request, s *Session) {
+	w.Header().Set("Cache-Control", "no-store")
+	switch strings.TrimPrefix(r.URL.Path, a.names.prefix) {
+	case "":
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_ = pages.ExecuteTemplate(w, "user", a.userInfo(r, s))
+	case "user":
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(a.userInfo(r, s))
+	case "jwt":
+		jwt, err := a.Assertion(s, r.Host)
+		if err != nil {
+			a.errorPage(w, r, http.StatusInternalServerError, "internal-error", "Could not sign the assertion.")
+			return
+		}
+		w.Header().Set("Content-Type", "application/jwt")
+		_, _ = w.Write([]byte(jwt))
+	default:
+		a.errorPage(w, r, http.StatusNotFound, "not-found", "There is no such page.")
+	}
+}
+
+type userInfo struct {
+	Subject          string          `json:"sub"`
+	Email            string          `json:"email,omitempty"`
+	Name             string          `json:"name,omitempty"`
+	Groups           []string        `json:"groups"`
+	Claims           map[string]any  `json:"claims,omitempty"`
+	SessionExpires   time.Time       `json:"session_expires"`
+	IDTokenExpires   time.Time       `json:"id_token_expires"`
+	ClientCert       *clientCertInfo `json:"client_certificate,omitempty"`
+	SignOutURL       string          `json:"sign_out_url"`
+	CSRFToken        string          `json:"-"`
+	AssertionHeader  string          `json:"-"`
+	AuthenticatedVia string          `json:"authenticated_via"`
+}
+
+type clientCertInfo struct {
+	Subject     string    `json:"subject"`
+	Issuer      string    `json:"issuer"`
+	Fingerprint string    `json:"fingerprint_sha256"`
+	NotAfter    time.Time `json:"not_after"`
+}
+
+func (a *Authenticator) userInfo(r *http.Request, s *Session) userInfo {
+	u := userInfo{
+		Subject: s.Subject, Email: s.Email, Name: s.Name, Groups: s.Groups, Claims: s.Claims,
+		SessionExpires: s.IssuedAt.Add(a.cfg.CookieExpire), IDTokenExpires: s.IDTokenExpiry,
+		SignOutURL: a.names.prefix + "sign_out", CSRFToken: a.csrfToken(s), AuthenticatedVia: "cookie",
+	}
+	if u.Groups == nil {
+		u.Groups = []string{}
+	}
+	if s.Bearer {
+		u.AuthenticatedVia = "bearer"
+		u.SessionExpires = s.IDTokenExpiry
+	}
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		u.ClientCert = certInfo(r.TLS.PeerCertificates[0])
+	}
+	return u
+}
+
+func certInfo(c *x509.Certificate) *clientCertInfo {
+	sum := sha256.Sum256(c.Raw)
+	return &clientCertInfo{Subject: c.Subject.String(), Issuer: c.Issuer.String(), Fingerprint: hex.EncodeToString(sum[:]), NotAfter: c.NotAfter}
+}
+
+// csrfToken binds the sign-out form to the session.
+func (a *Authenticator) csrfToken(s *Session) string {
+	mac := hmac.New(sha256.New, a.csrfKey)
+	mac.Write([]byte("sign_out " + s.ID))
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// signOut shows a confirmation page on GET; on POST with the page's CSRF
+// token it clears the session and, when the IdP has an end_session_endpoint,
+// redirects there with id_token_hint and post_logout_redirect_uri.
+func (a *Authenticator) signOut(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	s, _ := a.Session(w, r)
+	returnTo, ok := a.safeReturnURL(r.URL.Query().Get("redirect_uri"), r.Host)
+	if !ok {
+		returnTo = "https://" + r.Host + "/"
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		token := ""
+		if s != nil {
+			token = a.csrfToken(s)
+		}
+		_ = pages.ExecuteTemplate(w, "sign_out", map[string]any{"Session": s, "CSRFToken": token, "Action": r.URL.RequestURI()})
+	case http.MethodPost:
+		if s != nil && !constantEqual(r.PostFormValue("csrf_token"), a.csrfToken(s)) {
+			a.cfg.Logger.Warn("sign-out refused", zap.String("reason", ReasonCSRF), zap.String("remote_addr", r.RemoteAddr))
+			a.errorPage(w, r, http.StatusForbidden, ReasonCSRF, "This sign-out form is not valid. Open the sign-out page again.")
+			return
+		}
+		a.jar.clear(w, r)
+		if s == nil {
+			http.Redirect(w, r, returnTo, http.StatusFound)
+			return
+		}
+		a.cfg.Logger.Info("signed out", zap.String("user_id", s.Subject), zap.String("host", r.Host))
+		if _, _, endURL, err := a.idp.get(); err == nil && endURL != "" {
+			q := url.Values{"post_logout_redirect_uri": {returnTo}, "client_id": {a.cfg.ClientID}}
+			if s.RawIDToken != "" {
+				q.Set("id_token_hint", s.RawIDToken)
+			}
+			sep := "?"
+			if strings.Contains(endURL, "?") {
+				sep = "&"
+			}
+			http.Redirect(w, r, endURL+sep+q.Encode(), http.StatusFound)
+			return
+		}
+		http.Redirect(w, r, returnTo, http.StatusFound)
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		a.errorPage(w, r, http.StatusMethodNotAllowed, "method-not-allowed", "Use GET to see the sign-out page, and its button to sign out.")
+	}
+}
+
+func (a *Authenticator) serveJWKS(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(a.signer.jwks)
+}

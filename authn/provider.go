@@ -1,0 +1,122 @@
+package authn
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"go.uber.org/zap"
+	"golang.org/x/oauth2"
+)
+
+// ErrIdPUnavailable is returned while the identity provider's discovery
+// document cannot be fetched.
+var ErrIdPUnavailable = errors.New("identity provider unavailable")
+
+// idp is the identity provider, discovered in the background: a failed
+// discovery at start is not fatal, it is retried with backoff, and requests
+// that need the IdP get ErrIdPUnavailable meanwhile. go-oidc's remote key
+// set follows the IdP's key rotation.
+type idp struct {
+	cfg *Config
+
+	mu       sync.RWMutex
+	provider *oidc.Provider
+	verifier *oidc.IDTokenVerifier
+	oauth    oauth2.Config
+	endURL   string
+	lastErr  error
+
+	wake   chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newIdP(cfg *Config) *idp {
+	return &idp{cfg: cfg, wake: make(chan struct{}, 1), lastErr: ErrIdPUnavailable}
+}
+
+// start discovers the provider, retrying with backoff until it succeeds
+// or stop is called.
+func (p *idp) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel, p.done = cancel, make(chan struct{})
+	go func() {
+		defer close(p.done)
+		backoff := 500 * time.Millisecond
+		for {
+			err := p.discover(ctx)
+			if err == nil {
+				return
+			}
+			p.cfg.Logger.Warn("identity provider discovery failed; retrying",
+				zap.String("provider_url", p.cfg.ProviderURL), zap.Duration("retry_in", backoff), zap.Error(err))
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			case <-p.wake:
+			}
+			backoff = min(backoff*2, 30*time.Second)
+		}
+	}()
+}
+
+func (p *idp) stop() {
+	if p.cancel != nil {
+		p.cancel()
+		<-p.done
+	}
+}
+
+func (p *idp) discover(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, p.cfg.HTTPClient), 15*time.Second)
+	defer cancel()
+	provider, err := oidc.NewProvider(ctx, p.cfg.ProviderURL)
+	if err != nil {
+		p.mu.Lock()
+		p.lastErr = err
+		p.mu.Unlock()
+		return err
+	}
+	var extra struct {
+		EndSession string `json:"end_session_endpoint"`
+	}
+	_ = provider.Claims(&extra)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.provider = provider
+	p.verifier = provider.VerifierContext(oidc.ClientContext(context.Background(), p.cfg.HTTPClient),
+		&oidc.Config{ClientID: p.cfg.ClientID, Now: p.cfg.Now})
+	p.oauth = oauth2.Config{
+		ClientID:     p.cfg.ClientID,
+		ClientSecret: p.cfg.ClientSecret,
+		Endpoint:     provider.Endpoint(),
+		Scopes:       p.cfg.Scopes,
+	}
+	p.endURL = extra.EndSession
+	p.lastErr = nil
+	p.cfg.Logger.Info("identity provider ready", zap.String("provider_url", p.cfg.ProviderURL))
+	return nil
+}
+
+// get returns the provider's verifier and OAuth2 config, or
+// ErrIdPUnavailable (and nudges the retry loop).
+func (p *idp) get() (*oidc.IDTokenVerifier, oauth2.Config, string, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.provider == nil {
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+		return nil, oauth2.Config{}, "", ErrIdPUnavailable
+	}
+	return p.verifier, p.oauth, p.endURL, nil
+}
+
+func (p *idp) ctx(ctx context.Context) context.Context {
+	return oidc.ClientContext(ctx, p.cfg.HTTPClient)
+}

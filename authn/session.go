@@ -1,0 +1,55 @@
+package authn
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"time"
+)
+
+// Session is a signed-in user, as kept in the session cookie.
+type Session struct {
+	// ID identifies the session (the assertion's sid).
+	ID string `json:"sid"`
+	// Subject is the IdP's user id (the ID token's sub).
+	Subject string   `json:"sub"`
+	Email   string   `json:"email,omitempty"`
+	Name    string   `json:"name,omitempty"`
+	Groups  []string `json:"groups,omitempty"`
+	// Claims are the ID token claims named by ClaimHeaders.
+	Claims map[string]any `json:"claims,omitempty"`
+	// IDTokenExpiry is when the ID token expires; the session refreshes
+	// shortly before.
+	IDTokenExpiry time.Time `json:"exp"`
+	// IssuedAt is when the user signed in; CookieExpire counts from it.
+	IssuedAt     time.Time `json:"iat"`
+	RefreshToken string    `json:"rt,omitempty"`
+	// RawIDToken is kept for the id_token_hint of sign-out.
+	RawIDToken string `json:"idt,omitempty"`
+
+	// Bearer is true for an identity from an Authorization header rather
+	// than a cookie.
+	Bearer bool `json:"-"`
+}
+
+// Claim returns one of the user's claims by name: the standard ones and
+// those kept for claim headers.
+func (s *Session) Claim(name string) (any, bool) {
+	switch name {
+	case "sub", "user":
+		return s.Subject, true
+	case "email":
+		return s.Email, s.Email != ""
+	case "name":
+		return s.Name, s.Name != ""
+	case "groups":
+		return s.Groups, len(s.Groups) > 0
+	}
+	v, ok := s.Claims[name]
+	return v, ok
+}
+
+func randomID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
