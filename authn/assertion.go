@@ -8,6 +8,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,10 +74,14 @@ type assertionClaims struct {
 }
 
 // Assertion returns a signed JWT saying who the user is, for the upstream
-// of the route at host: iss and aud are that host. An assertion is signed
-// once per session, host and identity and reused for most of its life.
+// of the route at host: iss and aud are that host's name (without a port).
+// An assertion is signed once per session, host and identity and reused
+// for most of its life.
 func (a *Authenticator) Assertion(s *Session, host string) (string, error) {
-	return a.signer.assertion(s, host)
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return a.signer.assertion(s, strings.ToLower(host))
 }
 
 func (as *assertionSigner) assertion(s *Session, host string) (string, error) {

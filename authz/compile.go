@@ -4,9 +4,18 @@ import (
 	"fmt"
 )
 
-// Input is what a policy decides on. Later criteria (identity, client
-// certificate, request) read their fields from here.
-type Input struct{}
+// Input is what a policy decides on: who the user is (nil when not signed
+// in), and, in later criteria, the client certificate and the request.
+type Input struct {
+	User *User
+}
+
+// User is a signed-in user.
+type User struct {
+	ID     string
+	Email  string
+	Groups []string
+}
 
 // Decision is the outcome of one evaluation.
 type Decision struct {

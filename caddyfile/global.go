@@ -1,10 +1,16 @@
 package caddyfile
 
 import (
+	"encoding/json"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 
-	"github.com/caddy-iap/caddy-iap/upstreamtls"
+	"github.com/caddy-iap/caddy-iap/module"
 )
 
 const globalOptionName = "iap"
@@ -13,46 +19,171 @@ func init() {
 	httpcaddyfile.RegisterGlobalOption(globalOptionName, parseGlobal)
 }
 
-// Global holds the `iap` global option: settings shared by every route.
-type Global struct {
-	upstreamtls.Defaults
-}
-
-// parseGlobal parses the global option:
+// parseGlobal parses the global option, the `iap` app:
 //
 //	{
 //		iap {
+//			idp {
+//				provider_url <url>
+//				client_id <id>
+//				client_secret <secret>
+//				scopes <scope...>
+//				groups_claim <claim>
+//			}
+//			cookie_name <name>
+//			cookie_secret <base64 of 32 bytes>
+//			cookie_domain <domain>
+//			cookie_expire <duration>
+//			cookie_same_site lax|strict|none
+//			signing_key_file <path>
+//			jwt_claims_headers <Header=claim...>
+//			pass_identity_headers true|false
+//			compat pomerium
 //			certificate_authority_file <path>
 //			certificate_authority <base64 PEM>
 //		}
 //	}
 func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
-	g, _ := existing.(*Global)
-	if g == nil {
-		g = new(Global)
+	app := new(module.App)
+	if prev, ok := existing.(httpcaddyfile.App); ok {
+		if err := json.Unmarshal(prev.Value, app); err != nil {
+			return nil, err
+		}
 	}
 	d.Next() // the option name
 	if d.NextArg() {
 		return nil, d.ArgErr()
 	}
-	for d.NextBlock(0) {
-		opt := d.Val()
-		var target *string
-		switch opt {
-		case "certificate_authority_file":
-			target = &g.CertificateAuthorityFile
-		case "certificate_authority":
-			target = &g.CertificateAuthority
-		default:
-			return nil, d.Errf("unrecognized iap option %q", opt)
-		}
+	one := func(target *string) error {
 		if !d.NextArg() {
-			return nil, d.ArgErr()
+			return d.Errf("%s takes one value", d.Val())
 		}
 		*target = d.Val()
 		if d.NextArg() {
-			return nil, d.ArgErr()
+			return d.Errf("%s takes one value", d.Val())
+		}
+		return nil
+	}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		var err error
+		switch opt {
+		case "idp":
+			if app.IDP == nil {
+				app.IDP = new(module.IDP)
+			}
+			err = parseIDP(d, app.IDP)
+		case "cookie_name":
+			err = one(&app.CookieName)
+		case "cookie_secret":
+			err = one(&app.CookieSecret)
+		case "cookie_domain":
+			err = one(&app.CookieDomain)
+		case "cookie_same_site":
+			err = one(&app.CookieSameSite)
+		case "signing_key_file":
+			err = one(&app.SigningKeyFile)
+		case "compat":
+			err = one(&app.Compat)
+		case "certificate_authority_file":
+			err = one(&app.CertificateAuthorityFile)
+		case "certificate_authority":
+			err = one(&app.CertificateAuthority)
+		case "cookie_expire":
+			var s string
+			if err = one(&s); err == nil {
+				var dur caddy.Duration
+				dur, err = parseDuration(s)
+				if err != nil {
+					return nil, d.Errf("cookie_expire: %v", err)
+				}
+				app.CookieExpire = dur
+			}
+		case "pass_identity_headers":
+			var s string
+			if err = one(&s); err == nil {
+				b, perr := strconv.ParseBool(s)
+				if perr != nil {
+					return nil, d.Errf("pass_identity_headers takes true or false, got %q", s)
+				}
+				app.PassIdentityHeaders = &b
+			}
+		case "jwt_claims_headers":
+			args := d.RemainingArgs()
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				args = append(args, append([]string{d.Val()}, d.RemainingArgs()...)...)
+			}
+			if len(args) == 0 {
+				return nil, d.Err("jwt_claims_headers takes Header=claim pairs")
+			}
+			if app.JWTClaimsHeaders == nil {
+				app.JWTClaimsHeaders = map[string]string{}
+			}
+			for _, a := range args {
+				header, claim, ok := strings.Cut(a, "=")
+				if !ok || header == "" || claim == "" {
+					return nil, d.Errf("jwt_claims_headers: %q is not Header=claim", a)
+				}
+				app.JWTClaimsHeaders[header] = claim
+			}
+		default:
+			return nil, d.Errf("unrecognized iap option %q", opt)
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
-	return g, nil
+	return httpcaddyfile.App{Name: "iap", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+func parseIDP(d *caddyfile.Dispenser, idp *module.IDP) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		args := d.RemainingArgs()
+		if opt == "scopes" {
+			if len(args) == 0 {
+				return d.Err("scopes takes one or more scopes")
+			}
+			idp.Scopes = args
+			continue
+		}
+		if len(args) != 1 {
+			return d.Errf("idp %s takes one value", opt)
+		}
+		switch opt {
+		case "provider_url":
+			idp.ProviderURL = args[0]
+		case "client_id":
+			idp.ClientID = args[0]
+		case "client_secret":
+			idp.ClientSecret = args[0]
+		case "groups_claim":
+			idp.GroupsClaim = args[0]
+		default:
+			return d.Errf("unrecognized idp option %q", opt)
+		}
+	}
+	if idp.ProviderURL == "" || idp.ClientID == "" {
+		return d.Err("idp needs provider_url and client_id")
+	}
+	return nil
+}
+
+func parseDuration(s string) (caddy.Duration, error) {
+	dur, err := caddy.ParseDuration(s)
+	return caddy.Duration(dur), err
+}
+
+// globalApp returns the `iap` global option as the app it configures.
+func globalApp(h httpcaddyfile.Helper) (*module.App, error) {
+	app := new(module.App)
+	if v, ok := h.Option(globalOptionName).(httpcaddyfile.App); ok {
+		if err := json.Unmarshal(v.Value, app); err != nil {
+			return nil, err
+		}
+	}
+	return app, nil
 }

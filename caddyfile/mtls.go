@@ -19,9 +19,6 @@ import (
 
 func init() {
 	httpcaddyfile.RegisterDirective("iap_mtls", parseMTLS)
-	// First of all handlers: no other handler of the site, not even a
-	// redirect, runs for a request without a valid client certificate.
-	httpcaddyfile.RegisterDirectiveOrder("iap_mtls", httpcaddyfile.Before, "tracing")
 }
 
 // parseMTLS sets up downstream mTLS for the site:

@@ -20,7 +20,6 @@ import (
 
 func init() {
 	httpcaddyfile.RegisterDirective("iap_route", parseRoute)
-	httpcaddyfile.RegisterDirectiveOrder("iap_route", httpcaddyfile.Before, "reverse_proxy")
 }
 
 // parseRoute sets up one Pomerium route:
@@ -103,10 +102,13 @@ func parseRoute(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 		return nil, err
 	}
 
-	env := upstreamtls.Env{}
-	if g, ok := h.Option(globalOptionName).(*Global); ok && g != nil {
-		env.Defaults = g.Defaults
+	app, err := globalApp(h)
+	if err != nil {
+		return nil, err
 	}
+	env := upstreamtls.Env{Defaults: app.Defaults}
+	route.SignIn = app.IDP != nil
+	route.Hosts = siteHosts(h)
 	handlers, warnings, err := route.Handlers(rp, env)
 	if err != nil {
 		return nil, err
@@ -143,6 +145,7 @@ func parseRouteOption(d *caddyfile.Dispenser, r *module.Route) (int, error) {
 		"tls_upstream_allow_renegotiation":    &r.TLSUpstreamAllowRenegotiation,
 		"preserve_host_header":                &r.PreserveHostHeader,
 		"allow_public_unauthenticated_access": &r.AllowPublicUnauthenticatedAccess,
+		"allow_any_authenticated_user":        &r.AllowAnyAuthenticatedUser,
 	}
 	switch {
 	case str[opt] != nil:

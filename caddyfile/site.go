@@ -24,3 +24,14 @@ func siteAddresses(h httpcaddyfile.Helper) []string {
 	}
 	return out
 }
+
+// siteHosts returns the host names of the site's addresses.
+func siteHosts(h httpcaddyfile.Helper) []string {
+	var hosts []string
+	for _, a := range siteAddresses(h) {
+		if addr, err := httpcaddyfile.ParseAddress(a); err == nil && addr.Host != "" {
+			hosts = append(hosts, addr.Host)
+		}
+	}
+	return hosts
+}

@@ -36,6 +36,7 @@ type Authorize struct {
 	Policy authz.Policy `json:"policy,omitempty"`
 
 	eval   *authz.Evaluator
+	app    *App
 	logger *zap.Logger
 }
 
@@ -55,6 +56,9 @@ func (a *Authorize) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("route %s: policy: %v", a.Route, err)
 	}
 	a.eval = eval
+	if app, err := ctx.AppIfConfigured("iap"); err == nil {
+		a.app, _ = app.(*App)
+	}
 	return nil
 }
 
@@ -66,10 +70,22 @@ func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		r.Header.Del("Client-Cert")
 		r.Header.Del("Client-Cert-Chain")
 	}
-	d := a.eval.Evaluate(&authz.Input{})
+	in := authz.Input{}
+	if s := sessionFrom(r.Context()); s != nil {
+		in.User = &authz.User{ID: s.Subject, Email: s.Email, Groups: s.Groups}
+	} else {
+		// No iap_authenticate ran: any identity header is the client's.
+		stripIdentityHeaders(r, a.app)
+	}
+	d := a.eval.Evaluate(&in)
 	if !d.Allow {
+		var user string
+		if in.User != nil {
+			user = in.User.ID
+		}
 		a.logger.Info("request refused",
 			zap.String("reason", string(d.Reason)),
+			zap.String("user_id", user),
 			zap.String("remote_ip", r.RemoteAddr),
 			zap.String("host", r.Host),
 			zap.String("uri", r.RequestURI))

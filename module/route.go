@@ -40,9 +40,21 @@ type Route struct {
 	// policy.
 	AllowPublicUnauthenticatedAccess bool `json:"allow_public_unauthenticated_access,omitempty"`
 
+	// Open the route to every signed-in user: Pomerium's shortcut for the
+	// policy "allow: or: [authenticated_user: true]".
+	AllowAnyAuthenticatedUser bool `json:"allow_any_authenticated_user,omitempty"`
+
 	// The route's policy, in Pomerium Policy Language. A route with neither
-	// a policy nor allow_public_unauthenticated_access denies everyone.
+	// a policy nor a shortcut denies everyone.
 	Policy authz.Policy `json:"policy,omitempty"`
+
+	// The hosts of the route's site, for sign-in return URLs.
+	Hosts []string `json:"-"`
+
+	// SignIn puts iap_authenticate in front of the route unless it is
+	// public. Set when the iap app has an identity provider; without one, a
+	// route that is not public refuses everyone.
+	SignIn bool `json:"-"`
 }
 
 // Handlers returns the handlers the route becomes, in order: iap_authorize
@@ -51,10 +63,13 @@ type Route struct {
 func (r Route) Handlers(rp *reverseproxy.Handler, env upstreamtls.Env) (handlers []json.RawMessage, warnings []string, err error) {
 	policy := r.Policy
 	if r.AllowPublicUnauthenticatedAccess {
-		if len(policy) > 0 {
-			return nil, nil, fmt.Errorf("route %s: allow_public_unauthenticated_access cannot be combined with a policy: it already admits everyone", r.Name)
+		if len(policy) > 0 || r.AllowAnyAuthenticatedUser {
+			return nil, nil, fmt.Errorf("route %s: allow_public_unauthenticated_access cannot be combined with a policy or allow_any_authenticated_user: it already admits everyone", r.Name)
 		}
 		policy = authz.PublicAccess()
+	}
+	if r.AllowAnyAuthenticatedUser {
+		policy = append(policy, authz.AnyAuthenticatedUser()...)
 	}
 	if _, err = authz.Compile(policy); err != nil {
 		return nil, nil, fmt.Errorf("route %s: policy: %v", r.Name, err)
@@ -81,9 +96,14 @@ func (r Route) Handlers(rp *reverseproxy.Handler, env upstreamtls.Env) (handlers
 	}
 	r.setHeaders(rp, transport.TLS != nil)
 
-	authorize := caddyconfig.JSONModuleObject(&Authorize{Route: r.Name, Policy: policy}, "handler", "iap_authorize", nil)
-	proxy := caddyconfig.JSONModuleObject(rp, "handler", "reverse_proxy", nil)
-	return []json.RawMessage{authorize, proxy}, warnings, nil
+	// Everyone but the public needs to sign in first.
+	if r.SignIn && !r.AllowPublicUnauthenticatedAccess {
+		handlers = append(handlers, caddyconfig.JSONModuleObject(&Authenticate{Hosts: r.Hosts}, "handler", "iap_authenticate", nil))
+	}
+	handlers = append(handlers,
+		caddyconfig.JSONModuleObject(&Authorize{Route: r.Name, Policy: policy}, "handler", "iap_authorize", nil),
+		caddyconfig.JSONModuleObject(rp, "handler", "reverse_proxy", nil))
+	return handlers, warnings, nil
 }
 
 // setHeaders applies Pomerium's header options to the proxy's request

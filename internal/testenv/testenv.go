@@ -139,9 +139,16 @@ func WriteCaddyfile(t testing.TB, dir, extraGlobals, sites string) string {
 // global options, and the given site blocks.
 func StartCaddy(t testing.TB, extraGlobals, sites string) *Caddy {
 	t.Helper()
+	return StartCaddyOn(t, FreePort(t), FreePort(t), extraGlobals, sites)
+}
+
+// StartCaddyOn is StartCaddy on given ports, for configs that must know
+// them beforehand (an IdP's redirect URIs).
+func StartCaddyOn(t testing.TB, httpPort, httpsPort int, extraGlobals, sites string) *Caddy {
+	t.Helper()
 	bin := CaddyBinary(t)
 	dir := t.TempDir()
-	c := &Caddy{Dir: dir, HTTPPort: FreePort(t), HTTPSPort: FreePort(t), stderr: new(syncBuffer)}
+	c := &Caddy{Dir: dir, HTTPPort: httpPort, HTTPSPort: httpsPort, stderr: new(syncBuffer)}
 	p := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(p, []byte(globals(c.HTTPPort, c.HTTPSPort, extraGlobals)+sites), 0o644); err != nil {
 		t.Fatal(err)

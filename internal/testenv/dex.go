@@ -1,0 +1,172 @@
+package testenv
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// DexUser is a static user of the test IdP.
+type DexUser struct {
+	Email, Name, Password string
+	Groups                []string
+}
+
+// Dex is a running Dex, a real OpenID Connect provider, on loopback.
+type Dex struct {
+	Port         int
+	Issuer       string
+	ClientID     string
+	ClientSecret string
+	confPath     string
+	out          *syncBuffer
+	cmd          *exec.Cmd
+	exited       chan struct{}
+	t            testing.TB
+}
+
+// DexOptions configure the test IdP.
+type DexOptions struct {
+	// RedirectURIs of the "caddy" client.
+	RedirectURIs []string
+	Users        []DexUser
+	// IDTokenTTL is the ID tokens' lifetime; default 24h.
+	IDTokenTTL time.Duration
+	// Port to listen on; default a free one.
+	Port int
+}
+
+// DexBinary returns the path of bin/dex, which scripts/test.sh builds from
+// tools/dex.
+func DexBinary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("DEX_BIN"); p != "" {
+		return p
+	}
+	_, file, _, _ := runtime.Caller(0)
+	p := filepath.Join(filepath.Dir(file), "..", "..", "bin", "dex")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("Dex is not built (%v): run the tests with ./scripts/test.sh, which builds bin/dex from tools/dex", err)
+	}
+	return p
+}
+
+// StartDex runs Dex with in-memory storage, a password database with the
+// given users, the client "caddy" and the password grant (for bearer
+// tokens in tests). A second client, "other", has another audience.
+func StartDex(t testing.TB, o DexOptions) *Dex {
+	t.Helper()
+	if o.Port == 0 {
+		o.Port = FreePort(t)
+	}
+	if o.IDTokenTTL == 0 {
+		o.IDTokenTTL = 24 * time.Hour
+	}
+	d := &Dex{Port: o.Port, ClientID: "caddy", ClientSecret: "caddy-secret", t: t}
+	d.Issuer = fmt.Sprintf("http://127.0.0.1:%d/dex", o.Port)
+	var users strings.Builder
+	for i, u := range o.Users {
+		hash, err := bcrypt.GenerateFromPassword([]byte(u.Password), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&users, "- email: %q\n  hash: %q\n  username: %q\n  name: %q\n  userID: \"user-%d\"\n  groups: [%s]\n",
+			u.Email, hash, strings.Split(u.Email, "@")[0], u.Name, i, quoteList(u.Groups))
+	}
+	conf := fmt.Sprintf(`issuer: %s
+storage:
+  type: memory
+web:
+  http: 127.0.0.1:%d
+logger:
+  level: info
+oauth2:
+  skipApprovalScreen: true
+  passwordConnector: local
+expiry:
+  idTokens: %q
+enablePasswordDB: true
+staticClients:
+- id: caddy
+  secret: caddy-secret
+  name: caddy
+  redirectURIs: [%s]
+- id: other
+  secret: other-secret
+  name: other
+  redirectURIs: ["https://other.invalid/callback"]
+staticPasswords:
+%s`, d.Issuer, o.Port, o.IDTokenTTL.String(), quoteList(o.RedirectURIs), users.String())
+	dir := t.TempDir()
+	d.confPath = filepath.Join(dir, "dex.yaml")
+	if err := os.WriteFile(d.confPath, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.start()
+	t.Cleanup(d.Stop)
+	return d
+}
+
+func quoteList(list []string) string {
+	q := make([]string, len(list))
+	for i, s := range list {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
+}
+
+func (d *Dex) start() {
+	d.t.Helper()
+	d.out = new(syncBuffer)
+	d.cmd = exec.Command(DexBinary(d.t), "serve", d.confPath)
+	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	if err := d.cmd.Start(); err != nil {
+		d.t.Fatalf("starting dex: %v", err)
+	}
+	d.exited = make(chan struct{})
+	go func() { _ = d.cmd.Wait(); close(d.exited) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-d.exited:
+			d.t.Fatalf("dex exited:\n%s", d.out.String())
+		default:
+		}
+		resp, err := http.Get(d.Issuer + "/.well-known/openid-configuration")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	d.t.Fatalf("dex did not come up:\n%s", d.out.String())
+}
+
+// Stop stops Dex; its in-memory state (sessions, refresh tokens) is lost.
+func (d *Dex) Stop() {
+	if d.cmd == nil {
+		return
+	}
+	_ = d.cmd.Process.Kill()
+	<-d.exited
+	if d.t.Failed() {
+		d.t.Logf("--- dex output ---\n%s", d.out.String())
+	}
+	d.cmd = nil
+}
+
+// Restart stops and starts Dex on the same port, forgetting its tokens.
+func (d *Dex) Restart() {
+	d.Stop()
+	d.start()
+}

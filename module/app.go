@@ -1,0 +1,265 @@
+package module
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-iap/caddy-iap/authn"
+	"github.com/caddy-iap/caddy-iap/upstreamtls"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// App is the `iap` app: the identity provider, cookie and signing keys that
+// every route of this Caddy shares. It is the Caddyfile's global option
+// `iap`. Routes without sign-in (public routes, client certificates only)
+// need no IdP.
+type App struct {
+	// The OpenID Connect identity provider. Pomerium's idp_provider_url,
+	// idp_client_id, idp_client_secret and idp_scopes.
+	IDP *IDP `json:"idp,omitempty"`
+
+	// The session cookie's name. Default: _iap.
+	CookieName string `json:"cookie_name,omitempty"`
+
+	// 32 random bytes, base64-encoded, from which the cookie keys are
+	// derived. Required once an IdP is set; use the same value on every
+	// instance so that they share sessions. Make one with
+	// `head -c32 /dev/urandom | base64`.
+	CookieSecret string `json:"cookie_secret,omitempty"`
+
+	// The cookie's Domain attribute, e.g. `.example.com` to share sessions
+	// across subdomains. Default: none (host-only cookies).
+	CookieDomain string `json:"cookie_domain,omitempty"`
+
+	// The longest a session lasts, whatever refreshes happen. Default: 14h.
+	CookieExpire caddy.Duration `json:"cookie_expire,omitempty"`
+
+	// The cookie's SameSite: lax (default), strict or none.
+	CookieSameSite string `json:"cookie_same_site,omitempty"`
+
+	// A PEM file with the ECDSA P-256 key that signs identity assertions.
+	// Default: a key generated once and kept in Caddy's storage, so every
+	// instance sharing that storage signs with the same key.
+	SigningKeyFile string `json:"signing_key_file,omitempty"`
+
+	// Headers to send upstream with a claim of the user's ID token each,
+	// e.g. {"X-Email": "email", "X-Groups": "groups"}. Clients' own values
+	// of these headers are always removed.
+	JWTClaimsHeaders map[string]string `json:"jwt_claims_headers,omitempty"`
+
+	// Send the signed identity assertion (X-Iap-Jwt-Assertion) and the
+	// claim headers upstream. Default: true.
+	PassIdentityHeaders *bool `json:"pass_identity_headers,omitempty"`
+
+	// "pomerium" uses Pomerium's names, so upstreams written for it keep
+	// working: X-Pomerium-Jwt-Assertion, /.well-known/pomerium/jwks.json
+	// and /.pomerium/ endpoints.
+	Compat string `json:"compat,omitempty"`
+
+	// CAs added to the system roots for routes without their own
+	// tls_custom_ca; applied when routes are adapted.
+	upstreamtls.Defaults
+
+	auth  *authn.Authenticator
+	hosts *sync.Map // route hosts, for return URLs across routes
+}
+
+// IDP is an OpenID Connect identity provider.
+type IDP struct {
+	// The issuer URL, e.g. https://accounts.google.com or
+	// https://dex.example.com/dex.
+	ProviderURL string `json:"provider_url,omitempty"`
+	// The client ID registered at the IdP. Register
+	// https://<each route host>/.iap/callback as a redirect URI.
+	ClientID     string `json:"client_id,omitempty"`
+	ClientSecret string `json:"client_secret,omitempty"`
+	// Default: openid email profile offline_access. offline_access gives a
+	// refresh token, so sessions outlive the ID token.
+	Scopes []string `json:"scopes,omitempty"`
+	// The ID token claim that holds the user's groups. Default: groups.
+	GroupsClaim string `json:"groups_claim,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "iap", New: func() caddy.Module { return new(App) }}
+}
+
+// Provision sets up sign-in when an IdP is configured.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.hosts = new(sync.Map)
+	if a.IDP == nil {
+		return nil
+	}
+	logger := ctx.Logger()
+	secret, err := decodeSecret(a.CookieSecret)
+	if err != nil {
+		return fmt.Errorf("iap: cookie_secret: %v", err)
+	}
+	sameSite, err := parseSameSite(a.CookieSameSite)
+	if err != nil {
+		return fmt.Errorf("iap: %v", err)
+	}
+	key, err := a.signingKey(ctx)
+	if err != nil {
+		return fmt.Errorf("iap: signing key: %v", err)
+	}
+	pass := a.PassIdentityHeaders == nil || *a.PassIdentityHeaders
+	a.auth, err = authn.New(authn.Config{
+		ProviderURL: a.IDP.ProviderURL, ClientID: a.IDP.ClientID, ClientSecret: a.IDP.ClientSecret,
+		Scopes: a.IDP.Scopes, GroupsClaim: a.IDP.GroupsClaim,
+		CookieName: a.CookieName, CookieSecret: secret, CookieDomain: a.CookieDomain,
+		CookieExpire: time.Duration(a.CookieExpire), CookieSameSite: sameSite,
+		SigningKey: key, ClaimHeaders: a.JWTClaimsHeaders, PassIdentityHeaders: pass, Compat: a.Compat,
+		AllowedRedirectHosts: func(hostport string) bool {
+			host := hostport
+			if h, _, err := net.SplitHostPort(hostport); err == nil {
+				host = h
+			}
+			_, ok := a.hosts.Load(strings.ToLower(host))
+			return ok
+		},
+		Logger: logger,
+	})
+	if err != nil {
+		return fmt.Errorf("iap: %v", err)
+	}
+	return nil
+}
+
+// Start discovers the IdP in the background: a down IdP does not stop
+// Caddy; routes answer 503 until it is back.
+func (a *App) Start() error {
+	if a.auth != nil {
+		a.auth.Start()
+	}
+	return nil
+}
+
+// Stop ends the background discovery.
+func (a *App) Stop() error {
+	if a.auth != nil {
+		a.auth.Stop()
+	}
+	return nil
+}
+
+// addHosts records route hosts that return URLs may point to.
+func (a *App) addHosts(hosts []string) {
+	for _, h := range hosts {
+		a.hosts.Store(strings.ToLower(h), true)
+	}
+}
+
+func decodeSecret(s string) ([]byte, error) {
+	if s == "" {
+		return nil, errors.New("required once an idp is set: 32 random bytes, base64 (head -c32 /dev/urandom | base64)")
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			if len(b) != 32 {
+				return nil, fmt.Errorf("must decode to 32 bytes, got %d", len(b))
+			}
+			return b, nil
+		}
+	}
+	return nil, errors.New("not base64")
+}
+
+func parseSameSite(s string) (http.SameSite, error) {
+	switch strings.ToLower(s) {
+	case "", "lax":
+		return http.SameSiteLaxMode, nil
+	case "strict":
+		return http.SameSiteStrictMode, nil
+	case "none":
+		return http.SameSiteNoneMode, nil
+	}
+	return 0, fmt.Errorf("cookie_same_site: %q is not lax, strict or none", s)
+}
+
+const signingKeyStorageKey = "iap/signing-key.pem"
+
+// signingKey loads signing_key_file, or the key kept in Caddy's storage,
+// generating and storing it the first time.
+func (a *App) signingKey(ctx caddy.Context) (crypto.Signer, error) {
+	if a.SigningKeyFile != "" {
+		b, err := os.ReadFile(a.SigningKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("signing_key_file: %v", err)
+		}
+		k, err := parseECKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("signing_key_file %s: %v", a.SigningKeyFile, err)
+		}
+		return k, nil
+	}
+	storage := ctx.Storage()
+	b, err := storage.Load(ctx, signingKeyStorageKey)
+	if errors.Is(err, fs.ErrNotExist) {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			return nil, err
+		}
+		if err := storage.Store(ctx, signingKeyStorageKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
+			return nil, fmt.Errorf("storing a new key: %v", err)
+		}
+		// Load again, so instances racing on a shared storage agree.
+		if b, err = storage.Load(ctx, signingKeyStorageKey); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("loading %s from storage: %v", signingKeyStorageKey, err)
+	}
+	return parseECKey(b)
+}
+
+func parseECKey(b []byte) (crypto.Signer, error) {
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, errors.New("no PEM block")
+	}
+	if k, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
+		if ec, ok := k.(*ecdsa.PrivateKey); ok && ec.Curve == elliptic.P256() {
+			return ec, nil
+		}
+		return nil, errors.New("not an ECDSA P-256 key")
+	}
+	k, err := x509.ParseECPrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("not a PKCS#8 or EC private key: %v", err)
+	}
+	if k.Curve != elliptic.P256() {
+		return nil, errors.New("not an ECDSA P-256 key")
+	}
+	return k, nil
+}
+
+// Interface guards
+var (
+	_ caddy.App         = (*App)(nil)
+	_ caddy.Provisioner = (*App)(nil)
+)
