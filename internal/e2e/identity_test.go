@@ -395,3 +395,87 @@ func foreignSession(t *testing.T, e *idEnv) string {
 	}
 	return c
 }
+
+// A short ID token lifetime makes every request refresh the session with
+// the refresh token; a refresh the IdP refuses sends the user to sign in.
+func TestSessionRefresh(t *testing.T) {
+	e := startIdentity(t, testenv.DexOptions{IDTokenTTL: 30 * time.Second}, "")
+	ua := e.caddy.NewUserAgent(t)
+	resp, body := ua.SignIn(t, ua.URL("app.test", "/"), alice.Email, alice.Password)
+	if resp.StatusCode != 200 {
+		t.Fatalf("sign-in: %d %s", resp.StatusCode, body)
+	}
+	first := ua.Cookie("app.test", "_iap")
+
+	// The ID token expires within a minute: the next request refreshes.
+	resp, body = ua.Get(t, ua.URL("app.test", "/"), nil)
+	if resp.StatusCode != 200 || echoed(t, body).Get("X-Email") != alice.Email {
+		t.Fatalf("after refresh: %d %s", resp.StatusCode, body)
+	}
+	if second := ua.Cookie("app.test", "_iap"); second == first || second == "" {
+		t.Errorf("the session cookie was not re-issued on refresh")
+	}
+
+	// Dex forgets its refresh tokens when restarted: the refresh fails and
+	// the user must sign in again.
+	e.dex.Restart()
+	r := e.caddy.Get(t, "app.test", "/", http.Header{"Cookie": {"_iap=" + ua.Cookie("app.test", "_iap")}, "Accept": {"application/json"}})
+	if r.Status != 401 {
+		t.Errorf("after a failed refresh: %d %s", r.Status, r.Body)
+	}
+	resp, _ = ua.Get(t, ua.URL("app.test", "/"), nil)
+	if !strings.Contains(resp.Request.URL.Path, "/dex/auth") {
+		t.Errorf("a browser should be sent to sign in again, landed at %s", resp.Request.URL)
+	}
+}
+
+// cookie_expire caps a session, whatever its tokens say.
+func TestCookieExpireCapsTheSession(t *testing.T) {
+	e := startIdentity(t, testenv.DexOptions{}, "\t\tcookie_expire 3s")
+	ua := e.caddy.NewUserAgent(t)
+	if resp, body := ua.SignIn(t, ua.URL("app.test", "/"), alice.Email, alice.Password); resp.StatusCode != 200 {
+		t.Fatalf("sign-in: %d %s", resp.StatusCode, body)
+	}
+	cookie := ua.Cookie("app.test", "_iap")
+	time.Sleep(3500 * time.Millisecond)
+	r := e.caddy.Get(t, "app.test", "/", http.Header{"Cookie": {"_iap=" + cookie}, "Accept": {"application/json"}})
+	if r.Status != 401 {
+		t.Errorf("an expired session: %d %s", r.Status, r.Body)
+	}
+}
+
+// An IdP that is down when Caddy starts is not fatal: sign-in answers 503
+// with Retry-After, and works as soon as the IdP is up.
+func TestIdPDownAtStart(t *testing.T) {
+	dexPort := testenv.FreePort(t)
+	httpPort, httpsPort := testenv.FreePort(t), testenv.FreePort(t)
+	issuer := fmt.Sprintf("http://127.0.0.1:%d/dex", dexPort)
+	globals := fmt.Sprintf("\tiap {\n\t\tidp {\n\t\t\tprovider_url %s\n\t\t\tclient_id caddy\n\t\t\tclient_secret caddy-secret\n\t\t}\n\t\tcookie_secret %s\n\t}", issuer, randomSecret(t))
+	caddy := testenv.StartCaddyOn(t, httpPort, httpsPort, globals, site("app.test", "to "+echoUpstream(t), "allow_any_authenticated_user"))
+
+	r := caddy.Get(t, "app.test", "/", http.Header{"Accept": {"text/html"}})
+	if r.Status != 503 || r.Header.Get("Retry-After") == "" || !strings.Contains(r.Body, "identity-provider-unavailable") {
+		t.Fatalf("with the IdP down: %d Retry-After %q\n%s", r.Status, r.Header.Get("Retry-After"), r.Body)
+	}
+	if !strings.Contains(caddy.Log(), "identity provider discovery failed; retrying") {
+		t.Errorf("the discovery failure is not logged")
+	}
+
+	testenv.StartDex(t, testenv.DexOptions{Port: dexPort, Users: []testenv.DexUser{alice},
+		RedirectURIs: []string{fmt.Sprintf("https://app.test:%d/.iap/callback", httpsPort)}})
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		r = caddy.Get(t, "app.test", "/", http.Header{"Accept": {"text/html"}})
+		if r.Status == 302 && strings.HasPrefix(r.Header.Get("Location"), issuer) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sign-in did not recover after the IdP came up: %d %s", r.Status, r.Body)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	ua := caddy.NewUserAgent(t)
+	if resp, body := ua.SignIn(t, ua.URL("app.test", "/"), alice.Email, alice.Password); resp.StatusCode != 200 {
+		t.Errorf("sign-in after recovery: %d %s", resp.StatusCode, body)
+	}
+}

@@ -72,6 +72,11 @@ func (u *UserAgent) Get(t testing.TB, rawURL string, header http.Header) (*http.
 func (u *UserAgent) do(t testing.TB, req *http.Request) (*http.Response, string) {
 	t.Helper()
 	resp, err := u.Client.Do(req)
+	// Caddy issues site certificates in the background at start.
+	for i := 0; err != nil && strings.Contains(err.Error(), "tls: internal error") && req.GetBody == nil && i < 100; i++ {
+		time.Sleep(100 * time.Millisecond)
+		resp, err = u.Client.Do(req)
+	}
 	if err != nil {
 		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
