@@ -16,13 +16,15 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
 // Cookie values are sealed with AES-256-GCM under a key derived from
 // cookie_secret with HKDF-SHA256; the cookie's name is the associated data,
 // so a value cannot move from one cookie to another. The payload is JSON,
-// deflated, and the result base64url-encoded with a version prefix.
+// deflated when over compressAbove bytes (a one-byte tag says which), and
+// the result base64url-encoded with a version prefix.
 //
 // A value over chunkSize is split over <name>_0 .. <name>_N and rejoined.
 
@@ -30,7 +32,12 @@ const (
 	cookieVersion = "v1."
 	chunkSize     = 3500
 	maxChunks     = 16
+	compressAbove = 1024
+	tagJSON       = 'j'
+	tagDeflate    = 'z'
 )
+
+var flateReaders = sync.Pool{New: func() any { return flate.NewReader(nil) }}
 
 // ErrCookie is returned for a cookie that is absent, tampered with,
 // truncated, too large, or sealed under another secret.
@@ -61,15 +68,20 @@ func (c *codec) seal(name string, v any) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var buf bytes.Buffer
-	zw, _ := flate.NewWriter(&buf, flate.BestCompression)
-	zw.Write(plain)
-	zw.Close()
+	payload := append([]byte{tagJSON}, plain...)
+	if len(plain) > compressAbove {
+		var buf bytes.Buffer
+		buf.WriteByte(tagDeflate)
+		zw, _ := flate.NewWriter(&buf, flate.BestCompression)
+		zw.Write(plain)
+		zw.Close()
+		payload = buf.Bytes()
+	}
 	nonce := make([]byte, c.aead.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
 		return "", err
 	}
-	sealed := c.aead.Seal(nonce, nonce, buf.Bytes(), []byte(name))
+	sealed := c.aead.Seal(nonce, nonce, payload, []byte(name))
 	return cookieVersion + base64.RawURLEncoding.EncodeToString(sealed), nil
 }
 
@@ -83,13 +95,22 @@ func (c *codec) open(name, value string, v any) error {
 		return fmt.Errorf("%w: malformed", ErrCookie)
 	}
 	ns := c.aead.NonceSize()
-	compressed, err := c.aead.Open(nil, sealed[:ns], sealed[ns:], []byte(name))
-	if err != nil {
+	payload, err := c.aead.Open(sealed[ns:ns], sealed[:ns], sealed[ns:], []byte(name))
+	if err != nil || len(payload) == 0 {
 		return fmt.Errorf("%w: does not authenticate (tampered, or another cookie_secret)", ErrCookie)
 	}
-	plain, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(compressed)), 1<<20))
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrCookie, err)
+	plain := payload[1:]
+	switch payload[0] {
+	case tagJSON:
+	case tagDeflate:
+		zr := flateReaders.Get().(io.ReadCloser)
+		defer flateReaders.Put(zr)
+		_ = zr.(flate.Resetter).Reset(bytes.NewReader(plain), nil)
+		if plain, err = io.ReadAll(io.LimitReader(zr, 1<<20)); err != nil {
+			return fmt.Errorf("%w: %v", ErrCookie, err)
+		}
+	default:
+		return fmt.Errorf("%w: unknown payload", ErrCookie)
 	}
 	if err := json.Unmarshal(plain, v); err != nil {
 		return fmt.Errorf("%w: %v", ErrCookie, err)

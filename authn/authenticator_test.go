@@ -1,0 +1,156 @@
+package authn
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddy-iap/caddy-iap/internal/testenv"
+)
+
+func newTestAuthenticator(t testing.TB, providerURL string) *Authenticator {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	a, err := New(Config{ProviderURL: providerURL, ClientID: "caddy", ClientSecret: "caddy-secret",
+		CookieSecret: secret(t), SigningKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// A code obtained for one nonce cannot complete a sign-in whose cookie
+// holds another: the test reseals the login cookie with a different nonce,
+// which only a holder of cookie_secret could do.
+func TestCallbackRefusesANonceMismatch(t *testing.T) {
+	dex := testenv.StartDex(t, testenv.DexOptions{
+		RedirectURIs: []string{"https://app.test/.iap/callback"},
+		Users:        []testenv.DexUser{{Email: "alice@example.com", Password: "pw", Name: "Alice"}},
+	})
+	a := newTestAuthenticator(t, dex.Issuer)
+	a.Start()
+	defer a.Stop()
+	for i := 0; ; i++ {
+		if _, _, _, err := a.idp.get(); err == nil {
+			break
+		}
+		if i > 100 {
+			t.Fatal("the IdP was not discovered")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// Start a sign-in.
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "https://app.test/page", nil)
+	req.Header.Set("Accept", "text/html")
+	if _, done := a.Authenticate(rec, req); !done || rec.Code != 302 {
+		t.Fatalf("no sign-in redirect: %d", rec.Code)
+	}
+	var loginCookie *http.Cookie
+	for _, c := range rec.Result().Cookies() {
+		if c.Name == "_iap_login" {
+			loginCookie = c
+		}
+	}
+
+	// Sign in at Dex, stopping at the redirect back to the callback.
+	jar, _ := cookiejar.New(nil)
+	var callback *url.URL
+	client := &http.Client{Jar: jar, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
+		if r.URL.Host == "app.test" {
+			callback = r.URL
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}}
+	resp, err := client.Get(rec.Header().Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	resp, err = client.PostForm(resp.Request.URL.String(), url.Values{"login": {"alice@example.com"}, "password": {"pw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if callback == nil {
+		t.Fatalf("Dex did not redirect to the callback (status %d at %s)", resp.StatusCode, resp.Request.URL)
+	}
+
+	// Reseal the login cookie with another nonce.
+	var ls loginState
+	if err := a.login.open("_iap_login", loginCookie.Value, &ls); err != nil {
+		t.Fatal(err)
+	}
+	ls.Nonce = "not-the-nonce-dex-saw"
+	forged, _ := a.login.seal("_iap_login", ls)
+
+	rec = httptest.NewRecorder()
+	req = httptest.NewRequest("GET", callback.String(), nil)
+	req.Header.Set("Accept", "text/html")
+	req.AddCookie(&http.Cookie{Name: "_iap_login", Value: forged})
+	a.Authenticate(rec, req)
+	if rec.Code != 400 || !strings.Contains(rec.Body.String(), "nonce mismatch") {
+		t.Fatalf("got %d:\n%s", rec.Code, rec.Body.String())
+	}
+	for _, c := range rec.Result().Cookies() {
+		if c.Name == "_iap" && c.MaxAge >= 0 {
+			t.Errorf("a session cookie was set: %+v", c)
+		}
+	}
+}
+
+// The hot path of a signed-in request: decode and check the session cookie.
+func BenchmarkSessionCookie(b *testing.B) {
+	a := newTestAuthenticator(b, "http://127.0.0.1:1/unused")
+	s := &Session{ID: randomID(), Subject: "u1", Email: "alice@example.com", Groups: []string{"admins", "eng"},
+		IDTokenExpiry: time.Now().Add(time.Hour), IssuedAt: time.Now(), RefreshToken: strings.Repeat("r", 80)}
+	v, _ := a.session.seal("_iap", s)
+	req := httptest.NewRequest("GET", "https://app.test/", nil)
+	req.AddCookie(&http.Cookie{Name: "_iap", Value: v})
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := a.Session(w, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// The assertion of a session already signed once: a cache hit.
+func BenchmarkAssertionCached(b *testing.B) {
+	a := newTestAuthenticator(b, "http://127.0.0.1:1/unused")
+	s := &Session{ID: randomID(), Subject: "u1", Email: "alice@example.com", Groups: []string{"admins", "eng"}}
+	if _, err := a.Assertion(s, "app.test"); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := a.Assertion(s, "app.test"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// Signing a fresh assertion, for comparison with the cached path.
+func BenchmarkAssertionSign(b *testing.B) {
+	a := newTestAuthenticator(b, "http://127.0.0.1:1/unused")
+	s := &Session{Subject: "u1", Email: "alice@example.com", Groups: []string{"admins", "eng"}}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		s.ID = randomID()
+		if _, err := a.Assertion(s, "app.test"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,216 @@
+package authn
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func secret(t testing.TB) []byte {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// bigSession is an Azure-sized session: hundreds of group IDs and a long
+// refresh token and ID token.
+func bigSession() *Session {
+	s := &Session{ID: randomID(), Subject: "00000000-0000-0000-0000-000000000001", Email: "alice@contoso.example",
+		Name: "Alice", IDTokenExpiry: time.Now().Add(time.Hour), IssuedAt: time.Now()}
+	for i := 0; i < 200; i++ {
+		s.Groups = append(s.Groups, fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x", i*7919, i, i, i, i*104729))
+	}
+	s.RefreshToken = strings.Repeat("0.AAAAbigrefreshtokenmaterial", 60)
+	s.RawIDToken = strings.Repeat("eyJhbGciOiJSUzI1NiJ9", 120)
+	return s
+}
+
+// roundTrip writes the session with one response and reads it back from
+// the cookies a browser would send.
+func roundTrip(t *testing.T, c *codec, j jar, s *Session, edit func([]*http.Cookie)) (*Session, []*http.Cookie, error) {
+	t.Helper()
+	v, err := c.seal(j.name, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	if err := j.write(w, httptest.NewRequest("GET", "/", nil), v, time.Now().Add(time.Hour)); err != nil {
+		return nil, nil, err
+	}
+	cookies := w.Result().Cookies()
+	if edit != nil {
+		edit(cookies)
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	for _, ck := range cookies {
+		r.AddCookie(&http.Cookie{Name: ck.Name, Value: ck.Value})
+	}
+	raw, err := j.read(r)
+	if err != nil {
+		return nil, cookies, err
+	}
+	var got Session
+	err = c.open(j.name, raw, &got)
+	return &got, cookies, err
+}
+
+func TestCookies(t *testing.T) {
+	sec := secret(t)
+	c, _ := newCodec(sec, "session")
+	j := jar{name: "_iap", sameSite: http.SameSiteLaxMode}
+	small := &Session{ID: "s1", Subject: "u1", Email: "a@example.com", Groups: []string{"admins"}, IssuedAt: time.Now()}
+
+	t.Run("a small session is one Secure HttpOnly cookie", func(t *testing.T) {
+		got, cookies, err := roundTrip(t, c, j, small, nil)
+		if err != nil || got.Email != "a@example.com" || len(cookies) != 1 {
+			t.Fatalf("got %+v, %d cookies, %v", got, len(cookies), err)
+		}
+		if !cookies[0].Secure || !cookies[0].HttpOnly || cookies[0].SameSite != http.SameSiteLaxMode {
+			t.Errorf("attributes: %+v", cookies[0])
+		}
+	})
+
+	t.Run("an Azure-sized session is split into chunks and rejoined", func(t *testing.T) {
+		big := bigSession()
+		got, cookies, err := roundTrip(t, c, j, big, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cookies) < 3 || cookies[1].Name != "_iap_0" {
+			t.Errorf("want a marker and several chunks, got %d cookies", len(cookies))
+		}
+		for _, ck := range cookies {
+			if len(ck.Value) > chunkSize {
+				t.Errorf("chunk %s is %d bytes", ck.Name, len(ck.Value))
+			}
+		}
+		if len(got.Groups) != 200 || got.RefreshToken != big.RefreshToken {
+			t.Errorf("lost data in the round trip")
+		}
+	})
+
+	for _, c2 := range []struct {
+		name string
+		edit func([]*http.Cookie)
+	}{
+		{"a tampered value", func(cs []*http.Cookie) { cs[0].Value = cs[0].Value[:20] + "A" + cs[0].Value[21:] }},
+		{"a truncated value", func(cs []*http.Cookie) { cs[0].Value = cs[0].Value[:len(cs[0].Value)/2] }},
+		{"another format", func(cs []*http.Cookie) { cs[0].Value = "v0." + cs[0].Value[3:] }},
+		{"a value for another cookie name", func(cs []*http.Cookie) { cs[0].Name = "_iap" }},
+	} {
+		t.Run(c2.name+" is refused", func(t *testing.T) {
+			other := jar{name: "_iap"}
+			codecFor := c
+			if c2.name == "a value for another cookie name" {
+				// sealed under the name _other, presented as _iap
+				v, _ := c.seal("_other", small)
+				r := httptest.NewRequest("GET", "/", nil)
+				r.AddCookie(&http.Cookie{Name: "_iap", Value: v})
+				raw, _ := other.read(r)
+				var s Session
+				if err := codecFor.open("_iap", raw, &s); !errors.Is(err, ErrCookie) {
+					t.Fatalf("err = %v", err)
+				}
+				return
+			}
+			if _, _, err := roundTrip(t, c, j, small, c2.edit); !errors.Is(err, ErrCookie) {
+				t.Fatalf("err = %v, want ErrCookie", err)
+			}
+		})
+	}
+
+	t.Run("a cookie from another cookie_secret is refused", func(t *testing.T) {
+		other, _ := newCodec(secret(t), "session")
+		v, _ := other.seal("_iap", small)
+		var s Session
+		if err := c.open("_iap", v, &s); !errors.Is(err, ErrCookie) || !strings.Contains(err.Error(), "another cookie_secret") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+
+	t.Run("chunk problems are refused", func(t *testing.T) {
+		for name, cookies := range map[string]string{
+			"a missing chunk":       "_iap=chunks.2; _iap_0=abc",
+			"too many chunks":       "_iap=chunks.999",
+			"a bad count":           "_iap=chunks.x",
+			"an oversized chunk":    "_iap=chunks.1; _iap_0=" + strings.Repeat("A", chunkSize+1),
+			"a chunk with no value": "_iap=chunks.0",
+		} {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.Header.Set("Cookie", cookies)
+			if _, err := j.read(r); !errors.Is(err, ErrCookie) {
+				t.Errorf("%s: err = %v", name, err)
+			}
+		}
+	})
+
+	t.Run("a session too large for 16 chunks is an error, not a broken cookie", func(t *testing.T) {
+		huge := bigSession()
+		huge.RawIDToken = randomString(40 * chunkSize)
+		if _, _, err := roundTrip(t, c, j, huge, nil); err == nil || !strings.Contains(err.Error(), "too large") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+
+	t.Run("writing a smaller session clears the old chunks", func(t *testing.T) {
+		v, _ := c.seal("_iap", small)
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("Cookie", "_iap=chunks.3; _iap_0=a; _iap_1=b; _iap_2=c")
+		w := httptest.NewRecorder()
+		if err := j.write(w, r, v, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		cleared := 0
+		for _, ck := range w.Result().Cookies() {
+			if strings.HasPrefix(ck.Name, "_iap_") && ck.MaxAge < 0 {
+				cleared++
+			}
+		}
+		if cleared != 3 {
+			t.Errorf("cleared %d old chunks, want 3", cleared)
+		}
+	})
+}
+
+// randomString is incompressible text, so it keeps its size through deflate.
+func randomString(n int) string {
+	b := make([]byte, n/2)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%x", b)
+}
+
+func TestSafeReturnURL(t *testing.T) {
+	a := &Authenticator{cfg: Config{AllowedRedirectHosts: func(h string) bool { return h == "other.example.com" }}}
+	for _, c := range []struct {
+		raw, want string
+	}{
+		{"/page?x=1", "https://app.example.com/page?x=1"},
+		{"https://app.example.com/a", "https://app.example.com/a"},
+		{"https://other.example.com/a", "https://other.example.com/a"},
+		{"https://evil.example/", ""},
+		{"//evil.example/", ""},
+		{"/\\evil.example/", ""},
+		{"\\\\evil.example", ""},
+		{"/%2F%2Fevil.example", "https://app.example.com/%2F%2Fevil.example"},
+		{"http://app.example.com/", ""},
+		{"javascript:alert(1)", ""},
+		{"https://evil.example@app.example.com/", ""},
+		{"https://app.example.com@evil.example/", ""},
+		{"relative/path", ""},
+		{"", ""},
+		{"https:///path", ""},
+		{"/ok\r\nSet-Cookie: x=y", ""},
+	} {
+		got, ok := a.safeReturnURL(c.raw, "app.example.com")
+		if got != c.want || ok != (c.want != "") {
+			t.Errorf("safeReturnURL(%q) = %q, %v; want %q", c.raw, got, ok, c.want)
+		}
+	}
+}
