@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test of caddy-iap on a fresh machine: installs what the tests
-# need (Debian's openssl, curl, mkcert and apache2), checks formatting and
-# vet, runs `go test -race` over every package (end-to-end tests start real
-# Caddy, openssl s_server and Apache processes on loopback), then builds
-# ./caddy with xcaddy.sh and runs every example script, each of which checks
-# its own output.
+# need (Debian's openssl, curl, mkcert, apache2 and chromium; Dex through the
+# Go module proxy), checks formatting and vet, runs `go test -race` over every
+# package (end-to-end tests start real Caddy, openssl s_server, Apache, Dex
+# and headless Chromium processes on loopback), then builds ./caddy with
+# xcaddy.sh and runs every example script, each of which checks its own
+# output.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
@@ -16,6 +17,7 @@ command -v openssl >/dev/null || missing+=(openssl)
 command -v curl >/dev/null || missing+=(curl)
 command -v mkcert >/dev/null || missing+=(mkcert)
 [ -x /usr/sbin/apache2 ] || missing+=(apache2)
+command -v chromium >/dev/null || missing+=(chromium)
 if ((${#missing[@]})); then
 	step "installing ${missing[*]} (Debian packages)"
 	sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
@@ -29,6 +31,15 @@ if ((${#missing[@]})); then
 	$sudo apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 	[ -z "$norc" ] || $sudo rm -f /usr/sbin/policy-rc.d
+fi
+
+# Dex, the OpenID Connect provider the sign-in tests use, pinned in
+# tools/dex/go.mod (its v2 tags are not under /v2, so `go install dex@v2...`
+# cannot work); bin/dex is rebuilt when the pin changes.
+if [ ! -x bin/dex ] || [ tools/dex/go.mod -nt bin/dex ]; then
+	step "building Dex (tools/dex)"
+	mkdir -p bin
+	(cd tools/dex && go build -o ../../bin/dex github.com/dexidp/dex/cmd/dex)
 fi
 
 step "gofmt"

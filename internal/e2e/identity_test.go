@@ -479,3 +479,41 @@ func TestIdPDownAtStart(t *testing.T) {
 		t.Errorf("sign-in after recovery: %d %s", resp.StatusCode, body)
 	}
 }
+
+// A real browser signs in through Dex's login page, reaches the route, and
+// opens the user page, which shows the email. The screenshot is kept in
+// out/user-page.png.
+func TestBrowserSignIn(t *testing.T) {
+	e := startIdentity(t, testenv.DexOptions{}, "")
+	browser := testenv.StartChromium(t)
+	app := fmt.Sprintf("https://app.test:%d", e.caddy.HTTPSPort)
+
+	browser.Navigate(app + "/hello")
+	browser.WaitFor(`document.querySelector("input[name=login]")`)
+	if !strings.HasPrefix(browser.Eval("location.href"), e.dex.Issuer) {
+		t.Fatalf("not at Dex's login page: %s", browser.Eval("location.href"))
+	}
+	browser.Eval(fmt.Sprintf(`document.querySelector("input[name=login]").value = %q;
+		document.querySelector("input[name=password]").value = %q;
+		document.querySelector("form").submit(); "ok"`, alice.Email, alice.Password))
+	browser.WaitFor(fmt.Sprintf(`location.href === %q`, app+"/hello"))
+	if body := browser.Eval("document.body.innerText"); !strings.Contains(body, "X-Iap-Jwt-Assertion") {
+		t.Errorf("the upstream's page lacks the assertion header:\n%s", body)
+	}
+
+	browser.Navigate(app + "/.iap/")
+	browser.WaitFor(`document.getElementById("email")`)
+	if got := browser.Eval(`document.getElementById("email").innerText`); got != alice.Email {
+		t.Errorf("the user page shows %q, want %q", got, alice.Email)
+	}
+	if got := browser.Eval(`document.getElementById("groups").innerText`); got != "admins, eng" {
+		t.Errorf("groups %q", got)
+	}
+	t.Logf("screenshot: %s", browser.Screenshot("user-page.png"))
+
+	// The sign-out button ends the session: the next page asks to sign in.
+	browser.Eval(`document.querySelector("form button").click(); "ok"`)
+	browser.WaitFor(`location.href.startsWith(` + fmt.Sprintf("%q", e.dex.Issuer) + `) && document.querySelector("input[name=login]")`)
+	browser.Navigate(app + "/.iap/")
+	browser.WaitFor(`document.querySelector("input[name=login]")`)
+}
