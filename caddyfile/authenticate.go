@@ -25,6 +25,7 @@ func parseAuthenticate(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, err
 	if err != nil {
 		return nil, err
 	}
+	h.Next() // the directive name again: ExtractMatcherSet rewinds
 	if h.NextArg() || h.NextBlock(0) {
 		return nil, h.Err("iap_authenticate takes no options: the identity provider and cookies are set in the global iap option")
 	}

@@ -517,3 +517,78 @@ func TestBrowserSignIn(t *testing.T) {
 	browser.Navigate(app + "/.iap/")
 	browser.WaitFor(`document.querySelector("input[name=login]")`)
 }
+
+// compat pomerium keeps upstreams written for Pomerium working; a site can
+// use iap_authenticate alone, and Caddy's placeholders and access log carry
+// the user.
+func TestPomeriumCompatAndPlaceholders(t *testing.T) {
+	httpPort, httpsPort := testenv.FreePort(t), testenv.FreePort(t)
+	dex := testenv.StartDex(t, testenv.DexOptions{Users: []testenv.DexUser{alice}, RedirectURIs: []string{
+		fmt.Sprintf("https://app.test:%d/.pomerium/callback", httpsPort),
+		fmt.Sprintf("https://whoami.test:%d/.pomerium/callback", httpsPort),
+	}})
+	globals := fmt.Sprintf("\tiap {\n\t\tidp {\n\t\t\tprovider_url %s\n\t\t\tclient_id caddy\n\t\t\tclient_secret caddy-secret\n\t\t\tscopes openid email profile groups\n\t\t}\n\t\tcookie_secret %s\n\t\tcompat pomerium\n\t}",
+		dex.Issuer, randomSecret(t))
+	caddy := testenv.StartCaddyOn(t, httpPort, httpsPort, globals,
+		site("app.test", "to "+echoUpstream(t), "allow_any_authenticated_user")+
+			"whoami.test {\n\ttls internal\n\tlog\n\tiap_authenticate\n\trespond \"{http.auth.user.email} [{http.auth.user.groups}] {http.auth.user.claim.name}\"\n}\n")
+	ua := caddy.NewUserAgent(t)
+
+	resp, body := ua.SignIn(t, ua.URL("app.test", "/"), alice.Email, alice.Password)
+	if resp.StatusCode != 200 {
+		t.Fatalf("sign-in: %d %s", resp.StatusCode, body)
+	}
+	h := echoed(t, body)
+	if h.Get("X-Pomerium-Jwt-Assertion") == "" || h.Get("X-Iap-Jwt-Assertion") != "" {
+		t.Errorf("want X-Pomerium-Jwt-Assertion only: %v", h)
+	}
+	if r, jwks := ua.Get(t, ua.URL("app.test", "/.well-known/pomerium/jwks.json"), nil); r.StatusCode != 200 || !strings.Contains(jwks, `"ES256"`) {
+		t.Errorf("Pomerium's JWKS path: %d %s", r.StatusCode, jwks)
+	}
+	if r, js := ua.Get(t, ua.URL("app.test", "/.pomerium/user"), nil); r.StatusCode != 200 || !strings.Contains(js, alice.Email) {
+		t.Errorf("/.pomerium/user: %d %s", r.StatusCode, js)
+	}
+
+	resp, body = ua.SignIn(t, ua.URL("whoami.test", "/"), alice.Email, alice.Password)
+	if want := alice.Email + " [admins,eng] " + alice.Name; resp.StatusCode != 200 || body != want {
+		t.Errorf("placeholders: %d %q, want %q", resp.StatusCode, body, want)
+	}
+	// The signed-in request's access log line carries the user's ID.
+	caddy.WaitLog(`"status":200`)
+	var served string
+	for _, l := range strings.Split(logLinesWith(caddy.Log(), `"logger":"http.log.access"`), "\n") {
+		if strings.Contains(l, `"status":200`) && strings.Contains(l, `"uri":"/"`) {
+			served = l
+		}
+	}
+	if served == "" || strings.Contains(served, `"user_id":""`) || !strings.Contains(served, `"user_id":"`) {
+		t.Errorf("the access log does not name the user:\n%s", served)
+	}
+}
+
+// Sign-in configuration errors fail `caddy validate` and name the option.
+func TestIdentityConfigErrors(t *testing.T) {
+	site := site("app.test", "to http://127.0.0.1:1", "allow_any_authenticated_user")
+	for _, c := range []struct{ name, globals, want string }{
+		{"no cookie_secret", "\tiap {\n\t\tidp {\n\t\t\tprovider_url http://127.0.0.1:1/dex\n\t\t\tclient_id caddy\n\t\t}\n\t}", "cookie_secret: required once an idp is set"},
+		{"a short cookie_secret", "\tiap {\n\t\tidp {\n\t\t\tprovider_url http://127.0.0.1:1/dex\n\t\t\tclient_id caddy\n\t\t}\n\t\tcookie_secret c2hvcnQ=\n\t}", "cookie_secret: must decode to 32 bytes, got 5"},
+		{"an idp without client_id", "\tiap {\n\t\tidp {\n\t\t\tprovider_url http://127.0.0.1:1/dex\n\t\t}\n\t}", "idp needs provider_url and client_id"},
+		{"a bad cookie_same_site", "\tiap {\n\t\tidp {\n\t\t\tprovider_url http://127.0.0.1:1/dex\n\t\t\tclient_id caddy\n\t\t}\n\t\tcookie_secret " + randomSecret(t) + "\n\t\tcookie_same_site sometimes\n\t}", `cookie_same_site: "sometimes" is not lax, strict or none`},
+		{"scopes without openid", "\tiap {\n\t\tidp {\n\t\t\tprovider_url http://127.0.0.1:1/dex\n\t\t\tclient_id caddy\n\t\t\tscopes email\n\t\t}\n\t\tcookie_secret " + randomSecret(t) + "\n\t}", "idp scopes must include openid"},
+		{"a missing signing_key_file", "\tiap {\n\t\tidp {\n\t\t\tprovider_url http://127.0.0.1:1/dex\n\t\t\tclient_id caddy\n\t\t}\n\t\tcookie_secret " + randomSecret(t) + "\n\t\tsigning_key_file /nonexistent/key.pem\n\t}", "signing_key_file: open /nonexistent/key.pem: no such file or directory"},
+		{"a bad jwt_claims_headers pair", "\tiap {\n\t\tjwt_claims_headers X-Email\n\t}", `jwt_claims_headers: "X-Email" is not Header=claim`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out, ok := testenv.Validate(t, testenv.WriteCaddyfile(t, t.TempDir(), c.globals, site))
+			if ok || !strings.Contains(out, c.want) {
+				t.Errorf("validate ok=%v, want %q:\n%s", ok, c.want, out)
+			}
+		})
+	}
+	t.Run("iap_authenticate without an idp", func(t *testing.T) {
+		out, ok := testenv.Validate(t, testenv.WriteCaddyfile(t, t.TempDir(), "", "app.test {\n\ttls internal\n\tiap_authenticate\n\trespond ok\n}\n"))
+		if ok || !strings.Contains(out, "sign-in needs an identity provider") {
+			t.Errorf("validate ok=%v:\n%s", ok, out)
+		}
+	})
+}
