@@ -34,7 +34,7 @@ func TestREADMEListsEveryOption(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, typ := range []reflect.Type{reflect.TypeOf(Route{}), reflect.TypeOf(upstreamtls.Defaults{}), reflect.TypeOf(MTLS{})} {
+	for _, typ := range []reflect.Type{reflect.TypeOf(Route{}), reflect.TypeOf(upstreamtls.Defaults{}), reflect.TypeOf(MTLS{}), reflect.TypeOf(App{}), reflect.TypeOf(IDP{})} {
 		for _, name := range jsonNames(typ) {
 			if name == "policy" {
 				continue // documented with the policy language
