@@ -210,3 +210,33 @@ func TestCacheReusesAResultUntilTheChainExpires(t *testing.T) {
 		t.Fatalf("a cached result outlived the certificate")
 	}
 }
+
+// Verifying a client chain (leaf, intermediate) against a root and CRLs.
+func BenchmarkVerify(b *testing.B) {
+	root := testpki.NewCA(b, "root")
+	inter := root.IssueCA(b, "intermediate")
+	leaf := inter.Issue(b, testpki.Client("alice"))
+	crls := b64(append(root.CurrentCRL(b), inter.CurrentCRL(b)...))
+	v, _, err := downstreamtls.New(downstreamtls.Options{CA: b64(root.CertPEM()), CRL: crls, MaxVerifyDepth: depth(2)}, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	certs := presented(leaf)
+	b.Run("uncached", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if r := v.Verify(certs, time.Now()); !r.Valid {
+				b.Fatal(r.Err)
+			}
+		}
+	})
+	b.Run("cached", func(b *testing.B) {
+		c := downstreamtls.NewCache(v)
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if r := c.Verify(certs, time.Now()); !r.Valid {
+				b.Fatal(r.Err)
+			}
+		}
+	})
+}
