@@ -427,6 +427,13 @@ func TestSessionRefresh(t *testing.T) {
 	if !strings.Contains(resp.Request.URL.Path, "/dex/auth") {
 		t.Errorf("a browser should be sent to sign in again, landed at %s", resp.Request.URL)
 	}
+
+	// The restarted Dex signs with new keys: go-oidc's key set fetches them.
+	token := dexPasswordGrant(t, e.dex, "caddy", "caddy-secret")
+	r = e.caddy.Get(t, "app.test", "/", http.Header{"Authorization": {"Bearer " + token}, "Accept": {"application/json"}})
+	if r.Status != 200 {
+		t.Errorf("a token signed with the IdP's new key: %d %s", r.Status, r.Body)
+	}
 }
 
 // cookie_expire caps a session, whatever its tokens say.
