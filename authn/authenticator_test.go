@@ -4,6 +4,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -151,6 +153,52 @@ func BenchmarkAssertionSign(b *testing.B) {
 		s.ID = randomID()
 		if _, err := a.Assertion(s, "app.test"); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// A bearer ID token is refused once expired: the clock of the
+// Authenticator is moved past the token's 24h life.
+func TestBearerTokenExpiry(t *testing.T) {
+	dex := testenv.StartDex(t, testenv.DexOptions{Users: []testenv.DexUser{{Email: "alice@example.com", Password: "pw"}}})
+	form := url.Values{"grant_type": {"password"}, "username": {"alice@example.com"}, "password": {"pw"}, "scope": {"openid email"}}
+	req, _ := http.NewRequest("POST", dex.Issuer+"/token", strings.NewReader(form.Encode()))
+	req.SetBasicAuth("caddy", "caddy-secret")
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		IDToken string `json:"id_token"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+
+	for _, c := range []struct {
+		name   string
+		offset time.Duration
+		ok     bool
+	}{{"a fresh token", 0, true}, {"the same token a day later", 25 * time.Hour, false}} {
+		a := newTestAuthenticator(t, dex.Issuer)
+		a.cfg.Now = func() time.Time { return time.Now().Add(c.offset) }
+		a.idp = newIdP(&a.cfg)
+		a.Start()
+		for i := 0; i < 100; i++ {
+			if _, _, _, err := a.idp.get(); err == nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		r := httptest.NewRequest("GET", "https://app.test/", nil)
+		r.Header.Set("Authorization", "Bearer "+tok.IDToken)
+		s, err := a.Session(httptest.NewRecorder(), r)
+		a.Stop()
+		if (err == nil) != c.ok || (c.ok && s.Email != "alice@example.com") {
+			t.Errorf("%s: session %+v, err %v", c.name, s, err)
+		}
+		if !c.ok && !strings.Contains(fmt.Sprint(err), "expired") {
+			t.Errorf("%s: want an expiry error, got %v", c.name, err)
 		}
 	}
 }
