@@ -2,12 +2,24 @@ package authz
 
 import (
 	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
 )
 
-// Input is what a policy decides on: who the user is (nil when not signed
-// in), and, in later criteria, the client certificate and the request.
+// Input is what a policy decides on.
 type Input struct {
+	// User is the signed-in user, or nil.
 	User *User
+	// Request is the HTTP request.
+	Request Request
+	// Cert is the client certificate's verification result, or nil when
+	// the site does not ask for client certificates.
+	Cert *ClientCert
+	// Now is the time of the request, for date, day_of_week and
+	// time_of_day.
+	Now time.Time
 }
 
 // User is a signed-in user.
@@ -15,6 +27,30 @@ type User struct {
 	ID     string
 	Email  string
 	Groups []string
+	// Claim returns an ID token claim by name; nil means none are known.
+	Claim func(name string) (any, bool)
+}
+
+// Request is what policies may test of the HTTP request.
+type Request struct {
+	Method string
+	Path   string
+	// ClientIP is the client's address, after the server's trusted
+	// proxies (Caddy's client_ip).
+	ClientIP netip.Addr
+	// Header gives request headers (for cors_preflight).
+	Header http.Header
+}
+
+// ClientCert is the result of verifying a client certificate.
+type ClientCert struct {
+	Presented bool
+	Valid     bool
+	// Fingerprint is the SHA-256 of the leaf's DER.
+	Fingerprint [32]byte
+	// SPKIHash is the SHA-256 of the leaf's SubjectPublicKeyInfo.
+	SPKIHash               [32]byte
+	Emails, DNSNames, URIs []string
 }
 
 // Decision is the outcome of one evaluation.
@@ -86,10 +122,10 @@ func compileAction(a Action) (matcher, error) {
 	}{
 		{"and", a.And, allOf},
 		{"or", a.Or, anyOf},
-		{"not", a.Not, negate(allOf)},
-		{"nor", a.Nor, negate(anyOf)},
+		{"not", a.Not, negate(anyOf)},
+		{"nor", a.Nor, negate(allOf)},
 	} {
-		if op.criteria == nil {
+		if len(op.criteria) == 0 {
 			continue
 		}
 		ms := make([]matcher, 0, len(op.criteria))
@@ -105,17 +141,24 @@ func compileAction(a Action) (matcher, error) {
 	if len(parts) == 0 {
 		return func(*Input) bool { return false }, nil
 	}
-	return allOf(parts), nil
+	return anyOf(parts), nil
 }
 
 func compileCriterion(c Criterion) (matcher, error) {
-	ctor, ok := registry[c.Name]
+	name, sub, _ := strings.Cut(c.Name, "/")
+	ctor, ok := registry[name]
 	if !ok {
-		return nil, fmt.Errorf("unknown criterion %q (known: %s)", c.Name, knownCriteria())
+		return nil, c.errorf("unknown criterion %q (known: %s)", c.Name, knownCriteria())
 	}
-	m, err := ctor(c.Data)
+	if sub != "" && name != "claim" {
+		return nil, c.errorf("criterion %q takes no /sub-path", name)
+	}
+	if name == "claim" && sub == "" {
+		return nil, c.errorf("criterion claim needs a claim name: claim/<name>")
+	}
+	m, err := ctor(sub, c.Data)
 	if err != nil {
-		return nil, fmt.Errorf("criterion %q: %v", c.Name, err)
+		return nil, c.errorf("criterion %q: %v", c.Name, err)
 	}
 	return m, nil
 }

@@ -7,8 +7,9 @@ import (
 	"strings"
 )
 
-// criterionConstructor compiles a criterion's data into a matcher.
-type criterionConstructor func(data json.RawMessage) (matcher, error)
+// criterionConstructor compiles a criterion's data into a matcher. sub is
+// what follows a slash in the name (claim/<name>), else "".
+type criterionConstructor func(sub string, data json.RawMessage) (matcher, error)
 
 // registry maps a criterion's name to its constructor. Each criterion lives
 // in its own file and registers itself in init.
@@ -44,4 +45,14 @@ func boolData(data json.RawMessage) error {
 		return fmt.Errorf("expected true, got false (remove the criterion instead)")
 	}
 	return nil
+}
+
+// boolCriterion registers a criterion that takes true and tests the input.
+func boolCriterion(name string, test func(*Input) bool) {
+	register(name, func(_ string, data json.RawMessage) (matcher, error) {
+		if err := boolData(data); err != nil {
+			return nil, err
+		}
+		return test, nil
+	})
 }

@@ -8,13 +8,15 @@
 // allow and no matching deny: deny always wins, and a policy with no rules
 // denies everyone.
 //
-// Within an action, every operator present must hold:
+// An action matches when any one of its operators holds, as in Pomerium,
+// where each operator of each rule is a separate condition of its action:
 //   - and: every criterion matches;
 //   - or:  at least one criterion matches;
-//   - not: not every criterion matches (the negation of "and");
-//   - nor: no criterion matches (the negation of "or").
+//   - not: no criterion matches ((not A) and (not B));
+//   - nor: at least one criterion does not match ((not A) or (not B)).
 //
-// An action with no operators never matches.
+// These are the meanings Pomerium's generator gives not and nor. An action
+// with no operators (or only empty ones) never matches.
 package authz
 
 import (
@@ -47,6 +49,17 @@ type Action struct {
 type Criterion struct {
 	Name string
 	Data json.RawMessage
+	// Pos says where the criterion was written ("policy.yaml:12",
+	// "Caddyfile:30"), for errors; it is not part of the JSON.
+	Pos string
+}
+
+func (c Criterion) errorf(format string, args ...any) error {
+	err := fmt.Errorf(format, args...)
+	if c.Pos != "" {
+		return fmt.Errorf("%s: %w", c.Pos, err)
+	}
+	return err
 }
 
 // MarshalJSON writes the criterion as a one-key object, as PPL does.

@@ -32,11 +32,12 @@ func TestEvaluation(t *testing.T) {
 		{"a deny in another rule wins too", `[{"allow":{"or":[{"accept":true}]}},{"deny":{"and":[{"accept":true}]}}]`, Decision{Reason: ReasonDenied}},
 		{"and needs every criterion", `[{"allow":{"and":[{"accept":true},{"reject":true}]}}]`, Decision{Reason: ReasonNotAllowed}},
 		{"or needs one criterion", `[{"allow":{"or":[{"reject":true},{"accept":true}]}}]`, Decision{Allow: true, Reason: ReasonAllowed}},
-		{"not holds when not every criterion matches", `[{"allow":{"not":[{"accept":true},{"reject":true}]}}]`, Decision{Allow: true, Reason: ReasonAllowed}},
-		{"not fails when every criterion matches", `[{"allow":{"not":[{"accept":true}]}}]`, Decision{Reason: ReasonNotAllowed}},
-		{"nor holds when no criterion matches", `[{"allow":{"nor":[{"reject":true}]}}]`, Decision{Allow: true, Reason: ReasonAllowed}},
-		{"nor fails when one criterion matches", `[{"allow":{"nor":[{"reject":true},{"accept":true}]}}]`, Decision{Reason: ReasonNotAllowed}},
-		{"every operator of an action must hold", `[{"allow":{"or":[{"accept":true}],"and":[{"reject":true}]}}]`, Decision{Reason: ReasonNotAllowed}},
+		{"not holds when no criterion matches", `[{"allow":{"not":[{"reject":true},{"reject":true}]}}]`, Decision{Allow: true, Reason: ReasonAllowed}},
+		{"not fails when any criterion matches", `[{"allow":{"not":[{"reject":true},{"accept":true}]}}]`, Decision{Reason: ReasonNotAllowed}},
+		{"nor holds when one criterion does not match", `[{"allow":{"nor":[{"accept":true},{"reject":true}]}}]`, Decision{Allow: true, Reason: ReasonAllowed}},
+		{"nor fails when every criterion matches", `[{"allow":{"nor":[{"accept":true},{"accept":true}]}}]`, Decision{Reason: ReasonNotAllowed}},
+		{"any one operator of an action is enough, as in Pomerium", `[{"allow":{"or":[{"accept":true}],"and":[{"reject":true}]}}]`, Decision{Allow: true, Reason: ReasonAllowed}},
+		{"an empty operator is no condition", `[{"allow":{"or":[],"and":[{"accept":true}]}}]`, Decision{Allow: true, Reason: ReasonAllowed}},
 		{"an action with no operator never matches", `[{"allow":{}}]`, Decision{Reason: ReasonNotAllowed}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
