@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -45,6 +46,19 @@ type Authenticator struct {
 	jar     jar
 	loginJ  jar
 	signer  *assertionSigner
+
+	keepMu sync.RWMutex
+	keep   map[string]bool // claims kept in sessions, besides the standard ones
+}
+
+// KeepClaims adds ID token claims to keep in sessions, for policies that
+// test them (claim/<name>). Sessions signed in before keep what they had.
+func (a *Authenticator) KeepClaims(names ...string) {
+	a.keepMu.Lock()
+	defer a.keepMu.Unlock()
+	for _, n := range names {
+		a.keep[n] = true
+	}
 }
 
 // New checks the configuration and returns an Authenticator. Call Start to
@@ -54,7 +68,10 @@ func New(cfg Config) (*Authenticator, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	a := &Authenticator{cfg: cfg, names: namesFor(cfg.Compat)}
+	a := &Authenticator{cfg: cfg, names: namesFor(cfg.Compat), keep: map[string]bool{}}
+	for _, claim := range cfg.ClaimHeaders {
+		a.keep[claim] = true
+	}
 	var err error
 	if a.session, err = newCodec(cfg.CookieSecret, "session"); err != nil {
 		return nil, err
@@ -230,7 +247,9 @@ func (a *Authenticator) sessionFrom(tok *oidc.IDToken) (*Session, error) {
 	s.Email, _ = claims["email"].(string)
 	s.Name, _ = claims["name"].(string)
 	s.Groups = stringList(claims[a.cfg.GroupsClaim])
-	for _, claim := range a.cfg.ClaimHeaders {
+	a.keepMu.RLock()
+	defer a.keepMu.RUnlock()
+	for claim := range a.keep {
 		if v, ok := claims[claim]; ok && claim != "email" && claim != "name" && claim != "groups" && claim != a.cfg.GroupsClaim {
 			if s.Claims == nil {
 				s.Claims = map[string]any{}

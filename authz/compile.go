@@ -57,12 +57,19 @@ type ClientCert struct {
 type Decision struct {
 	Allow  bool
 	Reason Reason
+	// Rule is the 1-based index of the rule that decided (0: none did).
+	Rule int
 }
 
 // Evaluator is a compiled policy.
 type Evaluator struct {
-	allow []matcher
-	deny  []matcher
+	allow []ruleMatcher
+	deny  []ruleMatcher
+}
+
+type ruleMatcher struct {
+	rule int
+	m    matcher
 }
 
 type matcher func(*Input) bool
@@ -81,14 +88,14 @@ func Compile(p Policy) (*Evaluator, error) {
 			if err != nil {
 				return nil, fmt.Errorf("rule %d: allow: %v", i+1, err)
 			}
-			e.allow = append(e.allow, m)
+			e.allow = append(e.allow, ruleMatcher{i + 1, m})
 		}
 		if r.Deny != nil {
 			m, err := compileAction(*r.Deny)
 			if err != nil {
 				return nil, fmt.Errorf("rule %d: deny: %v", i+1, err)
 			}
-			e.deny = append(e.deny, m)
+			e.deny = append(e.deny, ruleMatcher{i + 1, m})
 		}
 	}
 	return e, nil
@@ -97,14 +104,14 @@ func Compile(p Policy) (*Evaluator, error) {
 // Evaluate decides a request: any matching deny refuses, then any matching
 // allow admits, and otherwise the request is refused.
 func (e *Evaluator) Evaluate(in *Input) Decision {
-	for _, m := range e.deny {
-		if m(in) {
-			return Decision{Reason: ReasonDenied}
+	for _, r := range e.deny {
+		if r.m(in) {
+			return Decision{Reason: ReasonDenied, Rule: r.rule}
 		}
 	}
-	for _, m := range e.allow {
-		if m(in) {
-			return Decision{Allow: true, Reason: ReasonAllowed}
+	for _, r := range e.allow {
+		if r.m(in) {
+			return Decision{Allow: true, Reason: ReasonAllowed, Rule: r.rule}
 		}
 	}
 	if len(e.allow) == 0 {

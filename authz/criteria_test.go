@@ -101,6 +101,8 @@ func TestCriteria(t *testing.T) {
 		{"claim: a nested claim by path", `{"claim/address/country": "FR"}`, nil, true},
 		{"claim: a name with slashes", `{"claim/https://example.com/tier": "gold"}`, nil, true},
 		{"claim: a missing claim", `{"claim/missing": "x"}`, nil, false},
+		{"claim in", `{"claim/roles": {"in": ["admin", "writer"]}}`, nil, true},
+		{"claim not_in", `{"claim/roles": {"not_in": ["reader"]}}`, nil, false},
 		{"claim: exclude of a missing claim", `{"claim/missing": {"exclude": "x"}}`, nil, true},
 
 		{"http_method is", `{"http_method": {"is": "GET"}}`, nil, true},

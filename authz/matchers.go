@@ -74,7 +74,9 @@ func compileStringMatcher(data json.RawMessage) (stringMatcher, error) {
 //
 //	has: the list contains the value;
 //	is: the list is exactly that one value;
-//	exclude: the list does not contain the value.
+//	exclude: the list does not contain the value;
+//	in: the list contains one of the values (an extension of Pomerium's);
+//	not_in: the list contains none of the values (likewise).
 type listMatcher func([]string) bool
 
 func compileListMatcher(data json.RawMessage) (listMatcher, error) {
@@ -82,12 +84,23 @@ func compileListMatcher(data json.RawMessage) (listMatcher, error) {
 	if json.Unmarshal(data, &bare) == nil {
 		return func(l []string) bool { return slices.Contains(l, bare) }, nil
 	}
-	ops, err := operators(data, "a string, or an object of has, is, exclude")
+	ops, err := operators(data, "a string, or an object of has, is, exclude, in, not_in")
 	if err != nil {
 		return nil, err
 	}
 	var parts []listMatcher
 	for _, op := range sortedKeys(ops) {
+		if op == "in" || op == "not_in" {
+			set, err := stringList(ops[op])
+			if err != nil {
+				return nil, fmt.Errorf("%s: %v", op, err)
+			}
+			negate := op == "not_in"
+			parts = append(parts, func(l []string) bool {
+				return slices.ContainsFunc(l, func(s string) bool { return slices.Contains(set, s) }) != negate
+			})
+			continue
+		}
 		var v string
 		if err := json.Unmarshal(ops[op], &v); err != nil {
 			return nil, fmt.Errorf("%s: expected a string, got %s", op, ops[op])
@@ -100,7 +113,7 @@ func compileListMatcher(data json.RawMessage) (listMatcher, error) {
 		case "exclude":
 			parts = append(parts, func(l []string) bool { return !slices.Contains(l, v) })
 		default:
-			return nil, fmt.Errorf("unknown list operator %q (known: has, is, exclude)", op)
+			return nil, fmt.Errorf("unknown list operator %q (known: has, is, exclude, in, not_in)", op)
 		}
 	}
 	return func(l []string) bool {

@@ -41,7 +41,7 @@ func TestEvaluation(t *testing.T) {
 		{"an action with no operator never matches", `[{"allow":{}}]`, Decision{Reason: ReasonNotAllowed}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if got := decide(t, c.policy); got != c.want {
+			if got := decide(t, c.policy); got.Allow != c.want.Allow || got.Reason != c.want.Reason {
 				t.Errorf("got %+v, want %+v", got, c.want)
 			}
 		})

@@ -4,10 +4,11 @@ import "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 
 // The plugin orders its directives, so a Caddyfile needs no `order` line:
 // iap_mtls first of all (no handler runs for a request without a valid
-// client certificate, not even a login redirect), then iap_authenticate;
-// iap_route where reverse_proxy goes.
+// client certificate, not even a login redirect), then iap_authenticate,
+// then iap_authorize; iap_route where reverse_proxy goes.
 func init() {
 	httpcaddyfile.RegisterDirectiveOrder("iap_mtls", httpcaddyfile.Before, "tracing")
 	httpcaddyfile.RegisterDirectiveOrder("iap_authenticate", httpcaddyfile.Before, "tracing")
+	httpcaddyfile.RegisterDirectiveOrder("iap_authorize", httpcaddyfile.Before, "tracing")
 	httpcaddyfile.RegisterDirectiveOrder("iap_route", httpcaddyfile.Before, "reverse_proxy")
 }

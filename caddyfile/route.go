@@ -40,6 +40,13 @@ func init() {
 //		set_request_headers <field> <value>
 //		remove_request_headers <fields...>
 //		allow_public_unauthenticated_access
+//		allow_any_authenticated_user
+//		allowed_users <email or id...>
+//		allowed_domains <domain...>
+//		allowed_idp_claims <claim> <value...>
+//		cors_allow_preflight
+//		policy { allow { or { ... } } deny { ... } }
+//		policy_file <policy.yaml>
 //		# ...and any reverse_proxy subdirective
 //	}
 //
@@ -146,6 +153,7 @@ func parseRouteOption(d *caddyfile.Dispenser, r *module.Route) (int, error) {
 		"preserve_host_header":                &r.PreserveHostHeader,
 		"allow_public_unauthenticated_access": &r.AllowPublicUnauthenticatedAccess,
 		"allow_any_authenticated_user":        &r.AllowAnyAuthenticatedUser,
+		"cors_allow_preflight":                &r.CORSAllowPreflight,
 	}
 	switch {
 	case str[opt] != nil:
@@ -204,8 +212,35 @@ func parseRouteOption(d *caddyfile.Dispenser, r *module.Route) (int, error) {
 		}
 		return n, nil
 
-	case opt == "policy" || opt == "policy_file":
-		return 0, d.Errf("%s is not supported yet: use allow_public_unauthenticated_access, or leave the route closed", opt)
+	case opt == "policy":
+		seg := d.NextSegment()
+		sub := caddyfile.NewDispenser(seg)
+		sub.Next()
+		p, err := module.ParsePolicyBlock(sub)
+		if err != nil {
+			return 0, err
+		}
+		r.Policy = append(r.Policy, p...)
+		return len(seg), nil
+
+	case opt == "policy_file":
+		args := d.RemainingArgs()
+		if len(args) != 1 {
+			return 0, d.Errf("policy_file takes one file name")
+		}
+		p, err := module.LoadPolicyFile(args[0])
+		if err != nil {
+			return 0, d.Err(err.Error())
+		}
+		r.Policy = append(r.Policy, p...)
+		return 2, nil
+
+	case opt == "allowed_users" || opt == "allowed_domains" || opt == "allowed_idp_claims":
+		n := 1 + d.CountRemainingArgs()
+		if err := parseShortcut(d, &r.Shortcuts); err != nil {
+			return 0, err
+		}
+		return n, nil
 	}
 	return 0, nil
 }

@@ -59,6 +59,9 @@ type Result struct {
 	// NotAfter is when this result stops being true by the clock: the
 	// earliest expiry of the chain or of a CRL used.
 	NotAfter time.Time
+	// LeafSHA256 and SPKISHA256 are the SHA-256 of the leaf's DER and of
+	// its SubjectPublicKeyInfo, when presented.
+	LeafSHA256, SPKISHA256 [32]byte
 }
 
 // Fingerprint is the leaf's SHA-256 fingerprint in lower-case hex, or "".
@@ -66,8 +69,7 @@ func (r *Result) Fingerprint() string {
 	if r.Leaf == nil {
 		return ""
 	}
-	sum := sha256.Sum256(r.Leaf.Raw)
-	return hex.EncodeToString(sum[:])
+	return hex.EncodeToString(r.LeafSHA256[:])
 }
 
 // Subject is the leaf's subject, or "".
@@ -215,7 +217,8 @@ func (v *Verifier) Verify(presented []*x509.Certificate, now time.Time) Result {
 	if len(presented) == 0 {
 		return Result{Reason: ReasonRequired, Err: errors.New("no client certificate presented")}
 	}
-	r := Result{Presented: true, Leaf: presented[0], Intermediates: presented[1:]}
+	r := Result{Presented: true, Leaf: presented[0], Intermediates: presented[1:],
+		LeafSHA256: sha256.Sum256(presented[0].Raw), SPKISHA256: sha256.Sum256(presented[0].RawSubjectPublicKeyInfo)}
 	intermediates := x509.NewCertPool()
 	for _, c := range presented[1:] {
 		intermediates.AddCert(c)

@@ -36,6 +36,10 @@ type Authenticate struct {
 	// to. Set by the Caddyfile from the site's addresses.
 	Hosts []string `json:"hosts,omitempty"`
 
+	// Let CORS preflight requests through without a session, for routes
+	// with cors_allow_preflight (browsers send preflights without cookies).
+	AllowCORSPreflight bool `json:"allow_cors_preflight,omitempty"`
+
 	app    *App
 	logger *zap.Logger
 }
@@ -71,6 +75,10 @@ func sessionFrom(ctx context.Context) *authn.Session {
 // ServeHTTP authenticates the request.
 func (h *Authenticate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	stripIdentityHeaders(r, h.app)
+	if h.AllowCORSPreflight && r.Method == http.MethodOptions &&
+		r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != "" {
+		return next.ServeHTTP(w, r)
+	}
 	s, done := h.app.auth.Authenticate(w, r)
 	if done {
 		return nil

@@ -59,6 +59,9 @@ func (a *Authorize) Provision(ctx caddy.Context) error {
 	if app, err := ctx.AppIfConfigured("iap"); err == nil {
 		a.app, _ = app.(*App)
 	}
+	if a.app != nil && a.app.auth != nil {
+		a.app.auth.KeepClaims(a.Policy.ClaimNames()...)
+	}
 	return nil
 }
 
@@ -70,22 +73,23 @@ func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		r.Header.Del("Client-Cert")
 		r.Header.Del("Client-Cert-Chain")
 	}
-	in := authz.Input{}
-	if s := sessionFrom(r.Context()); s != nil {
-		in.User = &authz.User{ID: s.Subject, Email: s.Email, Groups: s.Groups}
-	} else {
+	if sessionFrom(r.Context()) == nil {
 		// No iap_authenticate ran: any identity header is the client's.
 		stripIdentityHeaders(r, a.app)
 	}
+	var (
+		in   authz.Input
+		user authz.User
+		cert authz.ClientCert
+	)
+	policyInput(r, &in, &user, &cert)
 	d := a.eval.Evaluate(&in)
 	if !d.Allow {
-		var user string
-		if in.User != nil {
-			user = in.User.ID
-		}
 		a.logger.Info("request refused",
 			zap.String("reason", string(d.Reason)),
-			zap.String("user_id", user),
+			zap.Int("rule", d.Rule),
+			zap.String("user_id", user.ID),
+			zap.String("email", user.Email),
 			zap.String("remote_ip", r.RemoteAddr),
 			zap.String("host", r.Host),
 			zap.String("uri", r.RequestURI))

@@ -35,14 +35,10 @@ type Route struct {
 	// Headers to remove from the request to the upstream.
 	RemoveRequestHeaders []string `json:"remove_request_headers,omitempty"`
 
-	// Open the route to everyone, signed in or not: Pomerium's shortcut for
-	// the policy "allow: or: [accept: true]". It cannot be combined with a
-	// policy.
-	AllowPublicUnauthenticatedAccess bool `json:"allow_public_unauthenticated_access,omitempty"`
-
-	// Open the route to every signed-in user: Pomerium's shortcut for the
-	// policy "allow: or: [authenticated_user: true]".
-	AllowAnyAuthenticatedUser bool `json:"allow_any_authenticated_user,omitempty"`
+	// Pomerium's policy shortcuts: allow_public_unauthenticated_access,
+	// allow_any_authenticated_user, allowed_users, allowed_domains,
+	// allowed_idp_claims and cors_allow_preflight.
+	Shortcuts
 
 	// The route's policy, in Pomerium Policy Language. A route with neither
 	// a policy nor a shortcut denies everyone.
@@ -61,15 +57,9 @@ type Route struct {
 // (the route's policy), then rp with its transport TLS and headers set from
 // the route. It returns warnings to be logged.
 func (r Route) Handlers(rp *reverseproxy.Handler, env upstreamtls.Env) (handlers []json.RawMessage, warnings []string, err error) {
-	policy := r.Policy
-	if r.AllowPublicUnauthenticatedAccess {
-		if len(policy) > 0 || r.AllowAnyAuthenticatedUser {
-			return nil, nil, fmt.Errorf("route %s: allow_public_unauthenticated_access cannot be combined with a policy or allow_any_authenticated_user: it already admits everyone", r.Name)
-		}
-		policy = authz.PublicAccess()
-	}
-	if r.AllowAnyAuthenticatedUser {
-		policy = append(policy, authz.AnyAuthenticatedUser()...)
+	policy, err := r.Shortcuts.Policy(r.Policy)
+	if err != nil {
+		return nil, nil, fmt.Errorf("route %s: %v", r.Name, err)
 	}
 	if _, err = authz.Compile(policy); err != nil {
 		return nil, nil, fmt.Errorf("route %s: policy: %v", r.Name, err)
@@ -97,8 +87,9 @@ func (r Route) Handlers(rp *reverseproxy.Handler, env upstreamtls.Env) (handlers
 	r.setHeaders(rp, transport.TLS != nil)
 
 	// Everyone but the public needs to sign in first.
-	if r.SignIn && !r.AllowPublicUnauthenticatedAccess {
-		handlers = append(handlers, caddyconfig.JSONModuleObject(&Authenticate{Hosts: r.Hosts}, "handler", "iap_authenticate", nil))
+	if r.SignIn && !r.IsPublic() {
+		handlers = append(handlers, caddyconfig.JSONModuleObject(&Authenticate{Hosts: r.Hosts, AllowCORSPreflight: r.CORSAllowPreflight},
+			"handler", "iap_authenticate", nil))
 	}
 	handlers = append(handlers,
 		caddyconfig.JSONModuleObject(&Authorize{Route: r.Name, Policy: policy}, "handler", "iap_authorize", nil),

@@ -1,0 +1,116 @@
+package module
+
+import (
+	"fmt"
+	"net/http"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/types/ref"
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-iap/caddy-iap/authz"
+)
+
+func init() {
+	caddy.RegisterModule(MatchPolicy{})
+}
+
+// MatchPolicy matches requests that a policy, in Pomerium Policy Language,
+// allows. It sees what the handlers before it found out: the signed-in user
+// (put iap_authenticate first) and the client certificate (iap_mtls).
+//
+//	@admins iap_policy {
+//		allow {
+//			or {
+//				groups has admins
+//			}
+//		}
+//	}
+//
+// In CEL expressions it is the function iap_policy('<policy as YAML or
+// JSON>'), e.g. `expression iap_policy('{"allow":{"or":[{"groups":"admins"}]}}')`.
+type MatchPolicy struct {
+	// The policy, in PPL's JSON form.
+	Policy authz.Policy `json:"policy,omitempty"`
+
+	eval *authz.Evaluator
+}
+
+// CaddyModule returns the Caddy module information.
+func (MatchPolicy) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.matchers.iap_policy", New: func() caddy.Module { return new(MatchPolicy) }}
+}
+
+// Provision compiles the policy.
+func (m *MatchPolicy) Provision(ctx caddy.Context) error {
+	eval, err := authz.Compile(m.Policy)
+	if err != nil {
+		return fmt.Errorf("iap_policy: %v", err)
+	}
+	m.eval = eval
+	if app, err := ctx.AppIfConfigured("iap"); err == nil {
+		if a, ok := app.(*App); ok && a.auth != nil {
+			a.auth.KeepClaims(m.Policy.ClaimNames()...)
+		}
+	}
+	return nil
+}
+
+// MatchWithError reports whether the policy allows the request.
+func (m *MatchPolicy) MatchWithError(r *http.Request) (bool, error) {
+	var (
+		in   authz.Input
+		user authz.User
+		cert authz.ClientCert
+	)
+	policyInput(r, &in, &user, &cert)
+	return m.eval.Evaluate(&in).Allow, nil
+}
+
+// Match is MatchWithError without the error.
+func (m *MatchPolicy) Match(r *http.Request) bool {
+	ok, _ := m.MatchWithError(r)
+	return ok
+}
+
+// UnmarshalCaddyfile reads the policy block.
+func (m *MatchPolicy) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	for d.Next() {
+		p, err := ParsePolicyBlock(d)
+		if err != nil {
+			return err
+		}
+		m.Policy = append(m.Policy, p...)
+	}
+	if len(m.Policy) == 0 {
+		return d.Err("iap_policy needs a policy block: allow { or { ... } }")
+	}
+	return nil
+}
+
+// CELLibrary makes iap_policy('<YAML or JSON policy>') a CEL function.
+func (MatchPolicy) CELLibrary(ctx caddy.Context) (cel.Library, error) {
+	return caddyhttp.CELMatcherImpl("iap_policy", "iap_policy_request", []*cel.Type{cel.StringType},
+		func(data ref.Val) (caddyhttp.RequestMatcherWithError, error) {
+			src, ok := data.Value().(string)
+			if !ok {
+				return nil, fmt.Errorf("iap_policy takes a string, got %v", data.Type())
+			}
+			p, err := authz.Parse([]byte(src), "iap_policy")
+			if err != nil {
+				return nil, err
+			}
+			m := &MatchPolicy{Policy: p}
+			return m, m.Provision(ctx)
+		})
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner                 = (*MatchPolicy)(nil)
+	_ caddyhttp.RequestMatcherWithError = (*MatchPolicy)(nil)
+	_ caddyfile.Unmarshaler             = (*MatchPolicy)(nil)
+	_ caddyhttp.CELLibraryProducer      = (*MatchPolicy)(nil)
+)
