@@ -17,10 +17,10 @@ var (
 	aliceUser = &User{ID: "u-alice", Email: "alice@example.com", Groups: []string{"admins", "eng"},
 		Claim: func(name string) (any, bool) {
 			v, ok := map[string]any{
-				"department": "eng",
-				"roles":      []any{"reader", "writer"},
-				"level":      float64(3),
-				"address":    map[string]any{"country": "FR"},
+				"department":               "eng",
+				"roles":                    []any{"reader", "writer"},
+				"level":                    float64(3),
+				"address":                  map[string]any{"country": "FR"},
 				"https://example.com/tier": "gold",
 			}[name]
 			return v, ok
