@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"net/http"
+	"os"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -62,4 +63,13 @@ func TestRequestHeaderOptions(t *testing.T) {
 			t.Errorf("reverse_proxy's header_up was lost: X-Passthrough = %q", v)
 		}
 	})
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := t.TempDir() + "/" + name
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -24,13 +24,18 @@ type UserAgent struct {
 	caddy  *Caddy
 }
 
-// NewUserAgent returns a scripted browser for this Caddy.
-func (c *Caddy) NewUserAgent(t testing.TB) *UserAgent {
+// NewUserAgent returns a scripted browser for this Caddy. Options may
+// change its TLS config, e.g. to present a client certificate.
+func (c *Caddy) NewUserAgent(t testing.TB, options ...func(*tls.Config)) *UserAgent {
 	t.Helper()
 	roots := x509.NewCertPool()
 	b, err := os.ReadFile(c.RootFile(t))
 	if err != nil || !roots.AppendCertsFromPEM(b) {
 		t.Fatalf("reading caddy's root: %v", err)
+	}
+	cfg := &tls.Config{RootCAs: roots}
+	for _, o := range options {
+		o(cfg)
 	}
 	jar, _ := cookiejar.New(nil)
 	caddyAddr := fmt.Sprintf("127.0.0.1:%d", c.HTTPSPort)
@@ -45,7 +50,7 @@ func (c *Caddy) NewUserAgent(t testing.TB) *UserAgent {
 				}
 				return dialer.DialContext(ctx, network, addr)
 			},
-			TLSClientConfig: &tls.Config{RootCAs: roots},
+			TLSClientConfig: cfg,
 		},
 	}}
 }
