@@ -39,7 +39,7 @@ func init() {
 				}
 			}
 			if !ok {
-				return m(nil)
+				return m(strList{})
 			}
 			return m(claimValues(v))
 		}, nil
@@ -67,22 +67,22 @@ func (p Policy) ClaimNames() []string {
 	return names
 }
 
-func claimValues(v any) []string {
+func claimValues(v any) strList {
 	switch v := v.(type) {
 	case string:
-		return []string{v}
+		return strList{one: v, isOne: true}
 	case []string:
-		return v
+		return listOf(v)
 	case []any:
 		out := make([]string, 0, len(v))
 		for _, x := range v {
 			out = append(out, claimText(x))
 		}
-		return out
+		return listOf(out)
 	case nil:
-		return nil
+		return strList{}
 	}
-	return []string{claimText(v)}
+	return strList{one: claimText(v), isOne: true}
 }
 
 func claimText(v any) string {

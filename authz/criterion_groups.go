@@ -10,6 +10,6 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		return func(in *Input) bool { return in.User != nil && m(in.User.Groups) }, nil
+		return func(in *Input) bool { return in.User != nil && m(listOf(in.User.Groups)) }, nil
 	})
 }

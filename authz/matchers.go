@@ -77,12 +77,45 @@ func compileStringMatcher(data json.RawMessage) (stringMatcher, error) {
 //	exclude: the list does not contain the value;
 //	in: the list contains one of the values (an extension of Pomerium's);
 //	not_in: the list contains none of the values (likewise).
-type listMatcher func([]string) bool
+type listMatcher func(strList) bool
+
+// strList is a list of strings, or one string without a slice around it,
+// so that a one-valued claim costs no allocation.
+type strList struct {
+	one   string
+	isOne bool
+	many  []string
+}
+
+func listOf(many []string) strList { return strList{many: many} }
+
+func (l strList) len() int {
+	if l.isOne {
+		return 1
+	}
+	return len(l.many)
+}
+
+func (l strList) at(i int) string {
+	if l.isOne {
+		return l.one
+	}
+	return l.many[i]
+}
+
+func (l strList) contains(s string) bool {
+	for i, n := 0, l.len(); i < n; i++ {
+		if l.at(i) == s {
+			return true
+		}
+	}
+	return false
+}
 
 func compileListMatcher(data json.RawMessage) (listMatcher, error) {
 	var bare string
 	if json.Unmarshal(data, &bare) == nil {
-		return func(l []string) bool { return slices.Contains(l, bare) }, nil
+		return func(l strList) bool { return l.contains(bare) }, nil
 	}
 	ops, err := operators(data, "a string, or an object of has, is, exclude, in, not_in")
 	if err != nil {
@@ -96,8 +129,12 @@ func compileListMatcher(data json.RawMessage) (listMatcher, error) {
 				return nil, fmt.Errorf("%s: %v", op, err)
 			}
 			negate := op == "not_in"
-			parts = append(parts, func(l []string) bool {
-				return slices.ContainsFunc(l, func(s string) bool { return slices.Contains(set, s) }) != negate
+			parts = append(parts, func(l strList) bool {
+				found := false
+				for i, n := 0, l.len(); i < n && !found; i++ {
+					found = slices.Contains(set, l.at(i))
+				}
+				return found != negate
 			})
 			continue
 		}
@@ -107,16 +144,19 @@ func compileListMatcher(data json.RawMessage) (listMatcher, error) {
 		}
 		switch op {
 		case "has":
-			parts = append(parts, func(l []string) bool { return slices.Contains(l, v) })
+			parts = append(parts, func(l strList) bool { return l.contains(v) })
 		case "is":
-			parts = append(parts, func(l []string) bool { return len(l) == 1 && l[0] == v })
+			parts = append(parts, func(l strList) bool { return l.len() == 1 && l.at(0) == v })
 		case "exclude":
-			parts = append(parts, func(l []string) bool { return !slices.Contains(l, v) })
+			parts = append(parts, func(l strList) bool { return !l.contains(v) })
 		default:
 			return nil, fmt.Errorf("unknown list operator %q (known: has, is, exclude, in, not_in)", op)
 		}
 	}
-	return func(l []string) bool {
+	if len(parts) == 1 {
+		return parts[0], nil
+	}
+	return func(l strList) bool {
 		for _, p := range parts {
 			if !p(l) {
 				return false
