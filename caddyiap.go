@@ -11,6 +11,8 @@ import (
 	_ "github.com/caddy-iap/caddy-iap/caddyfile"
 	// The handlers and matcher.
 	_ "github.com/caddy-iap/caddy-iap/module"
+	// The config adapter for Pomerium's config.yaml.
+	_ "github.com/caddy-iap/caddy-iap/pomerium"
 	// The CA pool that adds Pomerium's certificate_authority to the system roots.
 	_ "github.com/caddy-iap/caddy-iap/upstreamtls"
 )

@@ -83,6 +83,8 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 			err = one(&app.CookieSameSite)
 		case "signing_key_file":
 			err = one(&app.SigningKeyFile)
+		case "signing_key":
+			err = one(&app.SigningKey)
 		case "compat":
 			err = one(&app.Compat)
 		case "certificate_authority_file":

@@ -61,6 +61,10 @@ type App struct {
 	// instance sharing that storage signs with the same key.
 	SigningKeyFile string `json:"signing_key_file,omitempty"`
 
+	// The same key as base64-encoded PEM (Pomerium's signing_key). If both
+	// are set, the file wins.
+	SigningKey string `json:"signing_key,omitempty"`
+
 	// Headers to send upstream with a claim of the user's ID token each,
 	// e.g. {"X-Email": "email", "X-Groups": "groups"}. Clients' own values
 	// of these headers are always removed.
@@ -210,6 +214,17 @@ func (a *App) signingKey(ctx caddy.Context) (crypto.Signer, error) {
 		k, err := parseECKey(b)
 		if err != nil {
 			return nil, fmt.Errorf("signing_key_file %s: %v", a.SigningKeyFile, err)
+		}
+		return k, nil
+	}
+	if a.SigningKey != "" {
+		b, err := base64.StdEncoding.DecodeString(a.SigningKey)
+		if err != nil {
+			return nil, fmt.Errorf("signing_key: not base64: %v", err)
+		}
+		k, err := parseECKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("signing_key: %v", err)
 		}
 		return k, nil
 	}

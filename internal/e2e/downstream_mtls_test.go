@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -96,9 +97,13 @@ func (c *clientCerts) tlsCert(t *testing.T, name string) func(*tls.Config) {
 func curl(t *testing.T, caddy *testenv.Caddy, host string, extra ...string) (int, string, error) {
 	t.Helper()
 	testenv.Need(t, "curl")
-	args := append([]string{"-sS", "--cacert", caddy.RootFile(t),
+	var args []string
+	if !slices.Contains(extra, "--cacert") {
+		args = []string{"--cacert", caddy.RootFile(t)}
+	}
+	args = append(append(args, "-sS",
 		"--resolve", fmt.Sprintf("%s:%d:127.0.0.1", host, caddy.HTTPSPort),
-		"-w", "\n%{http_code}", fmt.Sprintf("https://%s:%d/", host, caddy.HTTPSPort)}, extra...)
+		"-w", "\n%{http_code}", fmt.Sprintf("https://%s:%d/", host, caddy.HTTPSPort)), extra...)
 	out, err := exec.Command("curl", args...).CombinedOutput()
 	if err != nil {
 		return 0, string(out), fmt.Errorf("curl: %v: %s", err, out)

@@ -28,10 +28,14 @@ type UserAgent struct {
 // change its TLS config, e.g. to present a client certificate.
 func (c *Caddy) NewUserAgent(t testing.TB, options ...func(*tls.Config)) *UserAgent {
 	t.Helper()
+	// Trust Caddy's local CA when it has one (sites with `tls internal`);
+	// options may set other roots.
 	roots := x509.NewCertPool()
-	b, err := os.ReadFile(c.RootFile(t))
-	if err != nil || !roots.AppendCertsFromPEM(b) {
-		t.Fatalf("reading caddy's root: %v", err)
+	if f := c.rootFile(40); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil || !roots.AppendCertsFromPEM(b) {
+			t.Fatalf("reading caddy's root: %v", err)
+		}
 	}
 	cfg := &tls.Config{RootCAs: roots}
 	for _, o := range options {

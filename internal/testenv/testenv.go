@@ -103,6 +103,7 @@ type Caddy struct {
 // caddyEnv keeps Caddy's data (local CA, inline upstream certificates) in dir.
 func caddyEnv(dir string) []string {
 	return append(os.Environ(),
+		"CADDY_ADMIN=127.0.0.1:0", // configs without `admin off` must not fight over :2019
 		"HOME="+dir,
 		"XDG_DATA_HOME="+filepath.Join(dir, "data"),
 		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"),
@@ -163,6 +164,25 @@ func StartCaddyOn(t testing.TB, httpPort, httpsPort int, extraGlobals, sites str
 	return c
 }
 
+// StartCaddyConfig runs `caddy run` on a config for another adapter (such
+// as pomerium) that listens on httpsPort, with env added.
+func StartCaddyConfig(t testing.TB, adapter, name, body string, httpsPort int, env ...string) *Caddy {
+	t.Helper()
+	dir := t.TempDir()
+	c := &Caddy{Dir: dir, HTTPSPort: httpsPort, stderr: new(syncBuffer)}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(CaddyBinary(t), "run", "--adapter", adapter, "--config", p)
+	cmd.Dir = dir
+	cmd.Env = append(caddyEnv(dir), env...)
+	cmd.Stdout, cmd.Stderr = c.stderr, c.stderr
+	exited := start(t, cmd, "caddy", c.stderr)
+	WaitListening(t, fmt.Sprintf("127.0.0.1:%d", c.HTTPSPort), exited)
+	return c
+}
+
 // start runs cmd until the test ends, and reports its output on failure.
 func start(t testing.TB, cmd *exec.Cmd, name string, out *syncBuffer) <-chan struct{} {
 	t.Helper()
@@ -203,14 +223,22 @@ func (c *Caddy) WaitLog(s string) bool {
 // sites' certificates; it waits for Caddy to write it.
 func (c *Caddy) RootFile(t testing.TB) string {
 	t.Helper()
+	if f := c.rootFile(100); f != "" {
+		return f
+	}
+	t.Fatalf("caddy's local root is missing in %s", c.Dir)
+	return ""
+}
+
+// rootFile waits up to tries*50ms for the local CA's root, or returns "".
+func (c *Caddy) rootFile(tries int) string {
 	rootFile := filepath.Join(c.Dir, "data", "caddy", "pki", "authorities", "local", "root.crt")
-	for i := 0; i < 100; i++ {
+	for i := 0; i < tries; i++ {
 		if _, err := os.Stat(rootFile); err == nil {
 			return rootFile
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("caddy's local root %s is missing", rootFile)
 	return ""
 }
 

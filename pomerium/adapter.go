@@ -1,0 +1,147 @@
+// Package pomerium is a Caddy config adapter that runs an existing Pomerium
+// config.yaml: `caddy run --adapter pomerium --config config.yaml`. Every
+// route compiles through module.Route, the same struct the Caddyfile's
+// iap_route fills, so options mean the same thing either way.
+//
+// A key the adapter knows but does not support yet is a warning that names
+// it; an unknown key is an error with its line.
+package pomerium
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"go.yaml.in/yaml/v3"
+)
+
+func init() {
+	caddyconfig.RegisterAdapter("pomerium", Adapter{})
+}
+
+// Adapter adapts a Pomerium config.yaml to Caddy JSON.
+type Adapter struct{}
+
+// Adapt converts the config. options["filename"] names the file in errors.
+func (Adapter) Adapt(body []byte, options map[string]any) ([]byte, []caddyconfig.Warning, error) {
+	name, _ := options["filename"].(string)
+	if name == "" {
+		name = "config.yaml"
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(body, &doc); err != nil {
+		return nil, nil, fmt.Errorf("%s: %v", name, err)
+	}
+	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, nil, fmt.Errorf("%s: a Pomerium config is a mapping of settings", name)
+	}
+	c := &converter{file: name, env: os.LookupEnv}
+	cfg, err := c.convert(doc.Content[0])
+	if err != nil {
+		return nil, c.warnings, err
+	}
+	out, err := json.Marshal(cfg)
+	return out, c.warnings, err
+}
+
+// converter walks the YAML and builds the Caddy config.
+type converter struct {
+	file     string
+	env      func(string) (string, bool)
+	warnings []caddyconfig.Warning
+}
+
+func (c *converter) warn(n *yaml.Node, format string, args ...any) {
+	c.warnings = append(c.warnings, caddyconfig.Warning{File: c.file, Line: n.Line, Message: fmt.Sprintf(format, args...)})
+}
+
+func (c *converter) errf(n *yaml.Node, format string, args ...any) error {
+	return fmt.Errorf("%s:%d: %s", c.file, n.Line, fmt.Sprintf(format, args...))
+}
+
+// pairs returns a mapping node's key/value pairs.
+func pairs(n *yaml.Node) [][2]*yaml.Node {
+	var out [][2]*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		out = append(out, [2]*yaml.Node{n.Content[i], n.Content[i+1]})
+	}
+	return out
+}
+
+// str decodes a scalar.
+func (c *converter) str(n *yaml.Node) (string, error) {
+	if n.Kind != yaml.ScalarNode {
+		return "", c.errf(n, "expected a single value")
+	}
+	return n.Value, nil
+}
+
+func (c *converter) boolean(n *yaml.Node) (bool, error) {
+	var b bool
+	if err := n.Decode(&b); err != nil {
+		return false, c.errf(n, "expected true or false, got %q", n.Value)
+	}
+	return b, nil
+}
+
+func (c *converter) strings(n *yaml.Node) ([]string, error) {
+	if n.Kind == yaml.ScalarNode {
+		return []string{n.Value}, nil
+	}
+	var list []string
+	if err := n.Decode(&list); err != nil {
+		return nil, c.errf(n, "expected a value or a list of values")
+	}
+	return list, nil
+}
+
+// fileOrInline reads a Pomerium pair like cookie_secret/cookie_secret_file.
+func readSecretFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// hostOf returns the host of a route's `from` URL.
+func (c *converter) hostOf(n *yaml.Node, from string) (string, error) {
+	u, err := url.Parse(from)
+	if err != nil || u.Host == "" {
+		return "", c.errf(n, "from: %q is not a URL such as https://app.example.com", from)
+	}
+	if u.Scheme != "https" && u.Scheme != "http" {
+		return "", c.errf(n, "from: %s routes (TCP, UDP, SSH) are not supported", u.Scheme)
+	}
+	if u.Path != "" && u.Path != "/" {
+		return "", c.errf(n, "from: a path in from is not allowed; use prefix or path")
+	}
+	return u.Hostname(), nil
+}
+
+// portOf returns the port of a listen address like ":443" or "0.0.0.0:8443".
+func portOf(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	return port
+}
+
+// decodeBase64 accepts standard or URL base64, padded or not.
+func decodeBase64(s string) ([]byte, error) {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("not base64")
+}
+
+var _ caddy.Duration

@@ -1,0 +1,440 @@
+package pomerium
+
+import (
+	"crypto/hkdf"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddytls"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/caddy-iap/caddy-iap/downstreamtls"
+	"github.com/caddy-iap/caddy-iap/module"
+)
+
+// scalarKeys are the global settings that take one value; each can also
+// come from the environment variable of its upper-case name, which wins,
+// as in Pomerium.
+var scalarKeys = []string{
+	"address", "http_redirect_addr", "certificate_file", "certificate_key_file", "certificate", "certificate_key",
+	"autocert", "authenticate_service_url",
+	"idp_provider", "idp_provider_url", "idp_client_id", "idp_client_secret", "idp_client_secret_file",
+	"cookie_name", "cookie_secret", "cookie_secret_file", "cookie_domain", "cookie_expire", "cookie_same_site", "cookie_http_only",
+	"shared_secret", "shared_secret_file", "signing_key", "signing_key_file",
+	"certificate_authority", "certificate_authority_file",
+	"pass_identity_headers", "log_level", "timeout",
+}
+
+// listKeys are the global settings the converter reads as YAML structures.
+var listKeys = []string{"certificates", "idp_scopes", "downstream_mtls", "jwt_claims_headers", "routes", "policy"}
+
+// unsupportedGlobal are Pomerium settings this adapter knows but does not
+// do yet: each is a warning naming it.
+var unsupportedGlobal = []string{
+	"insecure_server", "grpc_address", "grpc_insecure", "services", "authorize_service_url", "authorize_service_urls",
+	"databroker_service_url", "databroker_service_urls", "databroker_storage_type", "databroker_storage_connection_string",
+	"metrics_address", "tracing_provider", "tracing_sample_rate", "autocert_use_staging", "autocert_must_staple", "autocert_dir",
+	"autocert_email", "autocert_ca", "autocert_eab_key_id", "autocert_eab_mac_key", "idp_service_account",
+	"idp_refresh_directory_timeout", "idp_refresh_directory_interval", "forward_auth_url", "headers", "set_response_headers",
+	"default_upstream_timeout", "dns_lookup_family", "xff_num_trusted_hops", "use_proxy_protocol", "skip_xff_append",
+	"envoy_admin_address", "envoy_admin_access_log_path", "envoy_admin_profile_path", "codec_type",
+	"timeout_read", "timeout_write", "timeout_idle", "jwt_groups_filter", "jwt_issuer_format", "bearer_token_format",
+	"authenticate_callback_path", "programmatic_redirect_domain_whitelist", "request_params", "branding",
+	"proxy_log_level", "access_log_fields", "authorize_log_fields", "http3_advertise", "installation_id",
+	"grpc_client_timeout", "debug", "secondary_signing_key",
+}
+
+// removedGlobal are settings Pomerium removed, with their replacement.
+var removedGlobal = map[string]string{
+	"client_ca":      "client_ca has been removed: use downstream_mtls.ca",
+	"client_ca_file": "client_ca_file has been removed: use downstream_mtls.ca_file",
+	"client_crl":     "client_crl has been removed: use downstream_mtls.crl",
+}
+
+// providerURLs are the issuers of the IdPs Pomerium names, where fixed.
+var providerURLs = map[string]string{
+	"google": "https://accounts.google.com",
+	"gitlab": "https://gitlab.com",
+	"apple":  "https://appleid.apple.com",
+}
+
+// oidcProviders speak OpenID Connect and work with the issuer in
+// idp_provider_url.
+var oidcProviders = []string{"", "oidc", "google", "gitlab", "apple", "azure", "okta", "onelogin", "ping", "auth0", "keycloak", "cognito"}
+
+type settings struct {
+	scalar map[string]*yaml.Node
+	env    map[string]string
+	nodes  map[string]*yaml.Node
+}
+
+// value returns a scalar setting: the environment variable, else the file.
+func (s settings) value(key string) (string, bool) {
+	if v, ok := s.env[key]; ok {
+		return v, true
+	}
+	if n, ok := s.scalar[key]; ok {
+		return n.Value, true
+	}
+	return "", false
+}
+
+func (c *converter) convert(root *yaml.Node) (map[string]any, error) {
+	s := settings{scalar: map[string]*yaml.Node{}, env: map[string]string{}, nodes: map[string]*yaml.Node{}}
+	for _, kv := range pairs(root) {
+		key, val := kv[0].Value, kv[1]
+		switch {
+		case slices.Contains(scalarKeys, key):
+			if val.Kind != yaml.ScalarNode {
+				return nil, c.errf(val, "%s takes a single value", key)
+			}
+			s.scalar[key] = val
+		case slices.Contains(listKeys, key):
+			s.nodes[key] = val
+		case removedGlobal[key] != "":
+			return nil, c.errf(kv[0], "%s", removedGlobal[key])
+		case slices.Contains(unsupportedGlobal, key):
+			c.warn(kv[0], "%s is not supported by caddy-iap yet and is ignored", key)
+		default:
+			return nil, c.errf(kv[0], "unknown setting %q", key)
+		}
+	}
+	for _, key := range scalarKeys {
+		if v, ok := c.env(strings.ToUpper(key)); ok {
+			s.env[key] = v
+		}
+	}
+
+	app, err := c.app(s)
+	if err != nil {
+		return nil, err
+	}
+	dmtls, err := c.downstream(s)
+	if err != nil {
+		return nil, err
+	}
+
+	routesNode := s.nodes["routes"]
+	if routesNode == nil && s.nodes["policy"] != nil {
+		routesNode = s.nodes["policy"]
+		c.warn(routesNode, "the top-level policy setting is Pomerium's old name for routes")
+	}
+	var routes []route
+	if routesNode != nil {
+		if routesNode.Kind != yaml.SequenceNode {
+			return nil, c.errf(routesNode, "routes is a list")
+		}
+		for _, rn := range routesNode.Content {
+			r, err := c.route(rn, app, s)
+			if err != nil {
+				return nil, err
+			}
+			routes = append(routes, r)
+		}
+	}
+	return c.assemble(s, app, dmtls, routes)
+}
+
+// app builds the iap app from the identity and cookie settings.
+func (c *converter) app(s settings) (*module.App, error) {
+	app := new(module.App)
+	get := func(key string) string { v, _ := s.value(key); return v }
+	secretOf := func(key string) (string, error) {
+		if v := get(key); v != "" {
+			return v, nil
+		}
+		if f := get(key + "_file"); f != "" {
+			v, err := readSecretFile(f)
+			if err != nil {
+				return "", fmt.Errorf("%s_file: %v", key, err)
+			}
+			return v, nil
+		}
+		return "", nil
+	}
+
+	provider := get("idp_provider")
+	if !slices.Contains(oidcProviders, provider) {
+		return nil, fmt.Errorf("%s: idp_provider %q is not an OpenID Connect provider; caddy-iap signs in with OIDC only (use idp_provider: oidc with an OIDC-capable IdP)", c.file, provider)
+	}
+	providerURL := get("idp_provider_url")
+	if providerURL == "" {
+		providerURL = providerURLs[provider]
+	}
+	if providerURL != "" || get("idp_client_id") != "" {
+		secret, err := secretOf("idp_client_secret")
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", c.file, err)
+		}
+		if providerURL == "" {
+			return nil, fmt.Errorf("%s: idp_provider_url is required for idp_provider %q", c.file, provider)
+		}
+		app.IDP = &module.IDP{ProviderURL: providerURL, ClientID: get("idp_client_id"), ClientSecret: secret}
+		if n := s.nodes["idp_scopes"]; n != nil {
+			scopes, err := c.strings(n)
+			if err != nil {
+				return nil, err
+			}
+			app.IDP.Scopes = scopes
+		}
+	}
+	if v := get("authenticate_service_url"); v != "" && app.IDP != nil {
+		c.warn(s.scalar["authenticate_service_url"], "authenticate_service_url (%s) is not used: each route signs users in on its own host, so register https://<route host>/.pomerium/callback at the IdP", v)
+	}
+
+	var err error
+	app.CookieName = get("cookie_name")
+	app.CookieDomain = get("cookie_domain")
+	app.CookieSameSite = get("cookie_same_site")
+	if app.CookieSecret, err = secretOf("cookie_secret"); err != nil {
+		return nil, fmt.Errorf("%s: %v", c.file, err)
+	}
+	shared, err := secretOf("shared_secret")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", c.file, err)
+	}
+	if app.CookieSecret == "" && shared != "" && app.IDP != nil {
+		// Pomerium instances share keys through shared_secret; derive the
+		// cookie key from it so that they keep agreeing.
+		raw, err := decodeBase64(shared)
+		if err != nil {
+			return nil, fmt.Errorf("%s: shared_secret: %v", c.file, err)
+		}
+		key, err := hkdf.Key(sha256.New, raw, nil, "caddy-iap cookie_secret from shared_secret", 32)
+		if err != nil {
+			return nil, err
+		}
+		app.CookieSecret = base64.StdEncoding.EncodeToString(key)
+	}
+	if v := get("cookie_expire"); v != "" {
+		d, err := caddy.ParseDuration(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: cookie_expire: %v", c.file, err)
+		}
+		app.CookieExpire = caddy.Duration(d)
+	}
+	if v, ok := s.value("cookie_http_only"); ok && v == "false" {
+		c.warn(s.scalar["cookie_http_only"], "cookie_http_only: false is ignored: session cookies are always HttpOnly")
+	}
+	app.SigningKey = get("signing_key")
+	app.SigningKeyFile = get("signing_key_file")
+	app.CertificateAuthority = get("certificate_authority")
+	app.CertificateAuthorityFile = get("certificate_authority_file")
+	if v, ok := s.value("pass_identity_headers"); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: pass_identity_headers: %q is not true or false", c.file, v)
+		}
+		app.PassIdentityHeaders = &b
+	}
+	if n := s.nodes["jwt_claims_headers"]; n != nil {
+		app.JWTClaimsHeaders = map[string]string{}
+		switch n.Kind {
+		case yaml.MappingNode:
+			for _, kv := range pairs(n) {
+				app.JWTClaimsHeaders[kv[0].Value] = kv[1].Value
+			}
+		default:
+			claims, err := c.strings(n)
+			if err != nil {
+				return nil, err
+			}
+			for _, claim := range claims {
+				app.JWTClaimsHeaders["X-Pomerium-Claim-"+strings.ReplaceAll(claim, "_", "-")] = claim
+			}
+		}
+	}
+	// Upstreams written for Pomerium expect its names.
+	app.Compat = "pomerium"
+	return app, nil
+}
+
+// downstream reads downstream_mtls (and its environment variables).
+func (c *converter) downstream(s settings) (*downstreamtls.Options, error) {
+	n := s.nodes["downstream_mtls"]
+	o := new(downstreamtls.Options)
+	if n != nil {
+		if n.Kind != yaml.MappingNode {
+			return nil, c.errf(n, "downstream_mtls is a mapping")
+		}
+		known := []string{"ca", "ca_file", "crl", "crl_file", "enforcement", "match_subject_alt_names", "max_verify_depth"}
+		for _, kv := range pairs(n) {
+			if !slices.Contains(known, kv[0].Value) {
+				return nil, c.errf(kv[0], "unknown downstream_mtls setting %q", kv[0].Value)
+			}
+		}
+		var raw map[string]any
+		if err := n.Decode(&raw); err != nil {
+			return nil, c.errf(n, "downstream_mtls: %v", err)
+		}
+		b, _ := json.Marshal(raw)
+		if err := json.Unmarshal(b, o); err != nil {
+			return nil, c.errf(n, "downstream_mtls: %v", err)
+		}
+	}
+	for key, field := range map[string]*string{"DOWNSTREAM_MTLS_CA": &o.CA, "DOWNSTREAM_MTLS_CA_FILE": &o.CAFile,
+		"DOWNSTREAM_MTLS_CRL": &o.CRL, "DOWNSTREAM_MTLS_CRL_FILE": &o.CRLFile, "DOWNSTREAM_MTLS_ENFORCEMENT": &o.Enforcement} {
+		if v, ok := c.env(key); ok {
+			*field = v
+		}
+	}
+	if o.CA == "" && o.CAFile == "" {
+		if n != nil && (o.CRL != "" || o.CRLFile != "" || len(o.MatchSubjectAltNames) > 0) {
+			return nil, c.errf(n, "downstream_mtls needs ca or ca_file")
+		}
+		return nil, nil
+	}
+	if _, warnings, err := downstreamtls.New(*o, time.Now()); err != nil {
+		return nil, fmt.Errorf("%s: downstream_mtls: %v", c.file, err)
+	} else {
+		for _, w := range warnings {
+			c.warn(n, "downstream_mtls: %s", w)
+		}
+	}
+	return o, nil
+}
+
+// assemble puts the apps together.
+func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.Options, routes []route) (map[string]any, error) {
+	get := func(key string) string { v, _ := s.value(key); return v }
+	address := get("address")
+	if address == "" {
+		address = ":443"
+	}
+	srv := map[string]any{"listen": []string{address}}
+	httpApp := map[string]any{"servers": map[string]any{"pomerium": srv}}
+	if p := portOf(address); p != "" {
+		n, _ := strconv.Atoi(p)
+		httpApp["https_port"] = n
+	}
+	if v := get("http_redirect_addr"); v != "" {
+		if p := portOf(v); p != "" {
+			n, _ := strconv.Atoi(p)
+			httpApp["http_port"] = n
+		}
+	}
+
+	var hosts []string
+	var caddyRoutes []caddyhttp.Route
+	var policies []*caddytls.ConnectionPolicy
+	for _, r := range routes {
+		caddyRoutes = append(caddyRoutes, r.caddy)
+		if !slices.Contains(hosts, r.host) {
+			hosts = append(hosts, r.host)
+		}
+		if r.downstream != nil {
+			p, err := connectionPolicy([]string{r.host}, r.downstream)
+			if err != nil {
+				return nil, err
+			}
+			policies = append(policies, p)
+		}
+	}
+	if dmtls != nil {
+		// The global downstream mTLS guards every route: a connection
+		// policy for all their hosts, and its handler first on each route.
+		p, err := connectionPolicy(hosts, dmtls)
+		if err != nil {
+			return nil, err
+		}
+		policies = append(policies, p)
+		handler := caddyconfig.JSONModuleObject(&module.MTLS{Options: *dmtls}, "handler", "iap_mtls", nil)
+		for i := range caddyRoutes {
+			sub := caddyRoutes[i].HandlersRaw[0]
+			caddyRoutes[i].HandlersRaw = append([]json.RawMessage{handler}, sub)
+		}
+	}
+	if len(policies) > 0 {
+		policies = append(policies, &caddytls.ConnectionPolicy{})
+		srv["tls_connection_policies"] = policies
+	}
+	srv["routes"] = caddyRoutes
+
+	apps := map[string]any{"http": httpApp, "iap": app}
+	tlsApp := map[string]any{}
+	var certFiles []map[string]any
+	if cf, kf := get("certificate_file"), get("certificate_key_file"); cf != "" || kf != "" {
+		if cf == "" || kf == "" {
+			return nil, fmt.Errorf("%s: certificate_file and certificate_key_file go together", c.file)
+		}
+		certFiles = append(certFiles, map[string]any{"certificate": cf, "key": kf})
+	}
+	if n := s.nodes["certificates"]; n != nil {
+		var list []struct {
+			Cert string `yaml:"cert"`
+			Key  string `yaml:"key"`
+		}
+		if err := n.Decode(&list); err != nil {
+			return nil, c.errf(n, "certificates: a list of {cert, key} file pairs: %v", err)
+		}
+		for _, p := range list {
+			certFiles = append(certFiles, map[string]any{"certificate": p.Cert, "key": p.Key})
+		}
+	}
+	var inline []map[string]any
+	if cert, key := get("certificate"), get("certificate_key"); cert != "" || key != "" {
+		cb, err1 := decodeBase64(cert)
+		kb, err2 := decodeBase64(key)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("%s: certificate and certificate_key are base64-encoded PEM", c.file)
+		}
+		inline = append(inline, map[string]any{"certificate": string(cb), "key": string(kb)})
+	}
+	autocert := get("autocert") == "true"
+	switch {
+	case autocert:
+		// Caddy's automatic HTTPS gets the route hosts' certificates.
+	case len(certFiles) > 0 || len(inline) > 0:
+		certs := map[string]any{}
+		if len(certFiles) > 0 {
+			certs["load_files"] = certFiles
+		}
+		if len(inline) > 0 {
+			certs["load_pem"] = inline
+		}
+		tlsApp["certificates"] = certs
+		srv["automatic_https"] = map[string]any{"disable_certificates": true}
+	default:
+		// Pomerium serves a self-signed certificate; Caddy's local CA
+		// issues one per host instead.
+		if len(hosts) > 0 {
+			tlsApp["automation"] = map[string]any{"policies": []map[string]any{{
+				"subjects": hosts, "issuers": []map[string]any{{"module": "internal"}},
+			}}}
+			// Pomerium touches no trust store; neither does this CA.
+			apps["pki"] = map[string]any{"certificate_authorities": map[string]any{"local": map[string]any{"install_trust": false}}}
+		}
+	}
+	if len(tlsApp) > 0 {
+		apps["tls"] = tlsApp
+	}
+	cfg := map[string]any{"apps": apps}
+	if lvl := get("log_level"); lvl != "" {
+		cfg["logging"] = map[string]any{"logs": map[string]any{"default": map[string]any{"level": strings.ToUpper(lvl)}}}
+	}
+	return cfg, nil
+}
+
+func connectionPolicy(hosts []string, o *downstreamtls.Options) (*caddytls.ConnectionPolicy, error) {
+	verifier := caddyconfig.JSONModuleObject(module.MTLSVerifier{Options: *o}, "verifier", "iap", nil)
+	ca, err := o.ClientAuthentication(verifier)
+	if err != nil {
+		return nil, err
+	}
+	return &caddytls.ConnectionPolicy{
+		MatchersRaw:          caddy.ModuleMap{"sni": caddyconfig.JSON(hosts, nil)},
+		ClientAuthentication: ca,
+	}, nil
+}
+
+var _ = url.Parse

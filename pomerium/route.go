@@ -1,0 +1,308 @@
+package pomerium
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/caddy-iap/caddy-iap/authz"
+	"github.com/caddy-iap/caddy-iap/downstreamtls"
+	"github.com/caddy-iap/caddy-iap/module"
+	"github.com/caddy-iap/caddy-iap/upstreamtls"
+)
+
+// route is one converted Pomerium route.
+type route struct {
+	host       string
+	caddy      caddyhttp.Route
+	downstream *downstreamtls.Options // the deprecated per-route client CA
+}
+
+// tlsKeys are the route's upstream TLS options, decoded into
+// upstreamtls.Options by their Pomerium names.
+var tlsKeys = []string{"tls_custom_ca", "tls_custom_ca_file", "tls_server_name", "tls_upstream_server_name",
+	"tls_client_cert", "tls_client_key", "tls_client_cert_file", "tls_client_key_file", "tls_skip_verify",
+	"tls_upstream_allow_renegotiation"}
+
+var routeKeys = []string{"from", "to", "prefix", "path", "regex", "prefix_rewrite", "policy",
+	"allowed_users", "allowed_domains", "allowed_idp_claims", "allow_public_unauthenticated_access",
+	"allow_any_authenticated_user", "cors_allow_preflight", "tls_downstream_client_ca", "tls_downstream_client_ca_file",
+	"preserve_host_header", "host_rewrite", "set_request_headers", "remove_request_headers", "set_response_headers",
+	"pass_identity_headers", "allow_websockets", "timeout", "idle_timeout", "name", "description", "id"}
+
+var unsupportedRouteKeys = []string{"regex_rewrite_pattern", "regex_rewrite_substitution", "host_rewrite_header",
+	"host_path_regex_rewrite_pattern", "host_path_regex_rewrite_substitution", "kubernetes_service_account_token",
+	"kubernetes_service_account_token_file", "enable_google_cloud_serverless_authentication", "load_balancing_policy",
+	"health_checks", "tls_downstream_server_name", "show_error_details", "jwt_groups_filter", "logo_url",
+	"upstream_tunnel", "allow_spdy", "outlier_detection", "depends_on", "regex_priority_order", "idp_access_token_allowed_audiences",
+	"bearer_token_format", "jwt_issuer_format", "tls_downstream_client_ca_file_deprecated"}
+
+// route converts one route through module.Route, as iap_route does.
+func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, error) {
+	var out route
+	if n.Kind != yaml.MappingNode {
+		return out, c.errf(n, "a route is a mapping with from, to and a policy")
+	}
+	fields := map[string]*yaml.Node{}
+	for _, kv := range pairs(n) {
+		key := kv[0].Value
+		switch {
+		case slices.Contains(routeKeys, key) || slices.Contains(tlsKeys, key):
+			fields[key] = kv[1]
+		case key == "redirect" || key == "response":
+			return out, c.errf(kv[0], "%s routes are not supported yet", key)
+		case slices.Contains(unsupportedRouteKeys, key):
+			c.warn(kv[0], "route setting %s is not supported by caddy-iap yet and is ignored", key)
+		default:
+			return out, c.errf(kv[0], "unknown route setting %q", key)
+		}
+	}
+	fromNode := fields["from"]
+	if fromNode == nil {
+		return out, c.errf(n, "a route needs from")
+	}
+	host, err := c.hostOf(fromNode, fromNode.Value)
+	if err != nil {
+		return out, err
+	}
+	out.host = host
+	r := module.Route{Name: fromNode.Value, Hosts: []string{host}, SignIn: app.IDP != nil}
+	r.Name = fromNode.Value
+
+	// Upstream TLS: the same options, decoded by their Pomerium names.
+	tlsFields := map[string]any{}
+	for _, k := range tlsKeys {
+		if v := fields[k]; v != nil {
+			var x any
+			if err := v.Decode(&x); err != nil {
+				return out, c.errf(v, "%s: %v", k, err)
+			}
+			tlsFields[k] = x
+		}
+	}
+	b, _ := json.Marshal(tlsFields)
+	if err := json.Unmarshal(b, &r.Options); err != nil {
+		return out, c.errf(n, "tls options: %v", err)
+	}
+
+	// Policy: the shortcuts and PPL.
+	if p := fields["policy"]; p != nil {
+		policy, err := authz.FromYAML(p, c.file)
+		if err != nil {
+			return out, err
+		}
+		r.Policy = policy
+	}
+	for key, target := range map[string]*bool{"allow_public_unauthenticated_access": &r.AllowPublicUnauthenticatedAccess,
+		"allow_any_authenticated_user": &r.AllowAnyAuthenticatedUser, "cors_allow_preflight": &r.CORSAllowPreflight,
+		"preserve_host_header": &r.PreserveHostHeader} {
+		if v := fields[key]; v != nil {
+			if *target, err = c.boolean(v); err != nil {
+				return out, err
+			}
+		}
+	}
+	if v := fields["allowed_users"]; v != nil {
+		if r.AllowedUsers, err = c.strings(v); err != nil {
+			return out, err
+		}
+	}
+	if v := fields["allowed_domains"]; v != nil {
+		if r.AllowedDomains, err = c.strings(v); err != nil {
+			return out, err
+		}
+	}
+	if v := fields["allowed_idp_claims"]; v != nil {
+		if err := v.Decode(&r.AllowedIDPClaims); err != nil {
+			return out, c.errf(v, "allowed_idp_claims: a mapping of claim names to lists of values")
+		}
+	}
+	if v := fields["set_request_headers"]; v != nil {
+		if err := v.Decode(&r.SetRequestHeaders); err != nil {
+			return out, c.errf(v, "set_request_headers: a mapping of header names to values")
+		}
+	}
+	if v := fields["remove_request_headers"]; v != nil {
+		if r.RemoveRequestHeaders, err = c.strings(v); err != nil {
+			return out, err
+		}
+	}
+	if v := fields["pass_identity_headers"]; v != nil {
+		if b, err := c.boolean(v); err != nil {
+			return out, err
+		} else if app.PassIdentityHeaders != nil && b != *app.PassIdentityHeaders || app.PassIdentityHeaders == nil && !b {
+			c.warn(v, "a per-route pass_identity_headers is not supported yet: the global setting applies")
+		}
+	}
+
+	// The upstreams and the proxy settings.
+	rp, err := c.proxy(fields)
+	if err != nil {
+		return out, err
+	}
+	env := upstreamtls.Env{Defaults: app.Defaults}
+	handlers, warnings, err := r.Handlers(rp, env)
+	if err != nil {
+		return out, c.errf(fromNode, "%v", err)
+	}
+	for _, w := range warnings {
+		c.warn(fromNode, "%s", w)
+	}
+
+	// prefix_rewrite replaces the matched prefix before proxying.
+	if v := fields["prefix_rewrite"]; v != nil {
+		prefix := "/"
+		if p := fields["prefix"]; p != nil {
+			prefix = p.Value
+		}
+		rw := caddyconfig.JSON(map[string]any{"handler": "rewrite",
+			"path_regexp": []map[string]string{{"find": "^" + regexpQuote(prefix), "replace": v.Value}}}, nil)
+		proxy := handlers[len(handlers)-1]
+		handlers = append(handlers[:len(handlers)-1:len(handlers)-1], rw, proxy)
+	}
+
+	// The deprecated per-route client CA: downstream mTLS for this host.
+	for _, k := range []string{"tls_downstream_client_ca", "tls_downstream_client_ca_file"} {
+		if v := fields[k]; v != nil {
+			c.warn(v, "%s is deprecated in Pomerium: use downstream_mtls", k)
+			o := &downstreamtls.Options{Enforcement: downstreamtls.PolicyWithDefaultDeny}
+			if k == "tls_downstream_client_ca" {
+				o.CA = v.Value
+			} else {
+				o.CAFile = v.Value
+			}
+			out.downstream = o
+			handlers = append([]json.RawMessage{caddyconfig.JSONModuleObject(&module.MTLS{Options: *o}, "handler", "iap_mtls", nil)}, handlers...)
+		}
+	}
+
+	match := caddy.ModuleMap{"host": caddyconfig.JSON(caddyhttp.MatchHost{host}, nil)}
+	switch {
+	case fields["prefix"] != nil:
+		match["path"] = caddyconfig.JSON(caddyhttp.MatchPath{fields["prefix"].Value + "*"}, nil)
+	case fields["path"] != nil:
+		match["path"] = caddyconfig.JSON(caddyhttp.MatchPath{fields["path"].Value}, nil)
+	case fields["regex"] != nil:
+		match["path_regexp"] = caddyconfig.JSON(map[string]string{"pattern": fields["regex"].Value}, nil)
+	}
+	sub := &caddyhttp.Subroute{Routes: caddyhttp.RouteList{{HandlersRaw: handlers}}}
+	out.caddy = caddyhttp.Route{
+		MatcherSetsRaw: caddyhttp.RawMatcherSets{match},
+		HandlersRaw:    []json.RawMessage{caddyconfig.JSONModuleObject(sub, "handler", "subroute", nil)},
+		Terminal:       true,
+	}
+	return out, nil
+}
+
+// proxy builds the reverse_proxy handler for the route's `to`.
+func (c *converter) proxy(fields map[string]*yaml.Node) (*reverseproxy.Handler, error) {
+	toNode := fields["to"]
+	if toNode == nil {
+		return nil, fmt.Errorf("%s:%d: a route needs to", c.file, fields["from"].Line)
+	}
+	targets, err := c.strings(toNode)
+	if err != nil {
+		return nil, err
+	}
+	rp := new(reverseproxy.Handler)
+	var scheme string
+	var weights []int
+	for _, t := range targets {
+		raw, weight, hasWeight := strings.Cut(t, ",")
+		u, err := url.Parse(strings.TrimSpace(raw))
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			return nil, c.errf(toNode, "to: %q is not an http or https URL", raw)
+		}
+		if scheme != "" && u.Scheme != scheme {
+			return nil, c.errf(toNode, "to: mixes http and https upstreams")
+		}
+		scheme = u.Scheme
+		if u.Path != "" && u.Path != "/" {
+			return nil, c.errf(toNode, "to: a path in the upstream URL (%s) is not supported yet; use prefix_rewrite", u.Path)
+		}
+		port := u.Port()
+		if port == "" {
+			port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+		}
+		rp.Upstreams = append(rp.Upstreams, &reverseproxy.Upstream{Dial: u.Hostname() + ":" + port})
+		w := 1
+		if hasWeight {
+			if w, err = strconv.Atoi(strings.TrimSpace(weight)); err != nil || w < 0 {
+				return nil, c.errf(toNode, "to: weight %q is not a whole number", weight)
+			}
+		}
+		weights = append(weights, w)
+	}
+	if slices.ContainsFunc(weights, func(w int) bool { return w != 1 }) {
+		rp.LoadBalancing = &reverseproxy.LoadBalancing{SelectionPolicyRaw: caddyconfig.JSONModuleObject(
+			reverseproxy.WeightedRoundRobinSelection{Weights: weights}, "policy", "weighted_round_robin", nil)}
+	}
+	transport := new(reverseproxy.HTTPTransport)
+	if scheme == "https" {
+		transport.TLS = new(reverseproxy.TLSConfig)
+	}
+	if v := fields["timeout"]; v != nil {
+		d, err := time.ParseDuration(v.Value)
+		if err != nil {
+			return nil, c.errf(v, "timeout: %v", err)
+		}
+		transport.ResponseHeaderTimeout = caddy.Duration(d)
+	}
+	if v := fields["idle_timeout"]; v != nil {
+		d, err := time.ParseDuration(v.Value)
+		if err != nil {
+			return nil, c.errf(v, "idle_timeout: %v", err)
+		}
+		enabled := true
+		transport.KeepAlive = &reverseproxy.KeepAlive{Enabled: &enabled, IdleConnTimeout: caddy.Duration(d)}
+	}
+	rp.TransportRaw = caddyconfig.JSONModuleObject(transport, "protocol", "http", nil)
+	if v := fields["host_rewrite"]; v != nil {
+		rp.Headers = &headers.Handler{Request: &headers.HeaderOps{Set: http.Header{"Host": {v.Value}}}}
+	}
+	if v := fields["set_response_headers"]; v != nil {
+		var h map[string]string
+		if err := v.Decode(&h); err != nil {
+			return nil, c.errf(v, "set_response_headers: a mapping of header names to values")
+		}
+		if rp.Headers == nil {
+			rp.Headers = new(headers.Handler)
+		}
+		rp.Headers.Response = &headers.RespHeaderOps{HeaderOps: &headers.HeaderOps{Set: http.Header{}}}
+		for k, val := range h {
+			rp.Headers.Response.Set.Set(k, val)
+		}
+	}
+	if v := fields["allow_websockets"]; v != nil {
+		// Caddy proxies WebSocket upgrades whenever the client asks.
+		if b, err := c.boolean(v); err != nil {
+			return nil, err
+		} else if !b {
+			c.warn(v, "allow_websockets: false is ignored: Caddy always proxies WebSocket upgrades")
+		}
+	}
+	return rp, nil
+}
+
+func regexpQuote(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`\.+*?()|[]{}^$`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
