@@ -33,14 +33,9 @@ if ((${#missing[@]})); then
 	[ -z "$norc" ] || $sudo rm -f /usr/sbin/policy-rc.d
 fi
 
-# Dex, the OpenID Connect provider the sign-in tests use, pinned in
-# tools/dex/go.mod (its v2 tags are not under /v2, so `go install dex@v2...`
-# cannot work); bin/dex is rebuilt when the pin changes.
-if [ ! -x bin/dex ] || [ tools/dex/go.mod -nt bin/dex ]; then
-	step "building Dex (tools/dex)"
-	mkdir -p bin
-	(cd tools/dex && go build -o ../../bin/dex github.com/dexidp/dex/cmd/dex)
-fi
+# Dex, the OpenID Connect provider the sign-in tests use.
+step "Dex"
+scripts/build-dex.sh
 
 step "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
@@ -62,5 +57,8 @@ for ex in examples/*/run.sh; do
 	step "example $ex"
 	bash "$ex"
 done
+
+step "quickstart (./quickstart.sh --check)"
+./quickstart.sh --check
 
 step "all tests passed"
