@@ -7,5 +7,5 @@ build:
 test:
 	./scripts/test.sh
 
-quickstart: build
-	examples/upstream-mtls/run.sh
+quickstart:
+	./quickstart.sh

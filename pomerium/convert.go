@@ -51,7 +51,7 @@ var unsupportedGlobal = []string{
 	"timeout_read", "timeout_write", "timeout_idle", "jwt_groups_filter", "jwt_issuer_format", "bearer_token_format",
 	"authenticate_callback_path", "programmatic_redirect_domain_whitelist", "request_params", "branding",
 	"proxy_log_level", "access_log_fields", "authorize_log_fields", "http3_advertise", "installation_id",
-	"grpc_client_timeout", "debug", "secondary_signing_key",
+	"grpc_client_timeout", "debug", "secondary_signing_key", "pomerium_debug",
 }
 
 // removedGlobal are settings Pomerium removed, with their replacement.

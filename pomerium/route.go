@@ -79,7 +79,6 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 	}
 	out.host = host
 	r := module.Route{Name: fromNode.Value, Hosts: []string{host}, SignIn: app.IDP != nil}
-	r.Name = fromNode.Value
 
 	// Upstream TLS: the same options, decoded by their Pomerium names.
 	tlsFields := map[string]any{}
@@ -145,6 +144,10 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 		} else if app.PassIdentityHeaders != nil && b != *app.PassIdentityHeaders || app.PassIdentityHeaders == nil && !b {
 			c.warn(v, "a per-route pass_identity_headers is not supported yet: the global setting applies")
 		}
+	}
+
+	if app.IDP == nil && !r.IsPublic() {
+		c.warn(fromNode, "route %s needs signed-in users but no identity provider is configured (idp_provider_url): it will refuse everyone", fromNode.Value)
 	}
 
 	// The upstreams and the proxy settings.
