@@ -276,9 +276,9 @@ func stringList(v any) []string {
 	return nil
 }
 
-// wantsHTML reports whether the client prefers a page: browsers list
+// WantsHTML reports whether the client prefers a page: browsers list
 // text/html in Accept; API clients and curl's */* get JSON.
-func wantsHTML(r *http.Request) bool {
+func WantsHTML(r *http.Request) bool {
 	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
 		mt, _, _ := strings.Cut(strings.TrimSpace(part), ";")
 		switch strings.TrimSpace(mt) {
@@ -296,7 +296,7 @@ func (a *Authenticator) challenge(w http.ResponseWriter, r *http.Request, cause 
 	a.cfg.Logger.Info("request not signed in",
 		zap.String("reason", ReasonUnauthenticated), zap.String("host", r.Host),
 		zap.String("uri", r.RequestURI), zap.String("remote_addr", r.RemoteAddr), zap.Error(cause))
-	if wantsHTML(r) && r.Method == http.MethodGet && r.Header.Get("Authorization") == "" {
+	if WantsHTML(r) && r.Method == http.MethodGet && r.Header.Get("Authorization") == "" {
 		a.startLogin(w, r, "https://"+r.Host+r.URL.RequestURI())
 		return
 	}
@@ -321,7 +321,7 @@ func writeJSONError(w http.ResponseWriter, status int, reason, message string) {
 
 // errorPage answers with a page for browsers and JSON for others.
 func (a *Authenticator) errorPage(w http.ResponseWriter, r *http.Request, status int, reason, message string) {
-	if !wantsHTML(r) {
+	if !WantsHTML(r) {
 		writeJSONError(w, status, reason, message)
 		return
 	}

@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -28,7 +30,7 @@ func init() {
 			return nil, err
 		}
 		var parts []func(*ClientCert) bool
-		for _, op := range sortedKeys(ops) {
+		for _, op := range slices.Sorted(maps.Keys(ops)) {
 			raw := ops[op]
 			switch op {
 			case "fingerprint", "spki_hash":

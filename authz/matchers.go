@@ -3,8 +3,8 @@ package authz
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
-	"sort"
 	"strings"
 )
 
@@ -25,7 +25,7 @@ func compileStringMatcher(data json.RawMessage) (stringMatcher, error) {
 		return nil, err
 	}
 	var parts []stringMatcher
-	for _, op := range sortedKeys(ops) {
+	for _, op := range slices.Sorted(maps.Keys(ops)) {
 		raw := ops[op]
 		switch op {
 		case "in", "not_in":
@@ -122,7 +122,7 @@ func compileListMatcher(data json.RawMessage) (listMatcher, error) {
 		return nil, err
 	}
 	var parts []listMatcher
-	for _, op := range sortedKeys(ops) {
+	for _, op := range slices.Sorted(maps.Keys(ops)) {
 		if op == "in" || op == "not_in" {
 			set, err := stringList(ops[op])
 			if err != nil {
@@ -186,13 +186,4 @@ func stringList(raw json.RawMessage) ([]string, error) {
 		return nil, fmt.Errorf("expected a string or a list of strings, got %s", raw)
 	}
 	return list, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -44,6 +44,22 @@ type Action struct {
 	Nor []Criterion `json:"nor,omitempty"`
 }
 
+// Operator returns the list of criteria of the operator named (and, or,
+// not, nor), or nil for any other name.
+func (a *Action) Operator(name string) *[]Criterion {
+	switch name {
+	case "and":
+		return &a.And
+	case "or":
+		return &a.Or
+	case "not":
+		return &a.Not
+	case "nor":
+		return &a.Nor
+	}
+	return nil
+}
+
 // Criterion is one PPL criterion: a name (such as "accept", or
 // "claim/groups") and the data it takes.
 type Criterion struct {

@@ -68,17 +68,8 @@ func actionFromYAML(n *yaml.Node, at func(*yaml.Node) string) (*Action, error) {
 	a := new(Action)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		key, val := n.Content[i], n.Content[i+1]
-		var list *[]Criterion
-		switch key.Value {
-		case "and":
-			list = &a.And
-		case "or":
-			list = &a.Or
-		case "not":
-			list = &a.Not
-		case "nor":
-			list = &a.Nor
-		default:
+		list := a.Operator(key.Value)
+		if list == nil {
 			return nil, fmt.Errorf("%s: unknown operator %q (want and, or, not or nor)", at(key), key.Value)
 		}
 		if val.Kind != yaml.SequenceNode {

@@ -52,17 +52,22 @@ func (MTLS) CaddyModule() caddy.ModuleInfo {
 }
 
 // Provision loads the CAs, CRLs and patterns.
-func (m *MTLS) Provision(ctx caddy.Context) error {
+func (m *MTLS) Provision(ctx caddy.Context) (err error) {
 	m.logger = ctx.Logger()
-	v, warnings, err := downstreamtls.New(m.Options, time.Now())
+	m.cache, err = newVerifierCache(m.Options, m.logger)
+	return err
+}
+
+// newVerifierCache compiles downstream mTLS options, logging warnings.
+func newVerifierCache(o downstreamtls.Options, logger *zap.Logger) (*downstreamtls.Cache, error) {
+	v, warnings, err := downstreamtls.New(o, time.Now())
 	if err != nil {
-		return fmt.Errorf("iap_mtls: %v", err)
+		return nil, fmt.Errorf("iap_mtls: %v", err)
 	}
 	for _, w := range warnings {
-		m.logger.Warn(w)
+		logger.Warn(w)
 	}
-	m.cache = downstreamtls.NewCache(v)
-	return nil
+	return downstreamtls.NewCache(v), nil
 }
 
 // ServeHTTP verifies the client certificate.

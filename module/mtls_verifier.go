@@ -41,17 +41,10 @@ func (MTLSVerifier) CaddyModule() caddy.ModuleInfo {
 }
 
 // Provision loads the CAs, CRLs and patterns.
-func (v *MTLSVerifier) Provision(ctx caddy.Context) error {
+func (v *MTLSVerifier) Provision(ctx caddy.Context) (err error) {
 	v.logger = ctx.Logger()
-	verifier, warnings, err := downstreamtls.New(v.Options, time.Now())
-	if err != nil {
-		return fmt.Errorf("iap_mtls: %v", err)
-	}
-	for _, w := range warnings {
-		v.logger.Warn(w)
-	}
-	v.cache = downstreamtls.NewCache(verifier)
-	return nil
+	v.cache, err = newVerifierCache(v.Options, v.logger)
+	return err
 }
 
 // VerifyClientCertificate checks the certificates the client presented.

@@ -2,9 +2,11 @@ package module
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -92,7 +94,7 @@ func (s Shortcuts) Policy(policy authz.Policy) (authz.Policy, error) {
 	for _, d := range s.AllowedDomains {
 		add("domain", d)
 	}
-	for _, claim := range sortedKeys(s.AllowedIDPClaims) {
+	for _, claim := range slices.Sorted(maps.Keys(s.AllowedIDPClaims)) {
 		for _, v := range s.AllowedIDPClaims[claim] {
 			add("claim/"+claim, v)
 		}

@@ -48,17 +48,8 @@ func ParsePolicyBlock(d *caddyfile.Dispenser) (authz.Policy, error) {
 		a := new(authz.Action)
 		for nesting := d.Nesting(); d.NextBlock(nesting); {
 			op := d.Val()
-			var list *[]authz.Criterion
-			switch op {
-			case "and":
-				list = &a.And
-			case "or":
-				list = &a.Or
-			case "not":
-				list = &a.Not
-			case "nor":
-				list = &a.Nor
-			default:
+			list := a.Operator(op)
+			if list == nil {
 				return nil, d.Errf("unknown operator %q in %s (want and, or, not or nor)", op, action)
 			}
 			if d.NextArg() {

@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
-	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-iap/caddy-iap/authn"
 )
 
 // StatusSSLCertificateError is the status nginx introduced, and Pomerium
@@ -43,7 +44,7 @@ func (f refusal) respond(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	if wantsHTML(r) {
+	if authn.WantsHTML(r) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(f.Status)
 		return refusalPage.Execute(w, f)
@@ -68,21 +69,6 @@ func hasErrorRoute(r *http.Request) bool {
 	for _, route := range srv.Errors.Routes {
 		if match, err := route.MatcherSets.AnyMatchWithError(r); match && err == nil {
 			return true
-		}
-	}
-	return false
-}
-
-// wantsHTML reports whether the client prefers an HTML page: a browser's
-// Accept header lists text/html; API clients and curl's */* get JSON.
-func wantsHTML(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
-		mt, _, _ := strings.Cut(strings.TrimSpace(part), ";")
-		switch strings.TrimSpace(mt) {
-		case "text/html", "application/xhtml+xml":
-			return true
-		case "application/json":
-			return false
 		}
 	}
 	return false

@@ -1,9 +1,6 @@
 package module
 
-import (
-	"encoding/json"
-	"sort"
-)
+import "encoding/json"
 
 func mustJSON(v any) json.RawMessage {
 	b, err := json.Marshal(v)
@@ -11,13 +8,4 @@ func mustJSON(v any) json.RawMessage {
 		panic(err)
 	}
 	return b
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
