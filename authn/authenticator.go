@@ -49,7 +49,16 @@ type Authenticator struct {
 
 	keepMu sync.RWMutex
 	keep   map[string]bool // claims kept in sessions, besides the standard ones
+
+	// decoded remembers sessions by their exact cookie value, so that a
+	// cookie is opened (AES-GCM, inflate, JSON) once per instance rather
+	// than on every request. Only values that authenticated are kept.
+	decodedMu sync.RWMutex
+	decoded   map[string]*Session
 }
+
+// maxDecoded bounds the decoded-session cache; it is emptied when full.
+const maxDecoded = 10000
 
 // KeepClaims adds ID token claims to keep in sessions, for policies that
 // test them (claim/<name>). Sessions signed in before keep what they had.
@@ -68,7 +77,7 @@ func New(cfg Config) (*Authenticator, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	a := &Authenticator{cfg: cfg, names: namesFor(cfg.Compat), keep: map[string]bool{}}
+	a := &Authenticator{cfg: cfg, names: namesFor(cfg.Compat), keep: map[string]bool{}, decoded: map[string]*Session{}}
 	for _, claim := range cfg.ClaimHeaders {
 		a.keep[claim] = true
 	}
@@ -147,8 +156,8 @@ func (a *Authenticator) Session(w http.ResponseWriter, r *http.Request) (*Sessio
 	if err != nil {
 		return nil, err
 	}
-	var s Session
-	if err := a.session.open(a.cfg.CookieName, raw, &s); err != nil {
+	s, err := a.openSession(raw)
+	if err != nil {
 		a.jar.clear(w, r)
 		return nil, err
 	}
@@ -171,6 +180,29 @@ func (a *Authenticator) Session(w http.ResponseWriter, r *http.Request) (*Sessio
 		return nil, err
 	}
 	return &s, nil
+}
+
+// openSession decodes a session cookie's value, from the cache when this
+// exact value was opened before. It returns a copy the caller may change.
+func (a *Authenticator) openSession(raw string) (Session, error) {
+	a.decodedMu.RLock()
+	cached, ok := a.decoded[raw]
+	a.decodedMu.RUnlock()
+	if ok {
+		return *cached, nil
+	}
+	var s Session
+	if err := a.session.open(a.cfg.CookieName, raw, &s); err != nil {
+		return Session{}, err
+	}
+	a.decodedMu.Lock()
+	if len(a.decoded) >= maxDecoded {
+		clear(a.decoded)
+	}
+	kept := s
+	a.decoded[raw] = &kept
+	a.decodedMu.Unlock()
+	return s, nil
 }
 
 func (a *Authenticator) writeSession(w http.ResponseWriter, r *http.Request, s *Session) error {

@@ -34,7 +34,9 @@ import (
 //
 // A criterion line is its name, then either nothing (true), one value, an
 // operator and its values (several such pairs may follow each other), or a
-// block of such lines. Each allow or deny block is a rule of its own.
+// block of such lines. Each allow or deny block is a rule of its own, and
+// so is each repetition of an operator inside one (two `and` blocks are two
+// alternatives, as two rules would be).
 func ParsePolicyBlock(d *caddyfile.Dispenser) (authz.Policy, error) {
 	if d.NextArg() {
 		return nil, d.Err("policy takes a block, not arguments (or use policy_file <file>)")
@@ -42,16 +44,33 @@ func ParsePolicyBlock(d *caddyfile.Dispenser) (authz.Policy, error) {
 	var p authz.Policy
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		action := d.Val()
+		if action != "allow" && action != "deny" {
+			return nil, d.Errf("unknown action %q in policy (want allow or deny)", action)
+		}
 		if d.NextArg() {
 			return nil, d.Errf("%s takes a block of and, or, not and nor", action)
 		}
-		a := new(authz.Action)
+		// An operator given twice starts a rule of its own: rules of one
+		// action are alternatives, as its operators are.
+		a, seen := new(authz.Action), map[string]bool{}
+		flush := func() {
+			if action == "allow" {
+				p = append(p, authz.Rule{Allow: a})
+			} else {
+				p = append(p, authz.Rule{Deny: a})
+			}
+		}
 		for nesting := d.Nesting(); d.NextBlock(nesting); {
 			op := d.Val()
-			list := a.Operator(op)
-			if list == nil {
+			if a.Operator(op) == nil {
 				return nil, d.Errf("unknown operator %q in %s (want and, or, not or nor)", op, action)
 			}
+			if seen[op] {
+				flush()
+				a, seen = new(authz.Action), map[string]bool{}
+			}
+			seen[op] = true
+			list := a.Operator(op)
 			if d.NextArg() {
 				return nil, d.Errf("%s takes a block of criteria, one per line", op)
 			}
@@ -63,14 +82,7 @@ func ParsePolicyBlock(d *caddyfile.Dispenser) (authz.Policy, error) {
 				*list = append(*list, c)
 			}
 		}
-		switch action {
-		case "allow":
-			p = append(p, authz.Rule{Allow: a})
-		case "deny":
-			p = append(p, authz.Rule{Deny: a})
-		default:
-			return nil, d.Errf("unknown action %q in policy (want allow or deny)", action)
-		}
+		flush()
 	}
 	return p, nil
 }

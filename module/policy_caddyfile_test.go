@@ -128,3 +128,18 @@ func TestShortcuts(t *testing.T) {
 		t.Errorf("public plus an allow-list: %v", err)
 	}
 }
+
+// Two and blocks in one allow are two alternatives, not one long and.
+func TestRepeatedOperatorsAreAlternatives(t *testing.T) {
+	p, err := parseBlock(t, "policy {\n allow {\n and {\n reject\n }\n and {\n accept\n }\n }\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := authz.Compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p) != 2 || !e.Evaluate(&authz.Input{}).Allow {
+		t.Errorf("got %d rules, allowed %v; want 2 rules, allowed", len(p), e.Evaluate(&authz.Input{}).Allow)
+	}
+}

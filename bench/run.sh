@@ -1,0 +1,260 @@
+#!/usr/bin/env bash
+# Measures caddy-iap side by side with plain Caddy, in one run, on loopback:
+#
+#   bench/run.sh                 # 15 s per contender
+#   DURATION=60 bench/run.sh     # longer runs
+#
+# It builds ./caddy (xcaddy.sh) and bin/dex, installs wrk, gnuplot and
+# mkcert from Debian when missing, starts an upstream (Caddy `respond`, plain
+# and mTLS) in its own process, Dex, and the Caddy under test, then drives
+# each contender with wrk and prints a markdown table: requests/s, p50, p99,
+# CPU per request of the Caddy under test, and each ratio to plain Caddy. The
+# table and a plot go to bench/results.md and bench/results.png.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+work="${WORK:-$(mktemp -d /tmp/caddy-iap-bench.XXXXXX)}"
+duration="${DURATION:-15}"
+conns="${CONNECTIONS:-64}"
+https_port=8443
+. "$root/examples/lib.sh"
+
+need wrk gnuplot:gnuplot-nox mkcert openssl curl
+[ -x "$root/caddy" ] && [ -z "${REBUILD:-}" ] || "$root/xcaddy.sh"
+"$root/scripts/build-dex.sh"
+cd "$work"
+export CAROOT="$work/ca" CERTS="$work"
+
+say "Certificates"
+mkcert openssl.localhost >/dev/null 2>&1
+mkcert -client -cert-file caddy-client.pem -key-file caddy-client-key.pem caddy@localhost >/dev/null 2>&1
+mkcert -client -cert-file device.pem -key-file device-key.pem device@localhost >/dev/null 2>&1
+
+say "Upstream: Caddy respond, plain on :9080 and mTLS on :9443 (its own process)"
+cat >upstream.Caddyfile <<EOF
+{
+	admin off
+	auto_https off
+	# The proxy verifies this upstream as openssl.localhost (SNI) but sends
+	# Host localhost:9443; client_auth would otherwise make Caddy refuse the
+	# mismatch (421).
+	servers :9443 {
+		strict_sni_host insecure_off
+	}
+}
+http://127.0.0.1:9080 {
+	respond "hello from the upstream"
+}
+https://localhost:9443 {
+	tls $work/openssl.localhost.pem $work/openssl.localhost-key.pem {
+		client_auth {
+			mode require_and_verify
+			trust_pool file $CAROOT/rootCA.pem
+		}
+	}
+	respond "hello from the mTLS upstream"
+}
+EOF
+XDG_DATA_HOME="$work/up-data" "$caddy" run --adapter caddyfile --config upstream.Caddyfile >upstream.log 2>&1 &
+pids+=($!)
+wait_port 9080 && wait_port 9443 || fail "upstream did not start: $(cat upstream.log)"
+
+say "Dex on :5557"
+hash='$2a$10$2b2cU8CPhOTaGrs1HRQuAueS7JTT5ZHsHSzYiFPm1leZck7Mc8T4W' # "password"
+cat >dex.yaml <<EOF
+issuer: http://127.0.0.1:5557/dex
+storage: {type: memory}
+web: {http: 127.0.0.1:5557}
+oauth2: {skipApprovalScreen: true}
+enablePasswordDB: true
+staticClients:
+- {id: bench, secret: bench-secret, name: bench, redirectURIs: ["https://bench.localhost:$https_port/.iap/callback"]}
+staticPasswords:
+- {email: alice@example.com, hash: "$hash", username: alice, userID: "1", groups: [admins, eng]}
+EOF
+"$root/bin/dex" serve dex.yaml >dex.log 2>&1 &
+pids+=($!)
+wait_port 5557 || fail "Dex did not start"
+
+# The ten-rule policy of authz's BenchmarkTenRules; alice is allowed by the
+# last rule, so every rule is evaluated.
+policy='policy {
+				allow {
+					or {
+						email is ceo@example.com
+						claim/department has finance
+						user in u-1 u-2 u-3
+						email ends_with @ops.example
+					}
+					and {
+						domain is partner.example
+						http_method in GET HEAD
+					}
+					and {
+						groups has admins
+						domain is example.com
+					}
+				}
+				deny {
+					or {
+						http_method is DELETE
+					}
+					and {
+						http_path starts_with /nowhere
+						groups exclude admins
+					}
+				}
+			}'
+cat >bench.Caddyfile <<EOF
+{
+	admin 127.0.0.1:2999
+	http_port 8080
+	https_port $https_port
+	skip_install_trust
+	default_sni bench.localhost
+	# wrk sends the IP it dials as SNI
+	fallback_sni bench.localhost
+	iap {
+		idp {
+			provider_url http://127.0.0.1:5557/dex
+			client_id bench
+			client_secret bench-secret
+			scopes openid email profile groups
+		}
+		cookie_secret $(head -c32 /dev/urandom | base64)
+		jwt_claims_headers X-Email=email
+	}
+}
+bench.localhost {
+	handle /.iap/* {
+		iap_authenticate
+	}
+	# 1. plain Caddy reverse_proxy: the limit
+	handle /plain* {
+		reverse_proxy 127.0.0.1:9080
+	}
+	# 2. iap_route, public
+	handle /public* {
+		iap_route {
+			to http://127.0.0.1:9080
+			allow_public_unauthenticated_access
+		}
+	}
+	# 3. iap_route, signed-in session, ten-rule policy, identity assertion
+	handle /signed* {
+		iap_route {
+			to http://127.0.0.1:9080
+			$policy
+		}
+	}
+	# 4. the same plus upstream mTLS
+	handle /mtls* {
+		iap_route {
+			to https://localhost:9443
+			tls_upstream_server_name openssl.localhost
+			tls_custom_ca_file $CAROOT/rootCA.pem
+			tls_client_cert_file $work/caddy-client.pem
+			tls_client_key_file $work/caddy-client-key.pem
+			$policy
+		}
+	}
+}
+# 7. TLS handshakes with and without a client certificate
+https://tls.localhost:8444 {
+	respond "tls"
+}
+https://mtls.localhost:8445 {
+	iap_mtls {
+		ca_file $CAROOT/rootCA.pem
+		enforcement reject_connection
+	}
+	respond "mtls"
+}
+EOF
+XDG_DATA_HOME="$work/data" XDG_CONFIG_HOME="$work/config" "$caddy" run --adapter caddyfile --config bench.Caddyfile >caddy.log 2>&1 &
+caddy_pid=$!
+pids+=($caddy_pid)
+wait_port $https_port || fail "caddy did not start: $(tail caddy.log)"
+for _ in $(seq 100); do curl -sk -o /dev/null --resolve "bench.localhost:$https_port:127.0.0.1" "https://bench.localhost:$https_port/plain" && break; sleep 0.1; done
+
+say "Signing alice in through Dex"
+cookie=$(cd "$root" && go run ./bench/signin -caddy "127.0.0.1:$https_port" -url "https://bench.localhost:$https_port/signed/" -user alice@example.com -password password)
+for p in signed mtls; do
+	code=$(curl -sk -o /dev/null -w '%{http_code}' -H "Cookie: $cookie" --resolve "bench.localhost:$https_port:127.0.0.1" "https://bench.localhost:$https_port/$p")
+	[ "$code" = 200 ] || fail "/$p with the session: $code"
+done
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$caddy_pid/stat"; }
+hz=$(getconf CLK_TCK)
+
+# run <name> <path> [wrk args]: one contender; appends a row to rows.tsv.
+run() {
+	local name="$1" path="$2"
+	shift 2
+	say "$name: wrk -t2 -c$conns -d${duration}s https://bench.localhost:$https_port$path"
+	local c0 c1 out="wrk${path//\//-}.txt"
+	c0=$(cpu_ticks)
+	wrk -t2 -c"$conns" -d"${duration}s" --latency -H "Host: bench.localhost" "$@" "https://127.0.0.1:$https_port$path" >"$out" 2>&1 || true
+	c1=$(cpu_ticks)
+	local rps p50 p99 total errors
+	rps=$(awk '/Requests\/sec/ {print $2}' "$out")
+	p50=$(awk '$1=="50%" {print $2}' "$out")
+	p99=$(awk '$1=="99%" {print $2}' "$out")
+	total=$(awk '/requests in/ {print $1}' "$out")
+	errors=$(awk '/Non-2xx|Socket errors/ {print}' "$out" | tr '\n' ' ')
+	local cpu_us
+	cpu_us=$(awk -v t=$((c1 - c0)) -v hz="$hz" -v n="$total" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$rps" "$p50" "$p99" "$cpu_us" "$errors" >>rows.tsv
+	tail -n 12 "$out"
+}
+: >rows.tsv
+run "1. plain Caddy reverse_proxy" /plain
+run "2. iap_route, public" /public
+run "3. iap_route, signed in, 10-rule policy, assertion" /signed -H "Cookie: $cookie"
+run "4. the same plus upstream mTLS" /mtls -H "Cookie: $cookie"
+
+say "7. TLS handshakes: openssl s_time, ${duration}s each"
+stime() { # stime <port> <sni> <new|reuse> [cert args]
+	local port="$1" sni="$2" mode="$3"
+	shift 3
+	openssl s_time -connect "127.0.0.1:$port" -servername "$sni" -tls1_2 "-$mode" -time "$duration" "$@" 2>/dev/null |
+		awk '/connections in/ && /real seconds/ {print $1 / $4; exit}' || true
+}
+tls_new=$(stime 8444 tls.localhost new)
+mtls_new=$(stime 8445 mtls.localhost new -cert device.pem -key device-key.pem)
+tls_reuse=$(stime 8444 tls.localhost reuse)
+mtls_reuse=$(stime 8445 mtls.localhost reuse -cert device.pem -key device-key.pem)
+
+say "Results"
+base_rps=$(awk -F'\t' 'NR==1 {print $2}' rows.tsv)
+base_p99=$(awk -F'\t' 'NR==1 {print $4}' rows.tsv)
+ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); print v / 1000 } else if (v ~ /ms$/) { sub(/ms/, "", v); print v } else if (v ~ /s$/) { sub(/s/, "", v); print v * 1000 } else print v }'; }
+{
+	echo "| contender | requests/s | p50 | p99 | CPU per request | requests/s vs plain | p99 vs plain | errors |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+	while IFS=$'\t' read -r name rps p50 p99 cpu errors; do
+		printf '| %s | %.0f | %s | %s | %s us | %.2fx | %.2fx | %s |\n' "$name" "$rps" "$p50" "$p99" "$cpu" \
+			"$(awk -v a="$rps" -v b="$base_rps" 'BEGIN { print a / b }')" \
+			"$(awk -v a="$(ms "$p99")" -v b="$(ms "$base_p99")" 'BEGIN { print a / b }')" "${errors:-none}"
+	done <rows.tsv
+	echo "| 5. caddy-security | not run | | | | | | the harness does not build or configure it yet |"
+	echo "| 6. oauth2-proxy behind forward_auth | not run | | | | | | the harness does not build or configure it yet |"
+	echo
+	echo "| 7. TLS handshakes (openssl s_time, TLS 1.2) | plain TLS | client certificate (reject_connection) | ratio |"
+	echo "| --- | ---: | ---: | ---: |"
+	printf '| new connections/s | %s | %s | %s |\n' "${tls_new:-?}" "${mtls_new:-?}" "$(awk -v a="${mtls_new:-0}" -v b="${tls_new:-1}" 'BEGIN { printf "%.2fx", a / b }')"
+	printf '| resumed connections/s | %s | %s | %s |\n' "${tls_reuse:-?}" "${mtls_reuse:-?}" "$(awk -v a="${mtls_reuse:-0}" -v b="${tls_reuse:-1}" 'BEGIN { printf "%.2fx", a / b }')"
+} | tee "$root/bench/results.md"
+
+awk -F'\t' '{ split($1, a, ". "); printf "\"%s\" %s\n", a[1], $2 }' rows.tsv >plot.dat
+gnuplot <<EOF
+set terminal pngcairo size 900,420 noenhanced
+set output "$root/bench/results.png"
+set title "requests/s on loopback, 2 cores (higher is better): 1 plain Caddy, 2 public, 3 signed in + policy + assertion, 4 = 3 + upstream mTLS"
+set style fill solid 0.6
+set boxwidth 0.6
+set yrange [0:*]
+set grid ytics
+unset key
+plot "plot.dat" using 0:2:xtic(1) with boxes lc rgb "#3b6ea5"
+EOF
+say "Wrote bench/results.md and bench/results.png (work files in $work)"
