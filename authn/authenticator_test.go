@@ -39,15 +39,7 @@ func TestCallbackRefusesANonceMismatch(t *testing.T) {
 	a := newTestAuthenticator(t, dex.Issuer)
 	a.Start()
 	defer a.Stop()
-	for i := 0; ; i++ {
-		if _, _, _, err := a.idp.get(); err == nil {
-			break
-		}
-		if i > 100 {
-			t.Fatal("the IdP was not discovered")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitDiscovered(t, a)
 
 	// Start a sign-in.
 	rec := httptest.NewRecorder()
@@ -197,12 +189,7 @@ func TestBearerTokenExpiry(t *testing.T) {
 		a.cfg.Now = func() time.Time { return time.Now().Add(c.offset) }
 		a.idp = newIdP(&a.cfg)
 		a.Start()
-		for i := 0; i < 100; i++ {
-			if _, _, _, err := a.idp.get(); err == nil {
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		waitDiscovered(t, a)
 		r := httptest.NewRequest("GET", "https://app.test/", nil)
 		r.Header.Set("Authorization", "Bearer "+tok.IDToken)
 		s, err := a.Session(httptest.NewRecorder(), r)
@@ -213,5 +200,21 @@ func TestBearerTokenExpiry(t *testing.T) {
 		if !c.ok && !strings.Contains(fmt.Sprint(err), "expired") {
 			t.Errorf("%s: want an expiry error, got %v", c.name, err)
 		}
+	}
+}
+
+// waitDiscovered waits for the background discovery of the IdP; a loaded
+// machine (CI runs every package's tests at once) can take seconds.
+func waitDiscovered(t *testing.T, a *Authenticator) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, _, _, err := a.idp.get(); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the IdP was not discovered in 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
