@@ -182,6 +182,14 @@ func (a *Authenticator) Session(w http.ResponseWriter, r *http.Request) (*Sessio
 	return &s, nil
 }
 
+// keepIDToken reports whether sessions keep the raw ID token: only for the
+// id_token_hint of an IdP with an end_session_endpoint, since it doubles
+// the cookie that every request carries.
+func (a *Authenticator) keepIDToken() bool {
+	_, _, endURL, err := a.idp.get()
+	return err == nil && endURL != ""
+}
+
 // openSession decodes a session cookie's value, from the cache when this
 // exact value was opened before. It returns a copy the caller may change.
 func (a *Authenticator) openSession(raw string) (Session, error) {
@@ -259,7 +267,10 @@ func (a *Authenticator) refresh(ctx context.Context, s *Session) error {
 	if err != nil {
 		return err
 	}
-	fresh.ID, fresh.IssuedAt, fresh.RawIDToken = s.ID, s.IssuedAt, rawID
+	fresh.ID, fresh.IssuedAt = s.ID, s.IssuedAt
+	if a.keepIDToken() {
+		fresh.RawIDToken = rawID
+	}
 	fresh.RefreshToken = s.RefreshToken
 	if tok.RefreshToken != "" {
 		fresh.RefreshToken = tok.RefreshToken

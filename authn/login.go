@@ -114,7 +114,10 @@ func (a *Authenticator) callback(w http.ResponseWriter, r *http.Request) {
 		bad("the ID token's claims cannot be read", err)
 		return
 	}
-	s.ID, s.RefreshToken, s.RawIDToken = randomID(), tok.RefreshToken, rawID
+	s.ID, s.RefreshToken = randomID(), tok.RefreshToken
+	if a.keepIDToken() {
+		s.RawIDToken = rawID
+	}
 	a.loginJ.clear(w, r)
 	if err := a.writeSession(w, r, s); err != nil {
 		bad("the session does not fit in cookies", err)

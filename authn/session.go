@@ -23,7 +23,8 @@ type Session struct {
 	// IssuedAt is when the user signed in; CookieExpire counts from it.
 	IssuedAt     time.Time `json:"iat"`
 	RefreshToken string    `json:"rt,omitempty"`
-	// RawIDToken is kept for the id_token_hint of sign-out.
+	// RawIDToken is kept for the id_token_hint of sign-out, when the IdP
+	// has an end_session_endpoint.
 	RawIDToken string `json:"idt,omitempty"`
 
 	// Bearer is true for an identity from an Authorization header rather

@@ -27,7 +27,7 @@ export CAROOT="$work/ca" CERTS="$work"
 say "Certificates"
 mkcert openssl.localhost >/dev/null 2>&1
 mkcert -client -cert-file caddy-client.pem -key-file caddy-client-key.pem caddy@localhost >/dev/null 2>&1
-mkcert -client -cert-file device.pem -key-file device-key.pem device@localhost >/dev/null 2>&1
+mkcert -client -ecdsa -cert-file device.pem -key-file device-key.pem device@localhost >/dev/null 2>&1
 
 say "Upstream: Caddy respond, plain on :9080 and mTLS on :9443 (its own process)"
 cat >upstream.Caddyfile <<EOF
@@ -212,17 +212,15 @@ run "2. iap_route, public" /public
 run "3. iap_route, signed in, 10-rule policy, assertion" /signed -H "Cookie: $cookie"
 run "4. the same plus upstream mTLS" /mtls -H "Cookie: $cookie"
 
-say "7. TLS handshakes: openssl s_time, ${duration}s each"
-stime() { # stime <port> <sni> <new|reuse> [cert args]
-	local port="$1" sni="$2" mode="$3"
-	shift 3
-	openssl s_time -connect "127.0.0.1:$port" -servername "$sni" -tls1_2 "-$mode" -time "$duration" "$@" 2>/dev/null |
-		awk '/connections in/ && /real seconds/ {print $1 / $4; exit}' || true
+say "7. TLS handshakes: bench/handshake, ${duration}s each"
+hs() { # hs <port> <sni> [flags]: handshakes/s
+	(cd "$root" && go run ./bench/handshake -addr "127.0.0.1:$1" -sni "$2" -duration "${duration}s" "${@:3}") | tee -a handshake.txt | awk '{print $1}'
 }
-tls_new=$(stime 8444 tls.localhost new)
-mtls_new=$(stime 8445 mtls.localhost new -cert device.pem -key device-key.pem)
-tls_reuse=$(stime 8444 tls.localhost reuse)
-mtls_reuse=$(stime 8445 mtls.localhost reuse -cert device.pem -key device-key.pem)
+tls_new=$(hs 8444 tls.localhost)
+mtls_new=$(hs 8445 mtls.localhost -cert "$work/device.pem" -key "$work/device-key.pem")
+tls_reuse=$(hs 8444 tls.localhost -resume)
+mtls_reuse=$(hs 8445 mtls.localhost -cert "$work/device.pem" -key "$work/device-key.pem" -resume)
+cat handshake.txt
 
 say "Results"
 base_rps=$(awk -F'\t' 'NR==1 {print $2}' rows.tsv)
@@ -239,17 +237,17 @@ ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); print v / 1000 
 	echo "| 5. caddy-security | not run | | | | | | the harness does not build or configure it yet |"
 	echo "| 6. oauth2-proxy behind forward_auth | not run | | | | | | the harness does not build or configure it yet |"
 	echo
-	echo "| 7. TLS handshakes (openssl s_time, TLS 1.2) | plain TLS | client certificate (reject_connection) | ratio |"
+	echo "| 7. TLS handshakes (bench/handshake, TLS 1.3, 8 clients) | plain TLS | client certificate (reject_connection) | ratio |"
 	echo "| --- | ---: | ---: | ---: |"
 	printf '| new connections/s | %s | %s | %s |\n' "${tls_new:-?}" "${mtls_new:-?}" "$(awk -v a="${mtls_new:-0}" -v b="${tls_new:-1}" 'BEGIN { printf "%.2fx", a / b }')"
 	printf '| resumed connections/s | %s | %s | %s |\n' "${tls_reuse:-?}" "${mtls_reuse:-?}" "$(awk -v a="${mtls_reuse:-0}" -v b="${tls_reuse:-1}" 'BEGIN { printf "%.2fx", a / b }')"
 } | tee "$root/bench/results.md"
 
-awk -F'\t' '{ split($1, a, ". "); printf "\"%s\" %s\n", a[1], $2 }' rows.tsv >plot.dat
+awk -F'\t' 'BEGIN { split("plain Caddy|iap_route public|signed in + policy|+ upstream mTLS", l, "|") } { printf "\"%s\" %s\n", l[NR], $2 }' rows.tsv >plot.dat
 gnuplot <<EOF
 set terminal pngcairo size 900,420 noenhanced
 set output "$root/bench/results.png"
-set title "requests/s on loopback, 2 cores (higher is better): 1 plain Caddy, 2 public, 3 signed in + policy + assertion, 4 = 3 + upstream mTLS"
+set title "requests/s through Caddy, loopback, 2 cores (higher is better)"
 set style fill solid 0.6
 set boxwidth 0.6
 set yrange [0:*]
