@@ -30,6 +30,9 @@ func (a *Authenticator) callbackURL(host string) string {
 // and redirects to the IdP.
 func (a *Authenticator) startLogin(w http.ResponseWriter, r *http.Request, returnTo string) {
 	_, oauth, _, err := a.idp.get()
+	if err == nil {
+		err = a.idp.reachable()
+	}
 	if err != nil {
 		a.unavailable(w, r, err)
 		return

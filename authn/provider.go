@@ -3,6 +3,9 @@ package authn
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +31,7 @@ type idp struct {
 	oauth    oauth2.Config
 	endURL   string
 	lastErr  error
+	down     bool // a discovered IdP failed its last health check
 
 	wake   chan struct{}
 	cancel context.CancelFunc
@@ -49,6 +53,7 @@ func (p *idp) start() {
 		for {
 			err := p.discover(ctx)
 			if err == nil {
+				p.watch(ctx)
 				return
 			}
 			p.cfg.Logger.Warn("identity provider discovery failed; retrying",
@@ -62,6 +67,57 @@ func (p *idp) start() {
 			backoff = min(backoff*2, 30*time.Second)
 		}
 	}()
+}
+
+// healthInterval is how often a discovered IdP is checked, so that new
+// sign-ins get 503 rather than a redirect to an IdP that is down.
+const healthInterval = 5 * time.Second
+
+// watch fetches the discovery document every healthInterval until ctx
+// ends, and marks the IdP unreachable while that fails. Sessions and bearer
+// tokens do not depend on it; only new sign-ins do.
+func (p *idp) watch(ctx context.Context) {
+	client := *p.cfg.HTTPClient
+	client.Timeout = 3 * time.Second
+	url := strings.TrimSuffix(p.cfg.ProviderURL, "/") + "/.well-known/openid-configuration"
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(healthInterval):
+		}
+		var err error
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("discovery document: %s", resp.Status)
+			}
+		}
+		p.mu.Lock()
+		was := p.down
+		p.down = err != nil && ctx.Err() == nil
+		p.lastErr = err
+		p.mu.Unlock()
+		switch {
+		case p.down && !was:
+			p.cfg.Logger.Warn("identity provider unreachable; new sign-ins get 503", zap.String("provider_url", p.cfg.ProviderURL), zap.Error(err))
+		case !p.down && was:
+			p.cfg.Logger.Info("identity provider reachable again", zap.String("provider_url", p.cfg.ProviderURL))
+		}
+	}
+}
+
+// reachable reports whether the last health check of a discovered IdP
+// succeeded.
+func (p *idp) reachable() error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.down {
+		return fmt.Errorf("%w: %v", ErrIdPUnavailable, p.lastErr)
+	}
+	return nil
 }
 
 func (p *idp) stop() {

@@ -3,6 +3,9 @@
 #
 #   bench/run.sh                 # 15 s per contender
 #   DURATION=60 bench/run.sh     # longer runs
+#   bench/run.sh soak            # drill: 200 connections for 10 minutes on the signed-in mTLS route
+#   bench/run.sh reload          # drill: caddy reload every 2 s for a minute under load
+#   bench/run.sh idp-down        # drill: Dex stopped under load, then started again
 #
 # It builds ./caddy (xcaddy.sh) and bin/dex, installs wrk, gnuplot and
 # mkcert from Debian when missing, starts an upstream (Caddy `respond`, plain
@@ -11,6 +14,7 @@
 # CPU per request of the Caddy under test, and each ratio to plain Caddy. The
 # table and a plot go to bench/results.md and bench/results.png.
 set -euo pipefail
+mode="${1:-bench}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="${WORK:-$(mktemp -d /tmp/caddy-iap-bench.XXXXXX)}"
 duration="${DURATION:-15}"
@@ -72,7 +76,8 @@ staticPasswords:
 - {email: alice@example.com, hash: "$hash", username: alice, userID: "1", groups: [admins, eng]}
 EOF
 "$root/bin/dex" serve dex.yaml >dex.log 2>&1 &
-pids+=($!)
+dex_pid=$!
+pids+=($dex_pid)
 wait_port 5557 || fail "Dex did not start"
 
 # The ten-rule policy of authz's BenchmarkTenRules; alice is allowed by the
@@ -206,6 +211,11 @@ run() {
 	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$rps" "$p50" "$p99" "$cpu_us" "$errors" >>rows.tsv
 	tail -n 12 "$out"
 }
+if [ "$mode" != bench ]; then
+	. "$root/bench/drills.sh"
+	exit 0
+fi
+
 : >rows.tsv
 run "1. plain Caddy reverse_proxy" /plain
 run "2. iap_route, public" /public

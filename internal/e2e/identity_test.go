@@ -468,7 +468,7 @@ func TestIdPDownAtStart(t *testing.T) {
 		t.Errorf("the discovery failure is not logged")
 	}
 
-	testenv.StartDex(t, testenv.DexOptions{Port: dexPort, Users: []testenv.DexUser{alice},
+	dex := testenv.StartDex(t, testenv.DexOptions{Port: dexPort, Users: []testenv.DexUser{alice},
 		RedirectURIs: []string{fmt.Sprintf("https://app.test:%d/.iap/callback", httpsPort)}})
 	deadline := time.Now().Add(45 * time.Second)
 	for {
@@ -484,6 +484,35 @@ func TestIdPDownAtStart(t *testing.T) {
 	ua := caddy.NewUserAgent(t)
 	if resp, body := ua.SignIn(t, ua.URL("app.test", "/"), alice.Email, alice.Password); resp.StatusCode != 200 {
 		t.Errorf("sign-in after recovery: %d %s", resp.StatusCode, body)
+	}
+	session := ua.Cookie("app.test", "_iap")
+
+	// The IdP goes down: signed-in users keep access, new sign-ins get 503
+	// once the health check notices, and all recovers when it is back.
+	dex.Stop()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		r = caddy.Get(t, "app.test", "/", http.Header{"Accept": {"text/html"}})
+		if r.Status == 503 && r.Header.Get("Retry-After") != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a new sign-in with the IdP down: %d, want 503", r.Status)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if r := caddy.Get(t, "app.test", "/", http.Header{"Cookie": {"_iap=" + session}, "Accept": {"application/json"}}); r.Status != 200 {
+		t.Errorf("a signed-in user with the IdP down: %d %s", r.Status, r.Body)
+	}
+	dex.Restart()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		r = caddy.Get(t, "app.test", "/", http.Header{"Accept": {"text/html"}})
+		if r.Status == 302 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sign-in did not recover: %d", r.Status)
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 }
 
