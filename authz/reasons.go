@@ -22,9 +22,3 @@ const (
 func PublicAccess() Policy {
 	return Policy{{Allow: &Action{Or: []Criterion{{Name: "accept", Data: []byte("true")}}}}}
 }
-
-// AnyAuthenticatedUser is the policy that Pomerium's
-// allow_any_authenticated_user stands for.
-func AnyAuthenticatedUser() Policy {
-	return Policy{{Allow: &Action{Or: []Criterion{{Name: "authenticated_user", Data: []byte("true")}}}}}
-}

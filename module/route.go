@@ -53,9 +53,11 @@ type Route struct {
 	SignIn bool `json:"-"`
 }
 
-// Handlers returns the handlers the route becomes, in order: iap_authorize
-// (the route's policy), then rp with its transport TLS and headers set from
-// the route. It returns warnings to be logged.
+// Handlers returns the handlers the route becomes, in order:
+// iap_authenticate (when SignIn is set and the route is not public),
+// iap_authorize (the route's policy with its shortcuts), then rp with its
+// transport TLS and headers set from the route. It returns warnings to be
+// logged.
 func (r Route) Handlers(rp *reverseproxy.Handler, env upstreamtls.Env) (handlers []json.RawMessage, warnings []string, err error) {
 	policy, err := r.Shortcuts.Policy(r.Policy)
 	if err != nil {

@@ -16,7 +16,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"go.yaml.in/yaml/v3"
 )
@@ -143,5 +142,3 @@ func decodeBase64(s string) ([]byte, error) {
 	}
 	return nil, fmt.Errorf("not base64")
 }
-
-var _ caddy.Duration

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -436,5 +435,3 @@ func connectionPolicy(hosts []string, o *downstreamtls.Options) (*caddytls.Conne
 		ClientAuthentication: ca,
 	}, nil
 }
-
-var _ = url.Parse
