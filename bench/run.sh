@@ -25,6 +25,10 @@ https_port=8443
 need wrk gnuplot:gnuplot-nox mkcert openssl curl
 [ -x "$root/caddy" ] && [ -z "${REBUILD:-}" ] || "$root/xcaddy.sh"
 "$root/scripts/build-dex.sh"
+if [ ! -x "$root/bin/oauth2-proxy" ] || [ "$root/tools/oauth2-proxy/go.mod" -nt "$root/bin/oauth2-proxy" ]; then
+	say "building oauth2-proxy (tools/oauth2-proxy)"
+	(cd "$root/tools/oauth2-proxy" && go build -o ../../bin/oauth2-proxy github.com/oauth2-proxy/oauth2-proxy/v7)
+fi
 cd "$work"
 export CAROOT="$work/ca" CERTS="$work"
 
@@ -72,6 +76,7 @@ oauth2: {skipApprovalScreen: true}
 enablePasswordDB: true
 staticClients:
 - {id: bench, secret: bench-secret, name: bench, redirectURIs: ["https://bench.localhost:$https_port/.iap/callback"]}
+- {id: o2p, secret: o2p-secret, name: oauth2-proxy, redirectURIs: ["https://bench.localhost:$https_port/oauth2/callback"]}
 staticPasswords:
 - {email: alice@example.com, hash: "$hash", username: alice, userID: "1", groups: [admins, eng]}
 EOF
@@ -79,6 +84,15 @@ EOF
 dex_pid=$!
 pids+=($dex_pid)
 wait_port 5557 || fail "Dex did not start"
+
+say "oauth2-proxy on :4180 (contender 6, behind Caddy's forward_auth)"
+"$root/bin/oauth2-proxy" --provider=oidc --oidc-issuer-url=http://127.0.0.1:5557/dex --client-id=o2p --client-secret=o2p-secret \
+	--cookie-secret="$(head -c32 /dev/urandom | base64 | tr '+/' '-_' | head -c32)" --email-domain='*' --http-address=127.0.0.1:4180 \
+	--upstream=static://202 --reverse-proxy --redirect-url="https://bench.localhost:$https_port/oauth2/callback" \
+	--scope="openid email profile groups" --set-xauthrequest --skip-provider-button --approval-prompt=auto >oauth2-proxy.log 2>&1 &
+o2p_pid=$!
+pids+=($o2p_pid)
+wait_port 4180 || fail "oauth2-proxy did not start: $(tail oauth2-proxy.log)"
 
 # The ten-rule policy of authz's BenchmarkTenRules; alice is allowed by the
 # last rule, so every rule is evaluated.
@@ -151,6 +165,17 @@ bench.localhost {
 			$policy
 		}
 	}
+	# 6. oauth2-proxy behind forward_auth, the same upstream
+	handle /oauth2/* {
+		reverse_proxy 127.0.0.1:4180
+	}
+	handle /o2p* {
+		forward_auth 127.0.0.1:4180 {
+			uri /oauth2/auth
+			copy_headers X-Auth-Request-User X-Auth-Request-Email
+		}
+		reverse_proxy 127.0.0.1:9080
+	}
 	# 4. the same plus upstream mTLS
 	handle /mtls* {
 		iap_route {
@@ -187,8 +212,20 @@ for p in signed mtls; do
 	code=$(curl -sk -o /dev/null -w '%{http_code}' -H "Cookie: $cookie" --resolve "bench.localhost:$https_port:127.0.0.1" "https://bench.localhost:$https_port/$p")
 	[ "$code" = 200 ] || fail "/$p with the session: $code"
 done
+o2p_cookie=$(cd "$root" && go run ./bench/signin -caddy "127.0.0.1:$https_port" -url "https://bench.localhost:$https_port/oauth2/start?rd=/o2p" \
+	-user alice@example.com -password password -cookie-prefix _oauth2_proxy)
+code=$(curl -sk -o /dev/null -w '%{http_code}' -H "Cookie: $o2p_cookie" --resolve "bench.localhost:$https_port:127.0.0.1" "https://bench.localhost:$https_port/o2p")
+[ "$code" = 200 ] || fail "/o2p with oauth2-proxy's session: $code"
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$caddy_pid/stat"; }
+# CPU of the Caddy under test, plus the contender's own process when it has
+# one (oauth2-proxy for contender 6).
+extra_pid=""
+cpu_ticks() {
+	local t
+	t=$(awk '{print $14 + $15}' "/proc/$caddy_pid/stat")
+	[ -z "$extra_pid" ] || t=$((t + $(awk '{print $14 + $15}' "/proc/$extra_pid/stat")))
+	echo "$t"
+}
 hz=$(getconf CLK_TCK)
 
 # run <name> <path> [wrk args]: one contender; appends a row to rows.tsv.
@@ -221,6 +258,9 @@ run "1. plain Caddy reverse_proxy" /plain
 run "2. iap_route, public" /public
 run "3. iap_route, signed in, 10-rule policy, assertion" /signed -H "Cookie: $cookie"
 run "4. the same plus upstream mTLS" /mtls -H "Cookie: $cookie"
+extra_pid=$o2p_pid
+run "6. oauth2-proxy behind forward_auth" /o2p -H "Cookie: $o2p_cookie"
+extra_pid=""
 
 say "7. TLS handshakes: bench/handshake, ${duration}s each"
 hs() { # hs <port> <sni> [flags]: handshakes/s
@@ -245,7 +285,6 @@ ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); print v / 1000 
 			"$(awk -v a="$(ms "$p99")" -v b="$(ms "$base_p99")" 'BEGIN { print a / b }')" "${errors:-none}"
 	done <rows.tsv
 	echo "| 5. caddy-security | not run | | | | | | the harness does not build or configure it yet |"
-	echo "| 6. oauth2-proxy behind forward_auth | not run | | | | | | the harness does not build or configure it yet |"
 	echo
 	echo "| 7. TLS handshakes (bench/handshake, TLS 1.3, 8 clients) | plain TLS | client certificate (reject_connection) | ratio |"
 	echo "| --- | ---: | ---: | ---: |"
@@ -253,7 +292,7 @@ ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); print v / 1000 
 	printf '| resumed connections/s | %s | %s | %s |\n' "${tls_reuse:-?}" "${mtls_reuse:-?}" "$(awk -v a="${mtls_reuse:-0}" -v b="${tls_reuse:-1}" 'BEGIN { printf "%.2fx", a / b }')"
 } | tee "$root/bench/results.md"
 
-awk -F'\t' 'BEGIN { split("plain Caddy|iap_route public|signed in + policy|+ upstream mTLS", l, "|") } { printf "\"%s\" %s\n", l[NR], $2 }' rows.tsv >plot.dat
+awk -F'\t' 'BEGIN { split("plain Caddy|iap_route public|signed in + policy|+ upstream mTLS|oauth2-proxy", l, "|") } { printf "\"%s\" %s\n", l[NR], $2 }' rows.tsv >plot.dat
 gnuplot <<EOF
 set terminal pngcairo size 900,420 noenhanced
 set output "$root/bench/results.png"

@@ -30,6 +30,7 @@ func main() {
 	target := flag.String("url", "", "a URL of a route that requires sign-in")
 	user := flag.String("user", "", "email")
 	password := flag.String("password", "", "password")
+	prefix := flag.String("cookie-prefix", "_iap", "print the cookies whose names start with this")
 	flag.Parse()
 	if *target == "" || *user == "" {
 		flag.Usage()
@@ -66,13 +67,14 @@ func main() {
 		log.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusAccepted {
 		log.Fatalf("sign-in ended with %d at %s", resp.StatusCode, resp.Request.URL)
 	}
+	log.Printf("signed in, landed at %s (%d)", resp.Request.URL, resp.StatusCode)
 	u, _ := url.Parse(*target)
 	var parts []string
 	for _, c := range jar.Cookies(u) {
-		if strings.HasPrefix(c.Name, "_iap") {
+		if strings.HasPrefix(c.Name, *prefix) {
 			parts = append(parts, c.Name+"="+c.Value)
 		}
 	}
