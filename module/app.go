@@ -178,11 +178,21 @@ func decodeSecret(s string) ([]byte, error) {
 	if s == "" {
 		return nil, errors.New("required once an idp is set: 32 random bytes, base64 (head -c32 /dev/urandom | base64)")
 	}
+	b, err := DecodeBase64(s)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) != 32 {
+		return nil, fmt.Errorf("must decode to 32 bytes, got %d", len(b))
+	}
+	return b, nil
+}
+
+// DecodeBase64 accepts standard or URL-safe base64, padded or not, as
+// secrets are written in the wild.
+func DecodeBase64(s string) ([]byte, error) {
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
 		if b, err := enc.DecodeString(s); err == nil {
-			if len(b) != 32 {
-				return nil, fmt.Errorf("must decode to 32 bytes, got %d", len(b))
-			}
 			return b, nil
 		}
 	}

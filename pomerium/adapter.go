@@ -8,7 +8,6 @@
 package pomerium
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -131,14 +130,4 @@ func portOf(addr string) string {
 		return ""
 	}
 	return port
-}
-
-// decodeBase64 accepts standard or URL base64, padded or not.
-func decodeBase64(s string) ([]byte, error) {
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if b, err := enc.DecodeString(s); err == nil {
-			return b, nil
-		}
-	}
-	return nil, fmt.Errorf("not base64")
 }

@@ -205,7 +205,7 @@ func (c *converter) app(s settings) (*module.App, error) {
 	if app.CookieSecret == "" && shared != "" && app.IDP != nil {
 		// Pomerium instances share keys through shared_secret; derive the
 		// cookie key from it so that they keep agreeing.
-		raw, err := decodeBase64(shared)
+		raw, err := module.DecodeBase64(shared)
 		if err != nil {
 			return nil, fmt.Errorf("%s: shared_secret: %v", c.file, err)
 		}
@@ -382,8 +382,8 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 	}
 	var inline []map[string]any
 	if cert, key := get("certificate"), get("certificate_key"); cert != "" || key != "" {
-		cb, err1 := decodeBase64(cert)
-		kb, err2 := decodeBase64(key)
+		cb, err1 := module.DecodeBase64(cert)
+		kb, err2 := module.DecodeBase64(key)
 		if err1 != nil || err2 != nil {
 			return nil, fmt.Errorf("%s: certificate and certificate_key are base64-encoded PEM", c.file)
 		}
