@@ -59,7 +59,7 @@ func jsonOf(v any) string {
 	return string(b)
 }
 
-func TestTheGuidesRouteIsAPlainReverseProxyWithTransportTLS(t *testing.T) {
+func TestTheGuidesRouteIsAReverseProxyWithTransportTLS(t *testing.T) {
 	dir := t.TempDir()
 	ca := testpki.NewCA(t, "root")
 	caFile := ca.WriteCert(t, dir, "rootCA.pem")
@@ -86,7 +86,7 @@ func TestTheGuidesRouteIsAPlainReverseProxyWithTransportTLS(t *testing.T) {
 	if got, want := jsonOf(h[0]), `{"handler":"iap_authorize","policy":[{"allow":{"or":[{"accept":true}]}}],"route":"openssl.localhost.example"}`; got != want {
 		t.Errorf("authorize = %s\nwant        %s", got, want)
 	}
-	want := `{"handler":"reverse_proxy","transport":{"protocol":"http","tls":{` +
+	want := `{"handler":"reverse_proxy","transport":{"protocol":"iap_http","tls":{` +
 		`"ca":{"pem_files":["` + caFile + `"],"provider":"file"},` +
 		`"client_certificate_file":"` + cert + `","client_certificate_key_file":"` + key + `",` +
 		`"server_name":"openssl.localhost"}},"upstreams":[{"dial":"localhost:44330"}]}`

@@ -83,7 +83,7 @@ func (r Route) Handlers(rp *reverseproxy.Handler, env upstreamtls.Env) (handlers
 			return nil, nil, err
 		}
 		if rp.TransportRaw != nil || transport.TLS != nil {
-			rp.TransportRaw = caddyconfig.JSONModuleObject(transport, "protocol", "http", nil)
+			rp.TransportRaw = upstreamtls.TransportJSON(transport)
 		}
 	}
 	r.setHeaders(rp, transport.TLS != nil)

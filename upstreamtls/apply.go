@@ -293,9 +293,9 @@ func writeInlinePair(certB64, keyB64, dir string) (certFile, keyFile string, err
 	return certFile, keyFile, nil
 }
 
-// TransportOf decodes the HTTP transport of a reverse_proxy handler, so that
-// Apply can set its TLS; it returns nil when the handler uses another
-// transport module.
+// TransportOf decodes the HTTP transport of a reverse_proxy handler (Caddy's
+// `http` or our `iap_http`), so that Apply can set its TLS; it returns nil
+// when the handler uses another transport module.
 func TransportOf(h *reverseproxy.Handler) (*reverseproxy.HTTPTransport, error) {
 	if h.TransportRaw == nil {
 		return new(reverseproxy.HTTPTransport), nil
@@ -306,7 +306,7 @@ func TransportOf(h *reverseproxy.Handler) (*reverseproxy.HTTPTransport, error) {
 	if err := json.Unmarshal(h.TransportRaw, &probe); err != nil {
 		return nil, err
 	}
-	if probe.Protocol != "http" {
+	if probe.Protocol != "http" && probe.Protocol != "iap_http" {
 		return nil, nil
 	}
 	t := new(reverseproxy.HTTPTransport)
@@ -314,4 +314,14 @@ func TransportOf(h *reverseproxy.Handler) (*reverseproxy.HTTPTransport, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// TransportJSON encodes t as a reverse_proxy transport: our `iap_http`, which
+// rereads the client certificate files when they change, when t presents a
+// client certificate from files, else Caddy's own `http`.
+func TransportJSON(t *reverseproxy.HTTPTransport) json.RawMessage {
+	if t.TLS != nil && t.TLS.ClientCertificateFile != "" {
+		return caddyconfig.JSONModuleObject(Transport{HTTPTransport: *t}, "protocol", "iap_http", nil)
+	}
+	return caddyconfig.JSONModuleObject(t, "protocol", "http", nil)
 }

@@ -155,6 +155,46 @@ func TestUpstreamClientCertificate(t *testing.T) {
 	})
 }
 
+// Replacing the client certificate and key files on disk takes effect on the
+// next new upstream connection (s_server -www closes each one), with no
+// reload: beyond Pomerium and Caddy, which load the pair once.
+func TestUpstreamClientCertificateRotation(t *testing.T) {
+	p := newPKI(t)
+	up := testenv.StartSServer(t, p.serverCert, p.serverKey, "-Verify", "1", "-verifyCAfile", p.caFile, "-verify_return_error")
+	certFile, keyFile := p.client.Write(t, t.TempDir(), "rotating")
+	caddy := testenv.StartCaddy(t, "", site("rotation.test", "to https://"+up.Addr(), "tls_upstream_server_name openssl.localhost",
+		"tls_custom_ca_file "+p.caFile, "tls_client_cert_file "+certFile, "tls_client_key_file "+keyFile, "allow_public_unauthenticated_access"))
+	presents := func(cn string) {
+		t.Helper()
+		r := caddy.Get(t, "rotation.test", "/", nil)
+		if r.Status != 200 || !strings.Contains(r.Body, "CN=") {
+			t.Fatalf("status %d, body:\n%s", r.Status, r.Body)
+		}
+		if !strings.Contains(r.Body, "CN="+cn) && !strings.Contains(r.Body, "CN = "+cn) {
+			t.Errorf("the upstream saw another certificate than %s:\n%s", cn, logLinesWith(r.Body, "CN"))
+		}
+	}
+	presents("pomerium@localhost")
+
+	next := p.ca.Issue(t, testpki.Client("rotated@localhost"))
+	// The certificate alone: it does not match the old key, so the old pair
+	// stays in use.
+	if err := os.WriteFile(certFile, next.CertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	presents("pomerium@localhost")
+	if !caddy.WaitLog("do not load; keeping the previous certificate") {
+		t.Errorf("the half-rotated pair was not logged:\n%s", logLinesWith(caddy.Log(), "client certificate"))
+	}
+	if err := os.WriteFile(keyFile, next.KeyPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	presents("rotated@localhost")
+	if !caddy.WaitLog("upstream client certificate reloaded") {
+		t.Errorf("the rotation was not logged:\n%s", logLinesWith(caddy.Log(), "client certificate"))
+	}
+}
+
 // tls_upstream_allow_renegotiation lets a TLS 1.2 upstream renegotiate the
 // connection, as Apache does to ask for a client certificate on one path.
 func TestUpstreamRenegotiation(t *testing.T) {
