@@ -80,6 +80,7 @@ rotate)
 	first=$(subject)
 	prev_subject=$first
 	rotations=0 seen=0 halfway_ok=0
+	[ "$first" = caddy@localhost ] || fail "/rotate before any rotation: the upstream saw '$first'"
 	for n in $(seq 12); do
 		sleep 4
 		mkcert -client -cert-file staged.pem -key-file staged-key.pem "rotated-$n@localhost" >/dev/null 2>&1
@@ -98,10 +99,21 @@ rotate)
 	cat wrk-drill.txt
 	errors=$(wrk_errors)
 	reloaded=$(grep -c "upstream client certificate reloaded" caddy.log || true)
-	say "rotate: $rotations rotations; the upstream saw the new certificate on the next new connection after $seen; the old pair kept while half-rotated: $halfway_ok; $reloaded reloads logged; first subject '$first'; $errors failed requests under load"
+	say "rotate: $rotations rotations; the upstream saw the new certificate on the next new connection after $seen; the old pair kept while half-rotated: $halfway_ok; $reloaded reloads logged; $errors failed requests under load"
 	[ "$seen" = 12 ] && [ "$halfway_ok" = 12 ] && [ "$errors" = 0 ] || fail "rotate drill"
 	;;
+profile)
+	path="${PROFILE_PATH:-/signed}"
+	say "Profile: 20 s of load on $path, a 15 s CPU profile of Caddy from its admin endpoint"
+	wrk_bg 20 64 "$path"
+	sleep 3
+	curl -s -o cpu.pprof "http://127.0.0.1:2999/debug/pprof/profile?seconds=15"
+	wait "$wrk_pid" || true
+	cat wrk-drill.txt
+	go tool pprof -top -nodecount=40 "$caddy" cpu.pprof 2>/dev/null | tee profile-top.txt
+	say "profile: $work/cpu.pprof; browse it with: go tool pprof -http=: $caddy $work/cpu.pprof"
+	;;
 *)
-	fail "unknown mode $mode (bench, soak, reload, idp-down, rotate)"
+	fail "unknown mode $mode (bench, soak, reload, idp-down, rotate, profile)"
 	;;
 esac

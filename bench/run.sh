@@ -6,8 +6,12 @@
 #   bench/run.sh soak            # drill: 200 connections for 10 minutes on the signed-in mTLS route
 #   bench/run.sh reload          # drill: caddy reload every 2 s for a minute under load
 #   bench/run.sh idp-down        # drill: Dex stopped under load, then started again
+#   bench/run.sh rotate          # drill: the upstream client certificate replaced on disk under load
+#   bench/run.sh profile         # a CPU profile of Caddy under load on PROFILE_PATH (default /signed)
 #
-# It builds ./caddy (xcaddy.sh) and bin/dex, installs wrk, gnuplot and
+# It builds ./caddy (xcaddy.sh), bin/dex, bin/oauth2-proxy and
+# bin/caddy-security (Caddy with greenpau/caddy-security, for contender 5, in
+# its own process on :8446), installs wrk, gnuplot and
 # mkcert from Debian when missing, starts an upstream (Caddy `respond`, plain
 # and mTLS) in its own process, Dex, and the Caddy under test, then drives
 # each contender with wrk and prints a markdown table: requests/s, p50, p99,
@@ -20,6 +24,8 @@ work="${WORK:-$(mktemp -d /tmp/caddy-iap-bench.XXXXXX)}"
 duration="${DURATION:-15}"
 conns="${CONNECTIONS:-64}"
 https_port=8443
+cs_port=8446 # contender 5, caddy-security, in its own Caddy process
+cs_version=v1.1.64
 . "$root/examples/lib.sh"
 
 need wrk gnuplot:gnuplot-nox mkcert openssl curl
@@ -28,6 +34,16 @@ need wrk gnuplot:gnuplot-nox mkcert openssl curl
 if [ ! -x "$root/bin/oauth2-proxy" ] || [ "$root/tools/oauth2-proxy/go.mod" -nt "$root/bin/oauth2-proxy" ]; then
 	say "building oauth2-proxy (tools/oauth2-proxy)"
 	(cd "$root/tools/oauth2-proxy" && go build -o ../../bin/oauth2-proxy github.com/oauth2-proxy/oauth2-proxy/v7)
+fi
+# Contender 5: the same Caddy version with caddy-security instead of
+# caddy-iap, built with the xcaddy pinned in tools/xcaddy. A failed build
+# does not stop the run: row 5 then says why.
+cs_skip=""
+if [ "$mode" = bench ] && ! grep -qE "greenpau/caddy-security\s+$cs_version\s" <<<"$("$root/bin/caddy-security" build-info 2>/dev/null)"; then
+	say "building bin/caddy-security (Caddy v2.11.9 + caddy-security $cs_version, about 3 minutes)"
+	(cd "$root/tools/xcaddy" && go tool xcaddy build v2.11.9 --output "$root/bin/caddy-security" \
+		--with "github.com/greenpau/caddy-security@$cs_version") >"$work/caddy-security-build.log" 2>&1 ||
+		cs_skip="the build failed: $(grep -m1 -iE 'error|refused|not available' "$work/caddy-security-build.log" | sed 's/^[[:space:]]*//' || tail -n1 "$work/caddy-security-build.log")"
 fi
 cd "$work"
 export CAROOT="$work/ca" CERTS="$work"
@@ -49,16 +65,23 @@ cat >upstream.Caddyfile <<EOF
 		strict_sni_host insecure_off
 	}
 }
-http://127.0.0.1:9080 {
+# Any Host: plain reverse_proxy passes the client's, iap_route sends the
+# upstream's own, and both must get the body.
+:9080 {
+	bind 127.0.0.1
 	respond "hello from the upstream"
 }
-https://localhost:9443 {
+# The proxy's SNI is openssl.localhost: that name must be a site address,
+# or its handshakes fall to a connection policy without client_auth.
+https://localhost:9443, https://openssl.localhost:9443 {
 	tls $work/openssl.localhost.pem $work/openssl.localhost-key.pem {
 		client_auth {
 			mode require_and_verify
 			trust_pool file $CAROOT/rootCA.pem
 		}
 	}
+	# the rotate drill asks which client certificate the proxy presented
+	respond /rotate "{http.request.tls.client.san.emails.0}"
 	respond "hello from the mTLS upstream"
 }
 EOF
@@ -77,6 +100,7 @@ enablePasswordDB: true
 staticClients:
 - {id: bench, secret: bench-secret, name: bench, redirectURIs: ["https://bench.localhost:$https_port/.iap/callback"]}
 - {id: o2p, secret: o2p-secret, name: oauth2-proxy, redirectURIs: ["https://bench.localhost:$https_port/oauth2/callback"]}
+- {id: caddy-security, secret: cs-secret, name: caddy-security, redirectURIs: ["https://bench.localhost:$cs_port/auth/oauth2/dex/authorization-code-callback"]}
 staticPasswords:
 - {email: alice@example.com, hash: "$hash", username: alice, userID: "1", groups: [admins, eng]}
 EOF
@@ -187,6 +211,21 @@ bench.localhost {
 			$policy
 		}
 	}
+	# the rotate drill: the same client certificate files, a new upstream
+	# connection per request
+	handle /rotate* {
+		iap_route {
+			to https://localhost:9443
+			tls_upstream_server_name openssl.localhost
+			tls_custom_ca_file $CAROOT/rootCA.pem
+			tls_client_cert_file $work/caddy-client.pem
+			tls_client_key_file $work/caddy-client-key.pem
+			allow_any_authenticated_user
+			transport http {
+				keepalive off
+			}
+		}
+	}
 }
 # 7. TLS handshakes with and without a client certificate
 https://tls.localhost:8444 {
@@ -208,21 +247,25 @@ for _ in $(seq 100); do curl -sk -o /dev/null --resolve "bench.localhost:$https_
 
 say "Signing alice in through Dex"
 cookie=$(cd "$root" && go run ./bench/signin -caddy "127.0.0.1:$https_port" -url "https://bench.localhost:$https_port/signed/" -user alice@example.com -password password)
-for p in signed mtls; do
-	code=$(curl -sk -o /dev/null -w '%{http_code}' -H "Cookie: $cookie" --resolve "bench.localhost:$https_port:127.0.0.1" "https://bench.localhost:$https_port/$p")
-	[ "$code" = 200 ] || fail "/$p with the session: $code"
+# Each route must reach the upstream's body, not just answer 200.
+for p in plain public signed mtls; do
+	body=$(curl -sk -H "Cookie: $cookie" --resolve "bench.localhost:$https_port:127.0.0.1" "https://bench.localhost:$https_port/$p")
+	case "$body" in "hello from the"*) ;; *) fail "/$p with the session: '$body'" ;; esac
 done
 o2p_cookie=$(cd "$root" && go run ./bench/signin -caddy "127.0.0.1:$https_port" -url "https://bench.localhost:$https_port/oauth2/start?rd=/o2p" \
 	-user alice@example.com -password password -cookie-prefix _oauth2_proxy)
-code=$(curl -sk -o /dev/null -w '%{http_code}' -H "Cookie: $o2p_cookie" --resolve "bench.localhost:$https_port:127.0.0.1" "https://bench.localhost:$https_port/o2p")
-[ "$code" = 200 ] || fail "/o2p with oauth2-proxy's session: $code"
+body=$(curl -sk -H "Cookie: $o2p_cookie" --resolve "bench.localhost:$https_port:127.0.0.1" "https://bench.localhost:$https_port/o2p")
+case "$body" in "hello from the"*) ;; *) fail "/o2p with oauth2-proxy's session: '$body'" ;; esac
 
-# CPU of the Caddy under test, plus the contender's own process when it has
-# one (oauth2-proxy for contender 6).
+# CPU of the Caddy process that serves the contender (./caddy, or
+# caddy-security's for contender 5) at $port, plus the contender's own
+# process when it has one (oauth2-proxy for contender 6).
+measured_pid=$caddy_pid
+port=$https_port
 extra_pid=""
 cpu_ticks() {
 	local t
-	t=$(awk '{print $14 + $15}' "/proc/$caddy_pid/stat")
+	t=$(awk '{print $14 + $15}' "/proc/$measured_pid/stat")
 	[ -z "$extra_pid" ] || t=$((t + $(awk '{print $14 + $15}' "/proc/$extra_pid/stat")))
 	echo "$t"
 }
@@ -232,10 +275,10 @@ hz=$(getconf CLK_TCK)
 run() {
 	local name="$1" path="$2"
 	shift 2
-	say "$name: wrk -t2 -c$conns -d${duration}s https://bench.localhost:$https_port$path"
+	say "$name: wrk -t2 -c$conns -d${duration}s https://bench.localhost:$port$path"
 	local c0 c1 out="wrk${path//\//-}.txt"
 	c0=$(cpu_ticks)
-	wrk -t2 -c"$conns" -d"${duration}s" --latency -H "Host: bench.localhost" "$@" "https://127.0.0.1:$https_port$path" >"$out" 2>&1 || true
+	wrk -t2 -c"$conns" -d"${duration}s" --latency -H "Host: bench.localhost" "$@" "https://127.0.0.1:$port$path" >"$out" 2>&1 || true
 	c1=$(cpu_ticks)
 	local rps p50 p99 total errors
 	rps=$(awk '/Requests\/sec/ {print $2}' "$out")
@@ -253,11 +296,120 @@ if [ "$mode" != bench ]; then
 	exit 0
 fi
 
+# Contender 5: caddy-security's portal signs alice in through the same Dex
+# and issues its JWT cookie (AUTHP_ACCESS_TOKEN, HS512, a shared key);
+# `authorize` verifies it, evaluates ACL rules comparable to the ten-rule
+# policy (alice is allowed only by the last one, so every rule is tried),
+# injects her email as a header and proxies to the same upstream.
+cs_secret=$(openssl rand -hex 32)
+cat >cs.Caddyfile <<EOF
+{
+	admin off
+	http_port 8081
+	https_port $cs_port
+	skip_install_trust
+	default_sni bench.localhost
+	fallback_sni bench.localhost
+	security {
+		oauth identity provider dex {
+			realm dex
+			driver generic
+			client_id caddy-security
+			client_secret cs-secret
+			scopes openid email profile groups
+			base_auth_url http://127.0.0.1:5557/dex
+			metadata_url http://127.0.0.1:5557/dex/.well-known/openid-configuration
+		}
+		authentication portal benchportal {
+			crypto default token lifetime 3600
+			crypto key sign-verify $cs_secret
+			enable identity provider dex
+			# the portal's own pages admit only its authp/* roles
+			transform user {
+				match realm dex
+				action add role authp/user
+			}
+		}
+		authorization policy benchpolicy {
+			set auth url /auth
+			set access_token cookie name AUTHP_ACCESS_TOKEN
+			crypto key verify $cs_secret
+			# deny DELETE; also puts method and path into the ACL's input
+			deny roles any with delete to /
+			acl rule {
+				prefix match path /nowhere
+				no match roles admins
+				deny stop
+			}
+			acl rule {
+				match email ceo@example.com
+				allow stop
+			}
+			acl rule {
+				match roles finance
+				allow stop
+			}
+			acl rule {
+				match sub u-1 u-2 u-3
+				allow stop
+			}
+			acl rule {
+				suffix match email @ops.example
+				allow stop
+			}
+			acl rule {
+				suffix match email @partner.example
+				match method GET HEAD
+				allow stop
+			}
+			# alice: Dex's groups claim becomes her roles
+			acl rule {
+				match roles admins
+				suffix match email @example.com
+				allow stop
+			}
+			inject header "X-Email" from email
+		}
+	}
+}
+bench.localhost {
+	route /auth* {
+		authenticate with benchportal
+	}
+	route /cs* {
+		authorize with benchpolicy
+		reverse_proxy 127.0.0.1:9080
+	}
+}
+EOF
+cs_pid=""
+if [ -z "$cs_skip" ]; then
+	say "caddy-security on :$cs_port (contender 5, its own Caddy process)"
+	XDG_DATA_HOME="$work/cs-data" XDG_CONFIG_HOME="$work/cs-config" "$root/bin/caddy-security" run --adapter caddyfile --config cs.Caddyfile >cs.log 2>&1 &
+	cs_pid=$!
+	pids+=("$cs_pid")
+	wait_port $cs_port || fail "caddy-security did not start: $(tail cs.log)"
+	say "Signing alice in through caddy-security's portal and Dex"
+	cs_cookie=$(cd "$root" && go run ./bench/signin -caddy "127.0.0.1:$cs_port" -url "https://bench.localhost:$cs_port/auth/oauth2/dex" \
+		-user alice@example.com -password password -cookie-prefix AUTHP_ACCESS_TOKEN)
+	code=$(curl -sk -o /dev/null -w '%{http_code}' --resolve "bench.localhost:$cs_port:127.0.0.1" "https://bench.localhost:$cs_port/cs")
+	case "$code" in 30[1237] | 401 | 403) ;; *) fail "/cs without caddy-security's cookie: $code" ;; esac
+	body=$(curl -sk -H "Cookie: $cs_cookie" --resolve "bench.localhost:$cs_port:127.0.0.1" "https://bench.localhost:$cs_port/cs")
+	case "$body" in "hello from the"*) ;; *) fail "/cs with caddy-security's cookie: '$body'" ;; esac
+	code=$(curl -sk -o /dev/null -w '%{http_code}' -X DELETE -H "Cookie: $cs_cookie" --resolve "bench.localhost:$cs_port:127.0.0.1" "https://bench.localhost:$cs_port/cs")
+	[ "$code" = 403 ] || fail "DELETE /cs with caddy-security's cookie, denied by the first ACL rule: $code"
+fi
+
 : >rows.tsv
 run "1. plain Caddy reverse_proxy" /plain
 run "2. iap_route, public" /public
 run "3. iap_route, signed in, 10-rule policy, assertion" /signed -H "Cookie: $cookie"
 run "4. the same plus upstream mTLS" /mtls -H "Cookie: $cookie"
+if [ -n "$cs_pid" ]; then
+	measured_pid=$cs_pid port=$cs_port
+	run "5. caddy-security, JWT cookie, 8 ACL rules, header" /cs -H "Cookie: $cs_cookie"
+	measured_pid=$caddy_pid port=$https_port
+fi
 extra_pid=$o2p_pid
 run "6. oauth2-proxy behind forward_auth" /o2p -H "Cookie: $o2p_cookie"
 extra_pid=""
@@ -284,7 +436,9 @@ ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); print v / 1000 
 			"$(awk -v a="$rps" -v b="$base_rps" 'BEGIN { print a / b }')" \
 			"$(awk -v a="$(ms "$p99")" -v b="$(ms "$base_p99")" 'BEGIN { print a / b }')" "${errors:-none}"
 	done <rows.tsv
-	echo "| 5. caddy-security | not run | | | | | | the harness does not build or configure it yet |"
+	[ -z "$cs_skip" ] || echo "| 5. caddy-security $cs_version | not run | | | | | | $cs_skip |"
+	awk -F'\t' '$1 ~ /^3\./ { r3 = $2; c3 = $5 } $1 ~ /^5\./ { r5 = $2; c5 = $5 }
+		END { if (r5) printf "\ncaddy-iap (3) vs caddy-security (5): %.2fx the requests/s, %.2fx the CPU per request\n", r3 / r5, c3 / c5 }' rows.tsv
 	echo
 	echo "| 7. TLS handshakes (bench/handshake, TLS 1.3, 8 clients) | plain TLS | client certificate (reject_connection) | ratio |"
 	echo "| --- | ---: | ---: | ---: |"
@@ -292,9 +446,10 @@ ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); print v / 1000 
 	printf '| resumed connections/s | %s | %s | %s |\n' "${tls_reuse:-?}" "${mtls_reuse:-?}" "$(awk -v a="${mtls_reuse:-0}" -v b="${tls_reuse:-1}" 'BEGIN { printf "%.2fx", a / b }')"
 } | tee "$root/bench/results.md"
 
-awk -F'\t' 'BEGIN { split("plain Caddy|iap_route public|signed in + policy|+ upstream mTLS|oauth2-proxy", l, "|") } { printf "\"%s\" %s\n", l[NR], $2 }' rows.tsv >plot.dat
+# Labels by the contender's number, so a row left out (5) shifts none.
+awk -F'\t' 'BEGIN { split("plain Caddy|iap_route public|signed in + policy|+ upstream mTLS|caddy-security|oauth2-proxy", l, "|") } { printf "\"%s\" %s\n", l[$1 + 0], $2 }' rows.tsv >plot.dat
 gnuplot <<EOF
-set terminal pngcairo size 900,420 noenhanced
+set terminal pngcairo size 1100,420 noenhanced
 set output "$root/bench/results.png"
 set title "requests/s through Caddy, loopback, 2 cores (higher is better)"
 set style fill solid 0.6
