@@ -196,10 +196,64 @@ func (j jar) write(w http.ResponseWriter, r *http.Request, value string, expires
 func (j jar) clear(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, j.cookie(j.name, "", -1, time.Unix(0, 0)))
 	for _, c := range r.Cookies() {
-		if rest, ok := strings.CutPrefix(c.Name, j.name+"_"); ok {
-			if _, err := strconv.Atoi(rest); err == nil {
-				http.SetCookie(w, j.cookie(c.Name, "", -1, time.Unix(0, 0)))
-			}
+		if c.Name != j.name && j.owns(c.Name) {
+			http.SetCookie(w, j.cookie(c.Name, "", -1, time.Unix(0, 0)))
 		}
 	}
+}
+
+// owns reports whether a cookie name is the jar's: the cookie or a chunk.
+func (j jar) owns(name string) bool {
+	rest, ok := strings.CutPrefix(name, j.name)
+	if !ok || rest == "" {
+		return ok
+	}
+	digits, ok := strings.CutPrefix(rest, "_")
+	if !ok || digits == "" {
+		return false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// StripCookies removes the session cookie, its chunks and the login cookie
+// from a request's Cookie headers, and drops a header left empty, so the
+// upstream never sees (and cannot replay or leak) the session. Other
+// cookies are kept as they were. Pomerium removes its cookie likewise.
+func (a *Authenticator) StripCookies(h http.Header) {
+	lines := h["Cookie"]
+	if len(lines) == 0 {
+		return
+	}
+	kept := lines[:0:0]
+	for _, line := range lines {
+		if !strings.Contains(line, a.jar.name) {
+			kept = append(kept, line)
+			continue
+		}
+		var b strings.Builder
+		for part := range strings.SplitSeq(line, ";") {
+			part = strings.TrimSpace(part)
+			name, _, _ := strings.Cut(part, "=")
+			if part == "" || a.jar.owns(name) || name == a.loginJ.name {
+				continue
+			}
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(part)
+		}
+		if b.Len() > 0 {
+			kept = append(kept, b.String())
+		}
+	}
+	if len(kept) == 0 {
+		h.Del("Cookie")
+		return
+	}
+	h["Cookie"] = kept
 }

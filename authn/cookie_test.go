@@ -214,3 +214,25 @@ func TestSafeReturnURL(t *testing.T) {
 		}
 	}
 }
+
+// The upstream gets the request's cookies minus the session's and the
+// login's, whatever their order, spacing or number of Cookie lines.
+func TestStripCookies(t *testing.T) {
+	a := newTestAuthenticator(t, "http://127.0.0.1:1") // never contacted
+	for _, c := range []struct {
+		in   []string
+		want []string
+	}{
+		{[]string{"_iap=abc"}, nil},
+		{[]string{"a=1; _iap=chunks.2; _iap_0=x;_iap_1=y; _iap_login=z; b=2"}, []string{"a=1; b=2"}},
+		{[]string{"_iapx=keep; _iap_foo=keep; _iap_=keep; x_iap=keep"}, []string{"_iapx=keep; _iap_foo=keep; _iap_=keep; x_iap=keep"}},
+		{[]string{"theme=dark", "_iap=abc; _iap_3=q"}, []string{"theme=dark"}},
+		{[]string{"untouched=1;;  spaced=2"}, []string{"untouched=1;;  spaced=2"}},
+	} {
+		h := http.Header{"Cookie": append([]string(nil), c.in...)}
+		a.StripCookies(h)
+		if got := h.Values("Cookie"); fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%q: got %q, want %q", c.in, got, c.want)
+		}
+	}
+}

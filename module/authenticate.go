@@ -25,7 +25,8 @@ func init() {
 // redirect (browsers) or 401 (API clients).
 //
 // It removes identity headers that clients send (X-Iap-* and the
-// jwt_claims_headers), and sets the signed assertion and claim headers for
+// jwt_claims_headers) and its own cookies (the session and login cookies),
+// and sets the signed assertion and claim headers for
 // the upstream. It sets the placeholders {http.auth.user.id},
 // {http.auth.user.email}, {http.auth.user.name}, {http.auth.user.groups}
 // and {http.auth.user.claim.<name>}; the access log's user_id shows the user.
@@ -84,6 +85,7 @@ func (h *Authenticate) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 		return nil
 	}
 	r = r.WithContext(context.WithValue(r.Context(), identityKey{}, s))
+	h.app.auth.StripCookies(r.Header)
 
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	repl.Set("http.auth.user.id", s.Subject)

@@ -74,8 +74,12 @@ func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		r.Header.Del("Client-Cert-Chain")
 	}
 	if sessionFrom(r.Context()) == nil {
-		// No iap_authenticate ran: any identity header is the client's.
+		// No iap_authenticate ran: any identity header is the client's,
+		// and a session cookie for this host is not the upstream's either.
 		stripIdentityHeaders(r, a.app)
+		if a.app != nil && a.app.auth != nil {
+			a.app.auth.StripCookies(r.Header)
+		}
 	}
 	var (
 		in   authz.Input

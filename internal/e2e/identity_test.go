@@ -200,6 +200,21 @@ func TestSignIn(t *testing.T) {
 		}
 	})
 
+	t.Run("the session cookie never reaches the upstream; other cookies do", func(t *testing.T) {
+		_, body := ua.Get(t, app("/"), http.Header{"Cookie": {"theme=dark; _iap_login=stale; _iap_7=leftover; _iapx=app-owned"}})
+		h := echoed(t, body)
+		if got := strings.Join(h.Values("Cookie"), " | "); got != "theme=dark; _iapx=app-owned" {
+			t.Errorf("the upstream got Cookie %q, want only the app's own cookies", got)
+		}
+		if h.Get("X-Pomerium-Jwt-Assertion") == "" && h.Get("X-Iap-Jwt-Assertion") == "" {
+			t.Errorf("no assertion: %v", h)
+		}
+		r := e.caddy.Get(t, "public.test", "/", http.Header{"Cookie": {"_iap=" + ua.Cookie("app.test", "_iap") + "; theme=dark"}})
+		if got := strings.Join(echoed(t, r.Body).Values("Cookie"), " | "); got != "theme=dark" {
+			t.Errorf("a public route passed Cookie %q", got)
+		}
+	})
+
 	t.Run("the user page, its JSON and the assertion endpoint", func(t *testing.T) {
 		_, page := ua.Get(t, app("/.iap/"), nil)
 		if !strings.Contains(page, alice.Email) || !strings.Contains(page, "admins, eng") || !strings.Contains(page, "Sign out") {
