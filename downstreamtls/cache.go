@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
+	"hash"
 	"sync"
 	"time"
 )
@@ -42,18 +44,68 @@ func (c *Cache) Verify(presented []*x509.Certificate, now time.Time) *Result {
 	}
 	h := sha256.New()
 	for _, cert := range presented {
-		h.Write(cert.Raw)
+		writeKey(h, cert.Raw)
 	}
 	var key [32]byte
 	h.Sum(key[:0])
+	if r := c.lookup(key, now); r != nil {
+		return r
+	}
+	return c.verify(key, presented, now)
+}
 
+// VerifyDER is Verify for certificates in DER, as a TLS handshake's verifier
+// receives them: a chain seen before is answered from the cache without
+// parsing it (crypto/tls has parsed it already), which is most of what
+// verifying a known client costs. It parses the certificates only to verify
+// them; the error is a certificate that does not parse, and then there is no
+// result.
+func (c *Cache) VerifyDER(rawCerts [][]byte, now time.Time) (*Result, error) {
+	if len(rawCerts) == 0 {
+		return c.Verify(nil, now), nil
+	}
+	h := sha256.New()
+	for _, raw := range rawCerts {
+		writeKey(h, raw)
+	}
+	var key [32]byte
+	h.Sum(key[:0])
+	if r := c.lookup(key, now); r != nil {
+		return r, nil
+	}
+	certs := make([]*x509.Certificate, 0, len(rawCerts))
+	for _, raw := range rawCerts {
+		cert, err := x509.ParseCertificate(raw)
+		if err != nil {
+			return nil, err
+		}
+		certs = append(certs, cert)
+	}
+	return c.verify(key, certs, now), nil
+}
+
+// writeKey adds one certificate to a cache key: its length, then its DER, so
+// that the key names the list of certificates and not just their bytes run
+// together. x509.ParseCertificate refuses trailing data, so cert.Raw is the
+// DER it parsed and both Verify and VerifyDER make the same key.
+func writeKey(h hash.Hash, der []byte) {
+	var n [4]byte
+	binary.BigEndian.PutUint32(n[:], uint32(len(der)))
+	h.Write(n[:])
+	h.Write(der)
+}
+
+func (c *Cache) lookup(key [32]byte, now time.Time) *Result {
 	c.mu.Lock()
 	e, ok := c.entries[key]
 	c.mu.Unlock()
 	if ok && now.Before(e.until) {
 		return e.r
 	}
+	return nil
+}
 
+func (c *Cache) verify(key [32]byte, presented []*x509.Certificate, now time.Time) *Result {
 	r := c.v.Verify(presented, now)
 	until := now.Add(MaxAge)
 	if r.Valid && r.NotAfter.Before(until) {

@@ -211,6 +211,39 @@ func TestCacheReusesAResultUntilTheChainExpires(t *testing.T) {
 	}
 }
 
+func TestCacheVerifyDERSharesVerifysResults(t *testing.T) {
+	w := newWorld(t)
+	v, _, err := downstreamtls.New(downstreamtls.Options{CA: w.rootPEM, MaxVerifyDepth: depth(2)}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := downstreamtls.NewCache(v)
+	leaf := w.inter.Issue(t, testpki.Client("alice"))
+	now := time.Now()
+	r1 := c.Verify(presented(leaf), now)
+	if !r1.Valid {
+		t.Fatalf("got %+v", r1)
+	}
+	raw := [][]byte{leaf.Cert.Raw, w.inter.Cert.Raw}
+	if r2, err := c.VerifyDER(raw, now); err != nil || r2 != r1 {
+		t.Fatalf("VerifyDER should reuse Verify's result: %v", err)
+	}
+	// The same bytes as one "certificate" are another key, and do not parse.
+	if r, err := c.VerifyDER([][]byte{append(append([]byte{}, raw[0]...), raw[1]...)}, now); err == nil {
+		t.Fatalf("two certificates run together verified: %+v", r)
+	}
+	if _, err := c.VerifyDER([][]byte{[]byte("junk")}, now); err == nil {
+		t.Fatal("junk parsed")
+	}
+	if r, err := c.VerifyDER(nil, now); err != nil || r.Valid || r.Reason != downstreamtls.ReasonRequired {
+		t.Fatalf("no certificate: %+v, %v", r, err)
+	}
+	other := w.other.Issue(t, testpki.Client("mallory"))
+	if r, err := c.VerifyDER([][]byte{other.Cert.Raw}, now); err != nil || r.Valid || r.Detail != downstreamtls.DetailUnknownAuthority {
+		t.Fatalf("a certificate of another CA: %+v, %v", r, err)
+	}
+}
+
 // Verifying a client chain (leaf, intermediate) against a root and CRLs.
 func BenchmarkVerify(b *testing.B) {
 	root := testpki.NewCA(b, "root")
@@ -236,6 +269,20 @@ func BenchmarkVerify(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			if r := c.Verify(certs, time.Now()); !r.Valid {
 				b.Fatal(r.Err)
+			}
+		}
+	})
+	// What a TLS handshake's verifier does for a known client.
+	b.Run("cached DER", func(b *testing.B) {
+		c := downstreamtls.NewCache(v)
+		raw := make([][]byte, len(certs))
+		for i, cert := range certs {
+			raw[i] = cert.Raw
+		}
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if r, err := c.VerifyDER(raw, time.Now()); err != nil || !r.Valid {
+				b.Fatal(err)
 			}
 		}
 	})

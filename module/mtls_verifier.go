@@ -47,18 +47,14 @@ func (v *MTLSVerifier) Provision(ctx caddy.Context) (err error) {
 	return err
 }
 
-// VerifyClientCertificate checks the certificates the client presented.
+// VerifyClientCertificate checks the certificates the client presented. A
+// chain verified before is answered from the cache without parsing it again.
 func (v *MTLSVerifier) VerifyClientCertificate(rawCerts [][]byte, _ [][]*x509.Certificate) error {
-	certs := make([]*x509.Certificate, 0, len(rawCerts))
-	for _, raw := range rawCerts {
-		c, err := x509.ParseCertificate(raw)
-		if err != nil {
-			v.logger.Info("client certificate refused", zap.String("reason", downstreamtls.ReasonInvalid), zap.String("detail", downstreamtls.DetailInvalid), zap.Error(err))
-			return fmt.Errorf("%s: parsing: %v", downstreamtls.ReasonInvalid, err)
-		}
-		certs = append(certs, c)
+	res, err := v.cache.VerifyDER(rawCerts, time.Now())
+	if err != nil {
+		v.logger.Info("client certificate refused", zap.String("reason", downstreamtls.ReasonInvalid), zap.String("detail", downstreamtls.DetailInvalid), zap.Error(err))
+		return fmt.Errorf("%s: parsing: %v", downstreamtls.ReasonInvalid, err)
 	}
-	res := v.cache.Verify(certs, time.Now())
 	if res.Valid {
 		return nil
 	}
