@@ -175,6 +175,16 @@ bench.localhost {
 	handle /plain* {
 		reverse_proxy 127.0.0.1:9080
 	}
+	# 1b. plain Caddy reverse_proxy to the mTLS upstream: the limit for (4)
+	handle /direct-mtls* {
+		reverse_proxy https://localhost:9443 {
+			transport http {
+				tls_server_name openssl.localhost
+				tls_trust_pool file $CAROOT/rootCA.pem
+				tls_client_auth $work/caddy-client.pem $work/caddy-client-key.pem
+			}
+		}
+	}
 	# 2. iap_route, public
 	handle /public* {
 		iap_route {
@@ -258,7 +268,7 @@ for _ in $(seq 100); do curl -sk -o /dev/null --resolve "bench.localhost:$https_
 say "Signing alice in through Dex"
 cookie=$(cd "$root" && go run ./bench/signin -caddy "127.0.0.1:$https_port" -url "https://bench.localhost:$https_port/signed/" -user alice@example.com -password password)
 # Each route must reach the upstream's body, not just answer 200.
-for p in plain public signed mtls; do
+for p in plain direct-mtls public signed mtls; do
 	body=$(curl -sk -H "Cookie: $cookie" --resolve "bench.localhost:$https_port:127.0.0.1" "https://bench.localhost:$https_port/$p")
 	case "$body" in "hello from the"*) ;; *) fail "/$p with the session: '$body'" ;; esac
 done
@@ -415,6 +425,7 @@ run "1. plain Caddy reverse_proxy" /plain
 run "2. iap_route, public" /public
 run "3. iap_route, signed in, 10-rule policy, assertion" /signed -H "Cookie: $cookie"
 run "4. the same plus upstream mTLS" /mtls -H "Cookie: $cookie"
+run "1b. plain Caddy reverse_proxy to the mTLS upstream" /direct-mtls
 if [ -n "$cs_pid" ]; then
 	measured_pid=$cs_pid port=$cs_port
 	run "5. caddy-security, JWT cookie, 8 ACL rules, header" /cs -H "Cookie: $cs_cookie"
@@ -448,8 +459,12 @@ ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); print v / 1000 
 			"$(awk -v a="$(ms "$p99")" -v b="$(ms "$base_p99")" 'BEGIN { print a / b }')" "${errors:-none}"
 	done <rows.tsv
 	[ -z "$cs_skip" ] || echo "| 5. caddy-security $cs_version | not run | | | | | | $cs_skip |"
-	awk -F'\t' '$1 ~ /^3\./ { r3 = $2; c3 = $5 } $1 ~ /^5\./ { r5 = $2; c5 = $5 }
-		END { if (r5) printf "\ncaddy-iap (3) vs caddy-security (5): %.2fx the requests/s, %.2fx the CPU per request\n", r3 / r5, c3 / c5 }' rows.tsv
+	awk -F'\t' '$1 ~ /^3\./ { r3 = $2; c3 = $5 } $1 ~ /^5\./ { r5 = $2; c5 = $5 } $1 ~ /^4\./ { r4 = $2; c4 = $5 } $1 ~ /^1b\./ { r1b = $2; c1b = $5 }
+		END {
+			print ""
+			if (r5) printf "caddy-iap (3) vs caddy-security (5): %.2fx the requests/s, %.2fx the CPU per request\n\n", r3 / r5, c3 / c5
+			if (r1b) printf "caddy-iap with upstream mTLS (4) vs plain reverse_proxy to the same mTLS upstream (1b): %.2fx the requests/s, %.2fx the CPU per request\n", r4 / r1b, c4 / c1b
+		}' rows.tsv
 	echo
 	echo "| 7. TLS handshakes (bench/handshake, TLS 1.3, 8 clients) | handshakes/s | server CPU per handshake | vs plain TLS |"
 	echo "| --- | ---: | ---: | ---: |"
@@ -462,7 +477,7 @@ ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); print v / 1000 
 } | tee "$root/bench/results.md"
 
 # Labels by the contender's number, so a row left out (5) shifts none.
-awk -F'\t' 'BEGIN { split("plain Caddy|iap_route public|signed in + policy|+ upstream mTLS|caddy-security|oauth2-proxy", l, "|") } { printf "\"%s\" %s\n", l[$1 + 0], $2 }' rows.tsv >plot.dat
+awk -F'\t' 'BEGIN { split("plain Caddy|iap_route public|signed in + policy|+ upstream mTLS|caddy-security|oauth2-proxy", l, "|") } { printf "\"%s\" %s\n", $1 ~ /^1b/ ? "plain, mTLS upstream" : l[$1 + 0], $2 }' rows.tsv >plot.dat
 gnuplot <<EOF
 set terminal pngcairo size 1100,420 noenhanced
 set output "$root/bench/results.png"
