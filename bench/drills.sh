@@ -102,6 +102,11 @@ rotate)
 	say "rotate: $rotations rotations; the upstream saw the new certificate on the next new connection after $seen; the old pair kept while half-rotated: $halfway_ok; $reloaded reloads logged; $errors failed requests under load"
 	[ "$seen" = 12 ] && [ "$halfway_ok" = 12 ] && [ "$errors" = 0 ] || fail "rotate drill"
 	;;
+serve)
+	printf '%s\n' "$cookie" >cookie.txt
+	say "serve: the bench stack runs until ^C; Caddy on :$https_port (admin :2999), the session cookie in $work/cookie.txt"
+	wait "$caddy_pid"
+	;;
 profile)
 	path="${PROFILE_PATH:-/signed}"
 	say "Profile: 20 s of load on $path, a 15 s CPU profile of Caddy from its admin endpoint"
@@ -114,6 +119,6 @@ profile)
 	say "profile: $work/cpu.pprof; browse it with: go tool pprof -http=: $caddy $work/cpu.pprof"
 	;;
 *)
-	fail "unknown mode $mode (bench, soak, reload, idp-down, rotate, profile)"
+	fail "unknown mode $mode (bench, soak, reload, idp-down, rotate, profile, serve)"
 	;;
 esac

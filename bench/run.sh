@@ -8,6 +8,7 @@
 #   bench/run.sh idp-down        # drill: Dex stopped under load, then started again
 #   bench/run.sh rotate          # drill: the upstream client certificate replaced on disk under load
 #   bench/run.sh profile         # a CPU profile of Caddy under load on PROFILE_PATH (default /signed)
+#   bench/run.sh serve           # start everything and wait, to try routes by hand
 #
 # It builds ./caddy (xcaddy.sh), bin/dex, bin/oauth2-proxy and
 # bin/caddy-security (Caddy with greenpau/caddy-security, for contender 5, in
