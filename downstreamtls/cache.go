@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/binary"
-	"hash"
 	"sync"
 	"time"
 )
@@ -42,12 +41,7 @@ func (c *Cache) Verify(presented []*x509.Certificate, now time.Time) *Result {
 		r := c.v.Verify(nil, now)
 		return &r
 	}
-	h := sha256.New()
-	for _, cert := range presented {
-		writeKey(h, cert.Raw)
-	}
-	var key [32]byte
-	h.Sum(key[:0])
+	key := chainKey(presented, func(c *x509.Certificate) []byte { return c.Raw })
 	if r := c.lookup(key, now); r != nil {
 		return r
 	}
@@ -64,12 +58,7 @@ func (c *Cache) VerifyDER(rawCerts [][]byte, now time.Time) (*Result, error) {
 	if len(rawCerts) == 0 {
 		return c.Verify(nil, now), nil
 	}
-	h := sha256.New()
-	for _, raw := range rawCerts {
-		writeKey(h, raw)
-	}
-	var key [32]byte
-	h.Sum(key[:0])
+	key := chainKey(rawCerts, func(der []byte) []byte { return der })
 	if r := c.lookup(key, now); r != nil {
 		return r, nil
 	}
@@ -84,15 +73,22 @@ func (c *Cache) VerifyDER(rawCerts [][]byte, now time.Time) (*Result, error) {
 	return c.verify(key, certs, now), nil
 }
 
-// writeKey adds one certificate to a cache key: its length, then its DER, so
-// that the key names the list of certificates and not just their bytes run
-// together. x509.ParseCertificate refuses trailing data, so cert.Raw is the
-// DER it parsed and both Verify and VerifyDER make the same key.
-func writeKey(h hash.Hash, der []byte) {
+// chainKey names a list of certificates by the SHA-256 of each one's
+// length and DER, so that certificates run together cannot alias a chain.
+// x509.ParseCertificate refuses trailing data, so cert.Raw is the DER it
+// parsed and Verify and VerifyDER make the same key.
+func chainKey[T any](certs []T, der func(T) []byte) [32]byte {
+	h := sha256.New()
 	var n [4]byte
-	binary.BigEndian.PutUint32(n[:], uint32(len(der)))
-	h.Write(n[:])
-	h.Write(der)
+	for _, c := range certs {
+		b := der(c)
+		binary.BigEndian.PutUint32(n[:], uint32(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	var key [32]byte
+	h.Sum(key[:0])
+	return key
 }
 
 func (c *Cache) lookup(key [32]byte, now time.Time) *Result {
