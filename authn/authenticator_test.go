@@ -149,6 +149,24 @@ func BenchmarkAssertionCached(b *testing.B) {
 	}
 }
 
+// The same from many goroutines at once, as Caddy serves requests.
+func BenchmarkAssertionCachedParallel(b *testing.B) {
+	a := newTestAuthenticator(b, "http://127.0.0.1:1/unused")
+	s := &Session{ID: randomID(), Subject: "u1", Email: "alice@example.com", Groups: []string{"admins", "eng"}}
+	if _, err := a.Assertion(s, "app.test"); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := a.Assertion(s, "app.test"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
 // Signing a fresh assertion, for comparison with the cached path.
 func BenchmarkAssertionSign(b *testing.B) {
 	a := newTestAuthenticator(b, "http://127.0.0.1:1/unused")

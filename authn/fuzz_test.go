@@ -36,3 +36,36 @@ func FuzzSessionCookie(f *testing.F) {
 		}
 	})
 }
+
+// FuzzStripCookies feeds arbitrary Cookie headers to StripCookies: no
+// cookie the upstream could parse from what is left may be the session's or
+// the login's, and every other cookie Go parses from the input survives.
+func FuzzStripCookies(f *testing.F) {
+	f.Add("_iap=a; _iap_0=b; _iap_login=c; theme=dark")
+	f.Add(`_iap="quoted"; x=_iap=y;_iap_1=z`)
+	f.Add(" ; ;_iap;=;_iap_=1")
+	a := &Authenticator{jar: jar{name: "_iap"}, loginJ: jar{name: "_iap_login"}}
+	f.Fuzz(func(t *testing.T, line string) {
+		before := httptest.NewRequest("GET", "/", nil)
+		before.Header.Set("Cookie", line)
+		after := httptest.NewRequest("GET", "/", nil)
+		after.Header = before.Header.Clone()
+		a.StripCookies(after.Header)
+		kept := map[string]int{}
+		for _, c := range after.Cookies() {
+			if a.jar.owns(c.Name) || c.Name == a.loginJ.name {
+				t.Fatalf("%q kept %q", line, c.Name)
+			}
+			kept[c.Name+"="+c.Value]++
+		}
+		for _, c := range before.Cookies() {
+			if a.jar.owns(c.Name) || c.Name == a.loginJ.name {
+				continue
+			}
+			if kept[c.Name+"="+c.Value] == 0 {
+				t.Fatalf("%q lost %s=%s", line, c.Name, c.Value)
+			}
+			kept[c.Name+"="+c.Value]--
+		}
+	})
+}
