@@ -478,9 +478,9 @@ ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); print v / 1000 
 } | tee "$root/bench/results.md"
 
 # Labels by the contender's number, so a row left out (5) shifts none.
-awk -F'\t' 'BEGIN { split("plain Caddy|iap_route public|signed in + policy|+ upstream mTLS|caddy-security|oauth2-proxy", l, "|") } { printf "\"%s\" %s\n", $1 ~ /^1b/ ? "plain, mTLS upstream" : l[$1 + 0], $2 }' rows.tsv >plot.dat
+awk -F'\t' 'BEGIN { split("1 plain reverse_proxy|2 iap_route public|3 signed in + policy|4 (3) + upstream mTLS|5 caddy-security|6 oauth2-proxy", l, "|") } { printf "\"%s\" %s\n", $1 ~ /^1b/ ? "1b plain to mTLS upstream" : l[$1 + 0], $2 }' rows.tsv >plot.dat
 gnuplot <<EOF
-set terminal pngcairo size 1100,420 noenhanced
+set terminal pngcairo size 1100,460 noenhanced
 set output "$root/bench/results.png"
 set title "requests/s through Caddy, loopback, 2 cores (higher is better)"
 set style fill solid 0.6
@@ -488,6 +488,8 @@ set boxwidth 0.6
 set yrange [0:*]
 set grid ytics
 unset key
+set xtics rotate by -20 offset -1,0
+set bmargin 6
 plot "plot.dat" using 0:2:xtic(1) with boxes lc rgb "#3b6ea5"
 EOF
 say "Wrote bench/results.md and bench/results.png (work files in $work)"
