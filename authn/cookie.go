@@ -239,6 +239,7 @@ func (a *Authenticator) StripCookies(h http.Header) {
 		for part := range strings.SplitSeq(line, ";") {
 			part = strings.TrimSpace(part)
 			name, _, _ := strings.Cut(part, "=")
+			name = strings.TrimSpace(name) // as Go's and most servers' cookie parsers do
 			if part == "" || a.jar.owns(name) || name == a.loginJ.name {
 				continue
 			}

@@ -26,8 +26,8 @@ func init() {
 //
 // It removes identity headers that clients send (X-Iap-* and the
 // jwt_claims_headers) and its own cookies (the session and login cookies),
-// and sets the signed assertion and claim headers for
-// the upstream. It sets the placeholders {http.auth.user.id},
+// and sets the signed assertion and claim headers for the upstream. It sets
+// the placeholders {http.auth.user.id},
 // {http.auth.user.email}, {http.auth.user.name}, {http.auth.user.groups}
 // and {http.auth.user.claim.<name>}; the access log's user_id shows the user.
 //
