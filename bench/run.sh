@@ -148,6 +148,12 @@ policy='policy {
 					}
 				}
 			}'
+# The mTLS upstream as (4) and the rotate drill reach it.
+mtls_upstream="to https://localhost:9443
+			tls_upstream_server_name openssl.localhost
+			tls_custom_ca_file $CAROOT/rootCA.pem
+			tls_client_cert_file $work/caddy-client.pem
+			tls_client_key_file $work/caddy-client-key.pem"
 cat >bench.Caddyfile <<EOF
 {
 	admin 127.0.0.1:2999
@@ -214,11 +220,7 @@ bench.localhost {
 	# 4. the same plus upstream mTLS
 	handle /mtls* {
 		iap_route {
-			to https://localhost:9443
-			tls_upstream_server_name openssl.localhost
-			tls_custom_ca_file $CAROOT/rootCA.pem
-			tls_client_cert_file $work/caddy-client.pem
-			tls_client_key_file $work/caddy-client-key.pem
+			$mtls_upstream
 			$policy
 		}
 	}
@@ -226,11 +228,7 @@ bench.localhost {
 	# connection per request
 	handle /rotate* {
 		iap_route {
-			to https://localhost:9443
-			tls_upstream_server_name openssl.localhost
-			tls_custom_ca_file $CAROOT/rootCA.pem
-			tls_client_cert_file $work/caddy-client.pem
-			tls_client_key_file $work/caddy-client-key.pem
+			$mtls_upstream
 			allow_any_authenticated_user
 			transport http {
 				keepalive off
