@@ -174,6 +174,8 @@ func TestCaddyfileErrorsNameTheProblem(t *testing.T) {
 			`tls_server_name takes exactly one value, got 0`},
 		{"an unknown subdirective", "app.example {\n\tiap_route {\n\t\tto http://127.0.0.1:1\n\t\ttls_bogus x\n\t}\n}",
 			`unrecognized subdirective tls_bogus`},
+		{"a Pomerium variable sessions do not keep", "app.example {\n\tiap_route {\n\t\tto http://127.0.0.1:1\n\t\tallow_any_authenticated_user\n\t\tset_request_headers X-Token $pomerium.access_token\n\t}\n}",
+			`route app.example: set_request_headers X-Token: $pomerium.access_token is not supported`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := adapt(t, c.src)

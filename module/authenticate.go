@@ -29,7 +29,8 @@ func init() {
 // and sets the signed assertion and claim headers for the upstream. It sets
 // the placeholders {http.auth.user.id},
 // {http.auth.user.email}, {http.auth.user.name}, {http.auth.user.groups}
-// and {http.auth.user.claim.<name>}; the access log's user_id shows the user.
+// {http.auth.user.claim.<name>} and {http.auth.user.jwt} (the assertion); the
+// access log's user_id shows the user.
 //
 // The IdP, cookies and keys come from the `iap` app.
 type Authenticate struct {
@@ -93,6 +94,12 @@ func (h *Authenticate) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 	repl.Set("http.auth.user.name", s.Name)
 	repl.Set("http.auth.user.groups", strings.Join(s.Groups, ","))
 	repl.Map(func(key string) (any, bool) {
+		if key == "http.auth.user.jwt" {
+			// Signed (or taken from the cache) only when a config uses it,
+			// e.g. set_request_headers with Pomerium's $pomerium.jwt.
+			jwt, err := h.app.auth.Assertion(s, r.Host)
+			return jwt, err == nil
+		}
 		name, ok := strings.CutPrefix(key, "http.auth.user.claim.")
 		if !ok {
 			return nil, false

@@ -67,11 +67,20 @@ func (a *Authorize) Provision(ctx caddy.Context) error {
 
 // ServeHTTP refuses or admits the request.
 func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if downstreamtls.ResultFrom(r.Context()) == nil {
+	// Placeholders that set_request_headers may use are empty, not left as
+	// text, when there is no valid certificate or no user.
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	res := downstreamtls.ResultFrom(r.Context())
+	if res == nil {
 		// No iap_mtls on this site, so no client certificate was verified:
 		// RFC 9440 headers can only be forged by the client.
 		r.Header.Del("Client-Cert")
 		r.Header.Del("Client-Cert-Chain")
+	}
+	if res == nil || !res.Valid {
+		for _, k := range clientCertPlaceholders {
+			repl.Set(k, "")
+		}
 	}
 	if sessionFrom(r.Context()) == nil {
 		// No iap_authenticate ran: any identity header is the client's,
@@ -80,6 +89,7 @@ func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		if a.app != nil && a.app.auth != nil {
 			a.app.auth.StripCookies(r.Header)
 		}
+		repl.Set("http.auth.user.jwt", "")
 	}
 	var (
 		in   authz.Input

@@ -111,18 +111,31 @@ func (m *MTLS) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 				Message: certMessage(res),
 			}.respond(w, r)
 		}
-	} else if m.PassClientCertificate {
-		r.Header.Set("Client-Cert", sfBinary(res.Leaf.Raw))
-		if len(res.Intermediates) > 0 {
-			items := make([]string, len(res.Intermediates))
-			for i, c := range res.Intermediates {
-				items[i] = sfBinary(c.Raw)
+	} else {
+		// For set_request_headers, as Pomerium's
+		// $pomerium.client_cert_fingerprint, _san_dns and _san_email.
+		repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+		repl.Set(clientCertPlaceholders[0], res.Fingerprint())
+		repl.Set(clientCertPlaceholders[1], strings.Join(res.Leaf.DNSNames, ","))
+		repl.Set(clientCertPlaceholders[2], strings.Join(res.Leaf.EmailAddresses, ","))
+		if m.PassClientCertificate {
+			r.Header.Set("Client-Cert", sfBinary(res.Leaf.Raw))
+			if len(res.Intermediates) > 0 {
+				items := make([]string, len(res.Intermediates))
+				for i, c := range res.Intermediates {
+					items[i] = sfBinary(c.Raw)
+				}
+				r.Header.Set("Client-Cert-Chain", strings.Join(items, ", "))
 			}
-			r.Header.Set("Client-Cert-Chain", strings.Join(items, ", "))
 		}
 	}
 	return next.ServeHTTP(w, r)
 }
+
+// clientCertPlaceholders are set by iap_mtls for a valid certificate: its
+// SHA-256 fingerprint (hex), DNS names and email addresses (comma-separated).
+// iap_authorize sets them empty otherwise.
+var clientCertPlaceholders = [...]string{"http.iap.client_cert.fingerprint", "http.iap.client_cert.san_dns", "http.iap.client_cert.san_email"}
 
 // certMessage tells the user what to do.
 func certMessage(res *downstreamtls.Result) string {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
@@ -29,7 +30,11 @@ type Route struct {
 	// in Pomerium, the upstream gets the host of its own URL.
 	PreserveHostHeader bool `json:"preserve_host_header,omitempty"`
 
-	// Headers to set on the request to the upstream.
+	// Headers to set on the request to the upstream. Values may hold
+	// Caddy placeholders, and Pomerium's variables $pomerium.jwt,
+	// $pomerium.client_cert_fingerprint, $pomerium.client_cert_san_dns and
+	// $pomerium.client_cert_san_email (also as ${...}; $$ is a $), which
+	// become {http.auth.user.jwt} and {http.iap.client_cert.*}.
 	SetRequestHeaders map[string]string `json:"set_request_headers,omitempty"`
 
 	// Headers to remove from the request to the upstream.
@@ -86,7 +91,9 @@ func (r Route) Handlers(rp *reverseproxy.Handler, env upstreamtls.Env) (handlers
 			rp.TransportRaw = upstreamtls.TransportJSON(transport)
 		}
 	}
-	r.setHeaders(rp, transport.TLS != nil)
+	if err := r.setHeaders(rp, transport.TLS != nil); err != nil {
+		return nil, nil, err
+	}
 
 	// Everyone but the public needs to sign in first.
 	if r.SignIn && !r.IsPublic() {
@@ -101,7 +108,7 @@ func (r Route) Handlers(rp *reverseproxy.Handler, env upstreamtls.Env) (handlers
 
 // setHeaders applies Pomerium's header options to the proxy's request
 // headers, leaving any header_up the user wrote alone.
-func (r Route) setHeaders(rp *reverseproxy.Handler, upstreamTLS bool) {
+func (r Route) setHeaders(rp *reverseproxy.Handler, upstreamTLS bool) error {
 	ops := func() *headers.HeaderOps {
 		if rp.Headers == nil {
 			rp.Headers = new(headers.Handler)
@@ -127,6 +134,10 @@ func (r Route) setHeaders(rp *reverseproxy.Handler, upstreamTLS bool) {
 		}
 	}
 	for k, v := range r.SetRequestHeaders {
+		v, err := pomeriumVariables(v)
+		if err != nil {
+			return fmt.Errorf("route %s: set_request_headers %s: %v", r.Name, k, err)
+		}
 		ops().Set.Set(k, v)
 	}
 	for _, k := range r.RemoveRequestHeaders {
@@ -136,4 +147,65 @@ func (r Route) setHeaders(rp *reverseproxy.Handler, upstreamTLS bool) {
 	if rp.Headers != nil && rp.Headers.Request != nil && len(rp.Headers.Request.Set) == 0 {
 		rp.Headers.Request.Set = nil
 	}
+	return nil
+}
+
+// pomeriumPlaceholders are the Caddy placeholders for the variables that
+// Pomerium substitutes in set_request_headers values.
+var pomeriumPlaceholders = map[string]string{
+	"pomerium.jwt":                     "{http.auth.user.jwt}",
+	"pomerium.client_cert_fingerprint": "{http.iap.client_cert.fingerprint}",
+	"pomerium.client_cert_san_dns":     "{http.iap.client_cert.san_dns}",
+	"pomerium.client_cert_san_email":   "{http.iap.client_cert.san_email}",
+}
+
+// pomeriumVariables turns Pomerium's $pomerium.<name> and ${pomerium.<name>}
+// in a header value into Caddy placeholders, and $$ into $. Other text,
+// other $ and Caddy placeholders stay as they are. A pomerium variable that
+// has no placeholder here (id_token, access_token) is an error rather than
+// an empty header.
+func pomeriumVariables(v string) (string, error) {
+	if !strings.Contains(v, "$") {
+		return v, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		rest := v[i:]
+		var name string
+		var n int
+		switch {
+		case strings.HasPrefix(rest, "$$"):
+			b.WriteByte('$')
+			i++
+			continue
+		case strings.HasPrefix(rest, "${"):
+			end := strings.IndexByte(rest, '}')
+			if end < 0 {
+				b.WriteString(rest)
+				return b.String(), nil
+			}
+			name, n = strings.TrimSpace(rest[2:end]), end+1
+		case strings.HasPrefix(rest, "$"):
+			n = 1
+			for n < len(rest) && (rest[n] == '.' || rest[n] == '_' || 'a' <= rest[n] && rest[n] <= 'z' ||
+				'A' <= rest[n] && rest[n] <= 'Z' || '0' <= rest[n] && rest[n] <= '9') {
+				n++
+			}
+			for n > 1 && rest[n-1] == '.' { // a sentence's full stop
+				n--
+			}
+			name = rest[1:n]
+		}
+		if !strings.HasPrefix(name, "pomerium.") {
+			b.WriteByte(v[i])
+			continue
+		}
+		placeholder, ok := pomeriumPlaceholders[name]
+		if !ok {
+			return "", fmt.Errorf("$%s is not supported; use $pomerium.jwt, $pomerium.client_cert_fingerprint, $pomerium.client_cert_san_dns or $pomerium.client_cert_san_email, or a Caddy placeholder", name)
+		}
+		b.WriteString(placeholder)
+		i += n - 1
+	}
+	return b.String(), nil
 }

@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -143,7 +145,11 @@ func TestDownstreamMTLS(t *testing.T) {
 			mtlsSite("inline-ca.test", "ca "+base64.StdEncoding.EncodeToString(c.root.CertPEM()), up)+
 			"styled.test {\n\ttls internal\n\tiap_mtls {\n\t\tca_file "+c.caFile+"\n\t}\n\trespond ok\n"+
 			"\thandle_errors {\n\t\trespond \"styled {err.status_code} {err.id}\" {err.status_code}\n\t}\n}\n"+
-			site("plain.test", "to "+up, "allow_public_unauthenticated_access"))
+			site("plain.test", "to "+up, "allow_public_unauthenticated_access")+
+			"certheaders.test {\n\ttls internal\n\tiap_mtls {\n\t\tca_file "+c.caFile+"\n\t\tenforcement policy\n\t}\n"+
+			"\tiap_route {\n\t\tto "+up+"\n\t\tallow_public_unauthenticated_access\n\t\tset_request_headers {\n"+
+			"\t\t\tX-Cert-Fingerprint $pomerium.client_cert_fingerprint\n\t\t\tX-Cert-San-Dns ${pomerium.client_cert_san_dns}\n"+
+			"\t\t\tX-Cert-San-Email ${pomerium.client_cert_san_email}\n\t\t}\n\t}\n}\n")
 
 	// Each acceptance case under each enforcement mode. want495 is the
 	// detail of the 495 under policy_with_default_deny ("" = 200).
@@ -375,6 +381,19 @@ func TestDownstreamMTLS(t *testing.T) {
 		}
 		if h := upstreamGot("policy.test", "valid"); h.Get("Client-Cert") != "" {
 			t.Errorf("policy.test passed Client-Cert without pass_client_certificate: %v", h)
+		}
+
+		// Pomerium's TC-CC-17..18: $pomerium.client_cert_* in
+		// set_request_headers, for a valid certificate only.
+		h := upstreamGot("certheaders.test", "valid")
+		sum := sha256.Sum256(c.certs["valid"].Cert.Raw)
+		if h.Get("X-Cert-Fingerprint") != hex.EncodeToString(sum[:]) || h.Get("X-Cert-San-Email") != "alice@example.com" {
+			t.Errorf("certificate-derived headers: %v", h)
+		}
+		for _, cert := range []string{"untrusted", ""} {
+			if h := upstreamGot("certheaders.test", cert); h.Get("X-Cert-Fingerprint") != "" || h.Get("X-Cert-San-Email") != "" {
+				t.Errorf("certificate %q (not valid) gave certificate headers: %v", cert, h)
+			}
 		}
 	})
 }

@@ -581,7 +581,7 @@ func TestPomeriumCompatAndPlaceholders(t *testing.T) {
 	globals := fmt.Sprintf("\tiap {\n\t\tidp {\n\t\t\tprovider_url %s\n\t\t\tclient_id caddy\n\t\t\tclient_secret caddy-secret\n\t\t\tscopes openid email profile groups\n\t\t}\n\t\tcookie_secret %s\n\t\tcompat pomerium\n\t}",
 		dex.Issuer, randomSecret(t))
 	caddy := testenv.StartCaddyOn(t, httpPort, httpsPort, globals,
-		site("app.test", "to "+echoUpstream(t), "allow_any_authenticated_user")+
+		site("app.test", "to "+echoUpstream(t), "allow_any_authenticated_user", `set_request_headers Authorization "Bearer $pomerium.jwt"`)+
 			"whoami.test {\n\ttls internal\n\tlog\n\tiap_authenticate\n\trespond \"{http.auth.user.email} [{http.auth.user.groups}] {http.auth.user.claim.name}\"\n}\n")
 	ua := caddy.NewUserAgent(t)
 
@@ -592,6 +592,10 @@ func TestPomeriumCompatAndPlaceholders(t *testing.T) {
 	h := echoed(t, body)
 	if h.Get("X-Pomerium-Jwt-Assertion") == "" || h.Get("X-Iap-Jwt-Assertion") != "" {
 		t.Errorf("want X-Pomerium-Jwt-Assertion only: %v", h)
+	}
+	// Pomerium's $pomerium.jwt in set_request_headers is the same assertion.
+	if got := h.Get("Authorization"); got != "Bearer "+h.Get("X-Pomerium-Jwt-Assertion") {
+		t.Errorf("set_request_headers with $pomerium.jwt: Authorization %q", got)
 	}
 	if r, jwks := ua.Get(t, ua.URL("app.test", "/.well-known/pomerium/jwks.json"), nil); r.StatusCode != 200 || !strings.Contains(jwks, `"ES256"`) {
 		t.Errorf("Pomerium's JWKS path: %d %s", r.StatusCode, jwks)
