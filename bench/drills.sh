@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The load and fault drills of bench/run.sh (sourced by it after setup, with
 # $mode, Caddy under test at $caddy_pid with its admin on :2999, Dex at
 # $dex_pid and a signed-in $cookie). Each prints PASS or FAIL and a summary.
