@@ -3,6 +3,7 @@ package upstreamtls_test
 import (
 	"crypto/tls"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -119,6 +120,51 @@ func TestKeyPairRereadsChangedFiles(t *testing.T) {
 	cri.AcceptableCAs = [][]byte{[]byte("not the root")}
 	if got := presented(); got != "(none)" {
 		t.Errorf("a server asking for another CA got %q", got)
+	}
+}
+
+// A Kubernetes secret volume updates by swapping the ..data symlink to a new
+// directory; the files the route names are symlinks through it.
+func TestKeyPairFollowsASecretVolumeSwap(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, "root")
+	version := func(name, cn string) {
+		t.Helper()
+		if err := os.Mkdir(filepath.Join(dir, name), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		cert := ca.Issue(t, testpki.Client(cn))
+		cert.Write(t, filepath.Join(dir, name), "tls")
+	}
+	swap := func(name string) {
+		t.Helper()
+		tmp := filepath.Join(dir, "..data_tmp")
+		if err := os.Symlink(name, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	version("..v1", "first@localhost")
+	swap("..v1")
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	for link, target := range map[string]string{certFile: "..data/tls.pem", keyFile: "..data/tls-key.pem"} {
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp := upstreamtls.NewKeyPair(certFile, keyFile, &pair, zap.NewNop())
+	cri := &tls.CertificateRequestInfo{Version: tls.VersionTLS13, SignatureSchemes: []tls.SignatureScheme{tls.ECDSAWithP256AndSHA256}}
+	version("..v2", "second@localhost")
+	swap("..v2")
+	c, err := kp.GetClientCertificate(cri)
+	if err != nil || c.Leaf == nil || c.Leaf.Subject.CommonName != "second@localhost" {
+		t.Fatalf("after the swap: %v, %v", c.Leaf, err)
 	}
 }
 
