@@ -77,6 +77,9 @@ func (kp *KeyPair) current() *tls.Certificate {
 }
 
 // changed reports whether a file's state differs from what was seen before.
+// A rewrite in place to the same size within one tick of the file system's
+// clock after the last check goes unseen until the next change; rotations
+// write new certificates, whose size or time differ.
 func changed(before, now os.FileInfo) bool {
 	if before == nil || now == nil {
 		return before != now
