@@ -68,19 +68,14 @@ func (a *Authorize) Provision(ctx caddy.Context) error {
 // ServeHTTP refuses or admits the request.
 func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	// Placeholders that set_request_headers may use are empty, not left as
-	// text, when there is no valid certificate or no user.
+	// text, when there is no certificate or no user.
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	res := downstreamtls.ResultFrom(r.Context())
-	if res == nil {
+	if downstreamtls.ResultFrom(r.Context()) == nil {
 		// No iap_mtls on this site, so no client certificate was verified:
 		// RFC 9440 headers can only be forged by the client.
 		r.Header.Del("Client-Cert")
 		r.Header.Del("Client-Cert-Chain")
-	}
-	if res == nil || !res.Valid {
-		for _, k := range clientCertPlaceholders {
-			repl.Set(k, "")
-		}
+		repl.Map(clientCertPlaceholders(nil))
 	}
 	if sessionFrom(r.Context()) == nil {
 		// No iap_authenticate ran: any identity header is the client's,

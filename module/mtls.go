@@ -111,31 +111,45 @@ func (m *MTLS) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 				Message: certMessage(res),
 			}.respond(w, r)
 		}
-	} else {
-		// For set_request_headers, as Pomerium's
-		// $pomerium.client_cert_fingerprint, _san_dns and _san_email.
-		repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-		repl.Set(clientCertPlaceholders[0], res.Fingerprint())
-		repl.Set(clientCertPlaceholders[1], strings.Join(res.Leaf.DNSNames, ","))
-		repl.Set(clientCertPlaceholders[2], strings.Join(res.Leaf.EmailAddresses, ","))
-		if m.PassClientCertificate {
-			r.Header.Set("Client-Cert", sfBinary(res.Leaf.Raw))
-			if len(res.Intermediates) > 0 {
-				items := make([]string, len(res.Intermediates))
-				for i, c := range res.Intermediates {
-					items[i] = sfBinary(c.Raw)
-				}
-				r.Header.Set("Client-Cert-Chain", strings.Join(items, ", "))
+	} else if m.PassClientCertificate {
+		r.Header.Set("Client-Cert", sfBinary(res.Leaf.Raw))
+		if len(res.Intermediates) > 0 {
+			items := make([]string, len(res.Intermediates))
+			for i, c := range res.Intermediates {
+				items[i] = sfBinary(c.Raw)
 			}
+			r.Header.Set("Client-Cert-Chain", strings.Join(items, ", "))
 		}
 	}
+	r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer).Map(clientCertPlaceholders(res))
 	return next.ServeHTTP(w, r)
 }
 
-// clientCertPlaceholders are set by iap_mtls for a valid certificate: its
-// SHA-256 fingerprint (hex), DNS names and email addresses (comma-separated).
-// iap_authorize sets them empty otherwise.
-var clientCertPlaceholders = [...]string{"http.iap.client_cert.fingerprint", "http.iap.client_cert.san_dns", "http.iap.client_cert.san_email"}
+// clientCertPlaceholders answers {http.iap.client_cert.fingerprint} (the
+// SHA-256 of the leaf, hex), {http.iap.client_cert.san_dns} and
+// {http.iap.client_cert.san_email} (comma-separated), the values of
+// Pomerium's $pomerium.client_cert_* in set_request_headers. They are
+// worked out only when a config uses them, and are empty unless res is a
+// valid certificate (iap_authorize answers them for sites without
+// iap_mtls), so no placeholder text reaches an upstream.
+func clientCertPlaceholders(res *downstreamtls.Result) caddy.ReplacerFunc {
+	return func(key string) (any, bool) {
+		name, ok := strings.CutPrefix(key, "http.iap.client_cert.")
+		if !ok || name != "fingerprint" && name != "san_dns" && name != "san_email" {
+			return nil, false
+		}
+		if res == nil || !res.Valid {
+			return "", true
+		}
+		switch name {
+		case "fingerprint":
+			return res.Fingerprint(), true
+		case "san_dns":
+			return strings.Join(res.Leaf.DNSNames, ","), true
+		}
+		return strings.Join(res.Leaf.EmailAddresses, ","), true
+	}
+}
 
 // certMessage tells the user what to do.
 func certMessage(res *downstreamtls.Result) string {

@@ -146,6 +146,7 @@ func TestDownstreamMTLS(t *testing.T) {
 			"styled.test {\n\ttls internal\n\tiap_mtls {\n\t\tca_file "+c.caFile+"\n\t}\n\trespond ok\n"+
 			"\thandle_errors {\n\t\trespond \"styled {err.status_code} {err.id}\" {err.status_code}\n\t}\n}\n"+
 			site("plain.test", "to "+up, "allow_public_unauthenticated_access")+
+			site("certheaders-nomtls.test", "to "+up, "allow_public_unauthenticated_access", "set_request_headers X-Cert-Fingerprint $pomerium.client_cert_fingerprint")+
 			"certheaders.test {\n\ttls internal\n\tiap_mtls {\n\t\tca_file "+c.caFile+"\n\t\tenforcement policy\n\t}\n"+
 			"\tiap_route {\n\t\tto "+up+"\n\t\tallow_public_unauthenticated_access\n\t\tset_request_headers {\n"+
 			"\t\t\tX-Cert-Fingerprint $pomerium.client_cert_fingerprint\n\t\t\tX-Cert-San-Dns ${pomerium.client_cert_san_dns}\n"+
@@ -394,6 +395,9 @@ func TestDownstreamMTLS(t *testing.T) {
 			if h := upstreamGot("certheaders.test", cert); h.Get("X-Cert-Fingerprint") != "" || h.Get("X-Cert-San-Email") != "" {
 				t.Errorf("certificate %q (not valid) gave certificate headers: %v", cert, h)
 			}
+		}
+		if h := upstreamGot("certheaders-nomtls.test", ""); h.Get("X-Cert-Fingerprint") != "" {
+			t.Errorf("a site without iap_mtls gave certificate headers: %v", h)
 		}
 	})
 }
