@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,11 +27,13 @@ type Dex struct {
 	Issuer       string
 	ClientID     string
 	ClientSecret string
-	confPath     string
-	out          *syncBuffer
-	cmd          *exec.Cmd
-	exited       chan struct{}
-	t            testing.TB
+	// MetricsURL is Dex's Prometheus endpoint, with DexOptions.Telemetry.
+	MetricsURL string
+	confPath   string
+	out        *syncBuffer
+	cmd        *exec.Cmd
+	exited     chan struct{}
+	t          testing.TB
 }
 
 // DexOptions configure the test IdP.
@@ -42,6 +45,9 @@ type DexOptions struct {
 	IDTokenTTL time.Duration
 	// Port to listen on; default a free one.
 	Port int
+	// Telemetry serves Dex's Prometheus metrics (telemetry.http in its
+	// config) on a free loopback port; see Dex.Metrics.
+	Telemetry bool
 }
 
 // DexBinary returns the path of bin/dex, which scripts/test.sh builds from
@@ -105,6 +111,11 @@ staticClients:
   redirectURIs: ["https://other.invalid/callback"]
 staticPasswords:
 %s`, d.Issuer, o.Port, o.IDTokenTTL.String(), quoteList(o.RedirectURIs), users.String())
+	if o.Telemetry {
+		addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+		d.MetricsURL = "http://" + addr + "/metrics"
+		conf += fmt.Sprintf("telemetry:\n  http: %s\n", addr)
+	}
 	dir := t.TempDir()
 	d.confPath = filepath.Join(dir, "dex.yaml")
 	if err := os.WriteFile(d.confPath, []byte(conf), 0o600); err != nil {
@@ -169,4 +180,22 @@ func (d *Dex) Stop() {
 func (d *Dex) Restart() {
 	d.Stop()
 	d.start()
+}
+
+// Metrics returns Dex's Prometheus metrics as text (DexOptions.Telemetry).
+func (d *Dex) Metrics(t testing.TB) string {
+	t.Helper()
+	if d.MetricsURL == "" {
+		t.Fatal("Dex was started without DexOptions.Telemetry")
+	}
+	resp, err := http.Get(d.MetricsURL)
+	if err != nil {
+		t.Fatalf("dex metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("dex metrics: %d %v", resp.StatusCode, err)
+	}
+	return string(b)
 }

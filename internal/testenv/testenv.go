@@ -98,6 +98,10 @@ type Caddy struct {
 	HTTPSPort int
 	HTTPPort  int
 	stderr    *syncBuffer
+
+	// Set by StartCaddyOn, for Reload.
+	cmd       *exec.Cmd
+	caddyfile string
 }
 
 // caddyEnv keeps Caddy's data (local CA, inline upstream certificates) in dir.
@@ -161,6 +165,7 @@ func StartCaddyOn(t testing.TB, httpPort, httpsPort int, extraGlobals, sites str
 	cmd.Stderr = c.stderr
 	exited := start(t, cmd, "caddy", c.stderr)
 	WaitListening(t, fmt.Sprintf("127.0.0.1:%d", c.HTTPSPort), exited)
+	c.cmd, c.caddyfile = cmd, p
 	return c
 }
 
