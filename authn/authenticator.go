@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -379,30 +378,4 @@ func (a *Authenticator) errorPage(w http.ResponseWriter, r *http.Request, status
 // constantEqual compares secrets in constant time.
 func constantEqual(a, b string) bool {
 	return len(a) == len(b) && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
-}
-
-// safeReturnURL accepts a return URL on the request's host or on an allowed
-// host, over https, and refuses everything else: other hosts, schemes,
-// protocol-relative and backslash tricks, user info.
-func (a *Authenticator) safeReturnURL(raw, host string) (string, bool) {
-	if raw == "" || strings.ContainsAny(raw, "\\\r\n\t") {
-		return "", false
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.User != nil || u.Opaque != "" {
-		return "", false
-	}
-	if u.Scheme == "" && u.Host == "" {
-		if !strings.HasPrefix(u.Path, "/") || strings.HasPrefix(raw, "//") {
-			return "", false
-		}
-		return "https://" + host + u.RequestURI(), true
-	}
-	if u.Scheme != "https" || u.Host == "" {
-		return "", false
-	}
-	if !strings.EqualFold(u.Host, host) && !a.cfg.AllowedRedirectHosts(u.Host) {
-		return "", false
-	}
-	return u.String(), true
 }

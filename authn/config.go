@@ -54,7 +54,11 @@ type Config struct {
 	Compat string
 
 	// AllowedRedirectHosts are hosts, besides the request's own, that a
-	// return URL may point to (the hosts of this server's routes).
+	// return URL may point to (the hosts of this server's routes). It is
+	// asked about the return URL's host lowercased, with ":port" when the
+	// port is not 443 ("app.example.com", "app.example.com:8443"): another
+	// port is another origin, so a function that drops the port lets
+	// return URLs reach every port of its hosts.
 	AllowedRedirectHosts func(host string) bool
 
 	// HTTPClient makes the calls to the identity provider.

@@ -21,11 +21,7 @@ func (a *Authenticator) serveEndpoint(w http.ResponseWriter, r *http.Request) bo
 	case "callback":
 		a.callback(w, r)
 	case "sign_in":
-		returnTo, ok := a.safeReturnURL(r.URL.Query().Get("redirect_uri"), r.Host)
-		if !ok {
-			returnTo = "https://" + r.Host + "/"
-		}
-		a.startLogin(w, r, returnTo)
+		a.startLogin(w, r, a.returnURL(r.URL.Query().Get("redirect_uri"), r.Host))
 	case "sign_out":
 		a.signOut(w, r)
 	default:
@@ -117,10 +113,7 @@ func (a *Authenticator) csrfToken(s *Session) string {
 func (a *Authenticator) signOut(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	s, _ := a.Session(w, r)
-	returnTo, ok := a.safeReturnURL(r.URL.Query().Get("redirect_uri"), r.Host)
-	if !ok {
-		returnTo = "https://" + r.Host + "/"
-	}
+	returnTo := a.returnURL(r.URL.Query().Get("redirect_uri"), r.Host)
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")

@@ -69,3 +69,40 @@ func FuzzStripCookies(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReturnURL feeds arbitrary return URLs (sign_in's and sign_out's
+// redirect_uri, the return URL kept through a login) to the check that
+// every redirect is built from: the Location a browser receives, parsed as
+// browsers parse it (browserNavigate, WHATWG rules, not net/url), lands on
+// the request's host and port or on an allowed host, over https.
+func FuzzReturnURL(f *testing.F) {
+	for _, s := range []string{
+		"/page?x=1", "%2F%40evil.example", "/%2F@evil.example", "https://app.example.com%2F@evil.example",
+		"https://app.example.com:9443/", "https://other.example.com/", "HTTPS://APP.example.com/",
+		"https://app.example.com\\@evil.example/", "/\\evil.example", " //evil.example", "/\t/evil.example",
+		"https://app.example.com@evil.example", "https:evil.example", "https://0x7f.1/", "https://[::1]/",
+		"https://ev%69l.example/", "https://app.example.com./", "https://other.example.com:0443/",
+	} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	a := &Authenticator{cfg: Config{AllowedRedirectHosts: func(h string) bool { return h == "other.example.com" }}}
+	f.Fuzz(func(t *testing.T, raw string, withPort bool) {
+		host := "app.example.com"
+		if withPort {
+			host += ":8443"
+		}
+		page := "https://" + host + "/.iap/sign_out"
+		w := httptest.NewRecorder()
+		http.Redirect(w, httptest.NewRequest("GET", page, nil), a.returnURL(raw, host), http.StatusFound)
+		loc := w.Header().Get("Location")
+		got, err := browserNavigate(loc, page)
+		if err != nil {
+			t.Fatalf("%q: Location %q does not parse as a browser's URL: %v", raw, loc, err)
+		}
+		self, _ := browserNavigate("/", page)
+		if got.scheme != "https" || got.hostport != self.hostport && got.hostport != "other.example.com:443" {
+			t.Fatalf("%q: Location %q takes a browser to %s://%s", raw, loc, got.scheme, got.hostport)
+		}
+	})
+}

@@ -127,10 +127,6 @@ func (a *Authenticator) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.cfg.Logger.Info("signed in", zap.String("user_id", s.Subject), zap.String("email", s.Email), zap.String("host", r.Host))
-	returnTo, ok := a.safeReturnURL(ls.ReturnTo, r.Host)
-	if !ok {
-		returnTo = "https://" + r.Host + "/"
-	}
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, returnTo, http.StatusFound)
+	http.Redirect(w, r, a.returnURL(ls.ReturnTo, r.Host), http.StatusFound)
 }
