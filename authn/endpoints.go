@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/caddy-iap/caddy-iap/authz"
 )
 
 // serveEndpoint answers the endpoints that need no session: the callback,
@@ -107,12 +109,19 @@ func (a *Authenticator) csrfToken(s *Session) string {
 	return hex.EncodeToString(mac.Sum(nil))
 }
 
-// signOut shows a confirmation page on GET; on POST with the page's CSRF
-// token it clears the session and, when the IdP has an end_session_endpoint,
-// redirects there with id_token_hint and post_logout_redirect_uri.
+// crossOrigin refuses what browsers mark as cross-site: Sec-Fetch-Site
+// other than same-origin or none, or else an Origin of another host.
+var crossOrigin = http.NewCrossOriginProtection()
+
+// signOut shows a confirmation page on GET; on a same-origin POST with the
+// page's CSRF token it clears the session and, when the IdP has an
+// end_session_endpoint, redirects there with id_token_hint and
+// post_logout_redirect_uri. Any other POST changes nothing and is refused:
+// a cross-site form arrives without the SameSite=Lax cookie, so "no
+// session" must not mean "clear it anyway" (issue 11).
 func (a *Authenticator) signOut(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	s, _ := a.Session(w, r)
+	s := a.cookieSession(r)
 	returnTo := a.returnURL(r.URL.Query().Get("redirect_uri"), r.Host)
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
@@ -123,16 +132,25 @@ func (a *Authenticator) signOut(w http.ResponseWriter, r *http.Request) {
 		}
 		_ = pages.ExecuteTemplate(w, "sign_out", map[string]any{"Session": s, "CSRFToken": token, "Action": r.URL.RequestURI()})
 	case http.MethodPost:
-		if s != nil && !constantEqual(r.PostFormValue("csrf_token"), a.csrfToken(s)) {
-			a.cfg.Logger.Warn("sign-out refused", zap.String("reason", ReasonCSRF), zap.String("remote_addr", r.RemoteAddr))
-			a.errorPage(w, r, http.StatusForbidden, ReasonCSRF, "This sign-out form is not valid. Open the sign-out page again.")
+		refuse := func(detail string, err error) {
+			a.cfg.Logger.Warn("sign-out refused", zap.String("reason", string(authz.ReasonCSRF)), zap.String("detail", detail),
+				zap.String("host", r.Host), zap.String("remote_addr", r.RemoteAddr), zap.Error(err))
+			a.errorPage(w, r, http.StatusForbidden, string(authz.ReasonCSRF),
+				"This sign-out form is not valid here. Open the sign-out page of this site again and use its button.")
+		}
+		if err := crossOrigin.Check(r); err != nil {
+			refuse("cross-origin request", err)
+			return
+		}
+		if s == nil {
+			refuse("no session", nil)
+			return
+		}
+		if !constantEqual(r.PostFormValue("csrf_token"), a.csrfToken(s)) {
+			refuse("the form token does not match the session", nil)
 			return
 		}
 		a.jar.clear(w, r)
-		if s == nil {
-			http.Redirect(w, r, returnTo, http.StatusFound)
-			return
-		}
 		a.cfg.Logger.Info("signed out", zap.String("user_id", s.Subject), zap.String("host", r.Host))
 		if _, _, endURL, err := a.idp.get(); err == nil && endURL != "" {
 			q := url.Values{"post_logout_redirect_uri": {returnTo}, "client_id": {a.cfg.ClientID}}
@@ -149,8 +167,23 @@ func (a *Authenticator) signOut(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, returnTo, http.StatusFound)
 	default:
 		w.Header().Set("Allow", "GET, POST")
-		a.errorPage(w, r, http.StatusMethodNotAllowed, "method-not-allowed", "Use GET to see the sign-out page, and its button to sign out.")
+		a.errorPage(w, r, http.StatusMethodNotAllowed, string(authz.ReasonMethodNotAllowed), "Use GET to see the sign-out page, and its button to sign out.")
 	}
+}
+
+// cookieSession is the session in the request's cookie as it is: not
+// refreshed, and nothing written whatever its state. nil when there is no
+// valid session.
+func (a *Authenticator) cookieSession(r *http.Request) *Session {
+	raw, err := a.jar.read(r)
+	if err != nil {
+		return nil
+	}
+	s, err := a.openSession(raw)
+	if err != nil || a.cfg.Now().After(s.IssuedAt.Add(a.cfg.CookieExpire)) {
+		return nil
+	}
+	return &s
 }
 
 func (a *Authenticator) serveJWKS(w http.ResponseWriter, r *http.Request) {
