@@ -192,12 +192,26 @@ func (j jar) write(w http.ResponseWriter, r *http.Request, value string, expires
 	return nil
 }
 
-// clear removes the cookie and all its chunks.
+// clear removes the cookie and its chunks: those of <name>_0 ..
+// <name>_<maxChunks-1> that the request sent, each once. Only names the jar
+// can have written are cleared, so a request with thousands of cookie
+// names gets at most 1+maxChunks Set-Cookie headers back (issue 11: 2,250
+// _iap_N cookies got 2,251).
 func (j jar) clear(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, j.cookie(j.name, "", -1, time.Unix(0, 0)))
+	var sent [maxChunks]bool
 	for _, c := range r.Cookies() {
-		if c.Name != j.name && j.owns(c.Name) {
-			http.SetCookie(w, j.cookie(c.Name, "", -1, time.Unix(0, 0)))
+		digits, ok := strings.CutPrefix(c.Name, j.name+"_")
+		if !ok || digits == "" || len(digits) > 1 && digits[0] == '0' {
+			continue
+		}
+		if i, err := strconv.Atoi(digits); err == nil && i >= 0 && i < maxChunks && !sent[i] && j.owns(c.Name) {
+			sent[i] = true
+		}
+	}
+	for i, ok := range sent {
+		if ok {
+			http.SetCookie(w, j.cookie(j.name+"_"+strconv.Itoa(i), "", -1, time.Unix(0, 0)))
 		}
 	}
 }

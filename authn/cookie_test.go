@@ -207,3 +207,54 @@ func TestStripCookies(t *testing.T) {
 		}
 	}
 }
+
+// Clearing a session answers with a bounded number of Set-Cookie headers,
+// one per name, whatever the request sent (issue 11: 2,250 _iap_N cookies
+// got a 401 with 2,251 Set-Cookie headers).
+func TestClearingASessionSetsFewCookies(t *testing.T) {
+	a := newTestAuthenticator(t, "http://127.0.0.1:1/unused")
+	many := []string{"_iap=v1.garbage"}
+	for i := 0; i < 2250; i++ {
+		many = append(many, fmt.Sprintf("_iap_%d=x", i))
+	}
+	for _, c := range []struct {
+		name, cookies string
+		want          []string
+	}{
+		{"a broken session with 2,250 chunk cookies clears the session and at most the first chunks",
+			strings.Join(many, "; "), nil},
+		{"a broken chunked session clears the chunks it declares",
+			"_iap=chunks.3; _iap_0=a; _iap_1=b; _iap_2=c", []string{"_iap", "_iap_0", "_iap_1", "_iap_2"}},
+		{"a cookie sent twice is cleared once",
+			"_iap=v1.x; _iap=v1.y; _iap_0=a; _iap_0=b", []string{"_iap", "_iap_0"}},
+		{"a chunk name with a leading zero is not ours to clear",
+			"_iap=v1.x; _iap_00=a", []string{"_iap"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "https://app.test/", nil)
+			r.Header.Set("Cookie", c.cookies)
+			w := httptest.NewRecorder()
+			if _, err := a.Session(w, r); err == nil {
+				t.Fatal("a broken session was accepted")
+			}
+			var names []string
+			seen := map[string]bool{}
+			for _, ck := range w.Result().Cookies() {
+				if ck.MaxAge >= 0 {
+					t.Errorf("%s was set, not cleared", ck.Name)
+				}
+				if seen[ck.Name] {
+					t.Errorf("%s cleared twice", ck.Name)
+				}
+				seen[ck.Name] = true
+				names = append(names, ck.Name)
+			}
+			if len(names) > 1+maxChunks {
+				t.Fatalf("%d Set-Cookie headers, want at most %d", len(names), 1+maxChunks)
+			}
+			if c.want != nil && strings.Join(names, " ") != strings.Join(c.want, " ") {
+				t.Errorf("cleared %v, want %v", names, c.want)
+			}
+		})
+	}
+}
