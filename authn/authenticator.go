@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/caddy-iap/caddy-iap/authz"
 	"go.uber.org/zap"
 	"golang.org/x/oauth2"
 )
@@ -26,6 +28,9 @@ const (
 	ReasonBadToken        = "invalid-bearer-token"
 	ReasonCSRF            = "csrf-token-mismatch"
 )
+
+// ErrBadBearer wraps why an Authorization: Bearer token was refused.
+var ErrBadBearer = errors.New("invalid bearer token")
 
 // refreshBefore is how long before the ID token's expiry a session is
 // refreshed.
@@ -112,35 +117,62 @@ func (a *Authenticator) Names() (prefix, assertionHeader, jwksPath string) {
 	return a.names.prefix, a.names.assertionHeader, a.names.jwksPath
 }
 
-// Authenticate handles the request's authentication: it answers the
-// endpoints under /.iap/ and the JWKS itself, and otherwise returns the
-// signed-in user, refreshing the session cookie when due. When there is no
-// user, it answers with a sign-in redirect (browsers) or 401 (API clients),
-// or 503 while the IdP is unavailable. done reports whether it answered.
+// Authenticate requires a signed-in user: it answers the endpoints
+// (ServeEndpoint) and otherwise returns the user, or asks the client to
+// sign in (Challenge). done reports whether it answered. A caller that
+// decides first and asks for sign-in only when its policy needs a user
+// calls ServeEndpoint, Session and Challenge itself.
 func (a *Authenticator) Authenticate(w http.ResponseWriter, r *http.Request) (s *Session, done bool) {
-	if r.URL.Path == a.names.jwksPath {
-		a.serveJWKS(w, r)
+	if a.ServeEndpoint(w, r) {
 		return nil, true
-	}
-	if strings.HasPrefix(r.URL.Path, a.names.prefix) || r.URL.Path == strings.TrimSuffix(a.names.prefix, "/") {
-		if a.serveEndpoint(w, r) {
-			return nil, true
-		}
 	}
 	s, err := a.Session(w, r)
-	if err == nil {
-		if strings.HasPrefix(r.URL.Path, a.names.prefix) {
-			a.serveUserEndpoint(w, r, s)
-			return s, true
-		}
-		return s, false
-	}
-	if errors.Is(err, ErrIdPUnavailable) {
-		a.unavailable(w, r, err)
+	if err != nil {
+		a.Challenge(w, r, err)
 		return nil, true
 	}
-	a.challenge(w, r, err)
-	return nil, true
+	return s, false
+}
+
+// ServeEndpoint answers the JWKS and the endpoints under the prefix
+// (/.iap/): the callback, sign-in and sign-out, and, for a signed-in user,
+// the user page, its JSON and the current assertion (others are asked to
+// sign in). It reports whether the request was one of them.
+func (a *Authenticator) ServeEndpoint(w http.ResponseWriter, r *http.Request) bool {
+	if r.URL.Path == a.names.jwksPath {
+		a.serveJWKS(w, r)
+		return true
+	}
+	if !a.IsEndpoint(r.URL.Path) {
+		return false
+	}
+	if a.serveEndpoint(w, r) {
+		return true
+	}
+	s, err := a.Session(w, r)
+	if err != nil {
+		a.Challenge(w, r, err)
+		return true
+	}
+	a.serveUserEndpoint(w, r, s)
+	return true
+}
+
+// IsEndpoint reports whether path is one of authn's own: the JWKS or under
+// the prefix (/.iap/, or /.pomerium/ under compat pomerium).
+func (a *Authenticator) IsEndpoint(path string) bool {
+	return a.names.isEndpoint(path)
+}
+
+// IsEndpoint reports whether path is reserved for authn's endpoints under
+// the given compat mode, for a server that has no Authenticator (no IdP)
+// and must keep those paths from its upstreams.
+func IsEndpoint(compat, path string) bool {
+	return namesFor(compat).isEndpoint(path)
+}
+
+func (n names) isEndpoint(path string) bool {
+	return path == n.jwksPath || strings.HasPrefix(path, n.prefix) || path == strings.TrimSuffix(n.prefix, "/")
 }
 
 // Session returns the request's user from a bearer token or the session
@@ -227,7 +259,7 @@ func (a *Authenticator) bearer(ctx context.Context, raw string) (*Session, error
 	}
 	tok, err := verifier.Verify(a.idp.ctx(ctx), raw)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", ReasonBadToken, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadBearer, err)
 	}
 	s, err := a.sessionFrom(tok)
 	if err != nil {
@@ -333,24 +365,39 @@ func WantsHTML(r *http.Request) bool {
 	return false
 }
 
-// challenge asks an unauthenticated client to sign in.
-func (a *Authenticator) challenge(w http.ResponseWriter, r *http.Request, cause error) {
+// Challenge asks a client without a usable session to sign in: a browser
+// GET is redirected to the IdP, anything else gets 401 (reason
+// user-unauthenticated, or invalid-bearer-token when cause is a refused
+// bearer token), and 503 with Retry-After while the IdP cannot be reached.
+// cause is why there is no session, for the log; nil means none was
+// presented.
+func (a *Authenticator) Challenge(w http.ResponseWriter, r *http.Request, cause error) {
+	if errors.Is(cause, ErrIdPUnavailable) {
+		a.unavailable(w, r, cause)
+		return
+	}
+	reason, message := string(authz.ReasonUnauthenticated),
+		"Sign in first: open this URL in a browser, or send an ID token from the identity provider as 'Authorization: Bearer <token>'."
+	if errors.Is(cause, ErrBadBearer) {
+		reason, message = string(authz.ReasonBadToken),
+			"The bearer token is not a valid ID token of the identity provider for this client. Send a current ID token, or sign in with a browser."
+	}
 	a.cfg.Logger.Info("request not signed in",
-		zap.String("reason", ReasonUnauthenticated), zap.String("host", r.Host),
-		zap.String("uri", r.RequestURI), zap.String("remote_addr", r.RemoteAddr), zap.Error(cause))
-	if WantsHTML(r) && r.Method == http.MethodGet && r.Header.Get("Authorization") == "" {
+		zap.String("reason", reason), zap.String("host", r.Host),
+		zap.String("uri", r.URL.RequestURI()), zap.String("remote_addr", r.RemoteAddr), zap.Error(cause))
+	if reason == string(authz.ReasonUnauthenticated) && WantsHTML(r) && r.Method == http.MethodGet && r.Header.Get("Authorization") == "" {
 		a.startLogin(w, r, "https://"+r.Host+r.URL.RequestURI())
 		return
 	}
 	w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm=%q`, r.Host))
-	writeJSONError(w, http.StatusUnauthorized, ReasonUnauthenticated,
-		"Sign in first: open this URL in a browser, or send an ID token from the identity provider as 'Authorization: Bearer <token>'.")
+	a.errorPage(w, r, http.StatusUnauthorized, reason, message)
 }
 
 func (a *Authenticator) unavailable(w http.ResponseWriter, r *http.Request, err error) {
-	a.cfg.Logger.Warn("identity provider unavailable", zap.String("host", r.Host), zap.String("uri", r.RequestURI), zap.Error(err))
+	a.cfg.Logger.Warn("identity provider unavailable", zap.String("reason", string(authz.ReasonIdPUnavailable)),
+		zap.String("host", r.Host), zap.String("uri", r.URL.RequestURI()), zap.Error(err))
 	w.Header().Set("Retry-After", "5")
-	a.errorPage(w, r, http.StatusServiceUnavailable, ReasonIdPUnavailable,
+	a.errorPage(w, r, http.StatusServiceUnavailable, string(authz.ReasonIdPUnavailable),
 		"The identity provider cannot be reached, so you cannot sign in right now. Try again in a few seconds.")
 }
 
@@ -361,8 +408,14 @@ func writeJSONError(w http.ResponseWriter, status int, reason, message string) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": message, "reason": reason})
 }
 
-// errorPage answers with a page for browsers and JSON for others.
+// errorPage is the one way authn refuses a request: through Config.Refuse
+// when the server renders refusals itself, else as a page for browsers and
+// JSON for others.
 func (a *Authenticator) errorPage(w http.ResponseWriter, r *http.Request, status int, reason, message string) {
+	if a.cfg.Refuse != nil {
+		a.cfg.Refuse(w, r, status, reason, message)
+		return
+	}
 	if !WantsHTML(r) {
 		writeJSONError(w, status, reason, message)
 		return

@@ -39,6 +39,18 @@ type Config struct {
 	CookieExpire time.Duration
 	// CookieSameSite defaults to Lax.
 	CookieSameSite http.SameSite
+	// CookieBudget is the most bytes the session's cookies may add to a
+	// request's Cookie header (names, values and separators of the cookie
+	// and its chunks; each chunk stays under the 4 KB browsers keep per
+	// cookie). Default 8192: half of Caddy's default 16 KB limit on request
+	// headers (max_header_size), leaving the rest to the request line,
+	// other headers and the application's own cookies. A session over it
+	// is kept without its raw ID token (only sign-out's id_token_hint needs
+	// it); one still over it, which is mostly a user with very many
+	// groups, is not set: sign-in ends with a 400 page, reason
+	// session-too-large, since a cookie over the server's limit would make
+	// every later request fail with 431 until cookie_expire.
+	CookieBudget int
 
 	// SigningKey signs identity assertions (ECDSA P-256, ES256).
 	SigningKey crypto.Signer
@@ -61,6 +73,13 @@ type Config struct {
 	// return URLs reach every port of its hosts.
 	AllowedRedirectHosts func(host string) bool
 
+	// Refuse, when set, renders every refusal authn makes (401, 503, a bad
+	// callback, a CSRF mismatch, ...) instead of authn's own page or JSON:
+	// a server with error pages of its own (Caddy's handle_errors) renders
+	// them all in one place. Headers authn set on the response for it
+	// (WWW-Authenticate, Retry-After, Allow) are already on w.
+	Refuse func(w http.ResponseWriter, r *http.Request, status int, reason, message string)
+
 	// HTTPClient makes the calls to the identity provider.
 	HTTPClient *http.Client
 	Logger     *zap.Logger
@@ -81,6 +100,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.CookieExpire == 0 {
 		c.CookieExpire = 14 * time.Hour
+	}
+	if c.CookieBudget == 0 {
+		c.CookieBudget = DefaultCookieBudget
 	}
 	if c.CookieSameSite == 0 {
 		c.CookieSameSite = http.SameSiteLaxMode
@@ -113,6 +135,9 @@ func (c *Config) validate() error {
 	if c.SigningKey == nil {
 		errs = append(errs, errors.New("a signing key is required"))
 	}
+	if c.CookieBudget < minCookieBudget {
+		errs = append(errs, fmt.Errorf("cookie budget must be at least %d bytes, got %d", minCookieBudget, c.CookieBudget))
+	}
 	if c.Compat != "" && c.Compat != "pomerium" {
 		errs = append(errs, fmt.Errorf("compat: unknown value %q (want pomerium)", c.Compat))
 	}
@@ -121,6 +146,13 @@ func (c *Config) validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// DefaultCookieBudget is Config.CookieBudget's default: 8 KB of a request's
+// headers for the session's cookies.
+const DefaultCookieBudget = 8192
+
+// minCookieBudget fits one chunk and its marker.
+const minCookieBudget = 4096
 
 // names are the paths and headers, which differ under compat pomerium.
 type names struct {

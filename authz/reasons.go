@@ -1,7 +1,8 @@
 package authz
 
-// Reason names why a request was admitted or refused. The same words appear
-// in logs, error pages and tests.
+// Reason names why a request was admitted or refused. This file is the one
+// list of reasons: the same words appear in logs, error pages ({"reason":
+// ...} and {http.error.id}), metrics and tests, whichever package decides.
 type Reason string
 
 // The reasons a policy gives.
@@ -15,6 +16,54 @@ const (
 	// ReasonNoPolicy: the route has no allow rule at all, so it is closed
 	// to everyone, as in Pomerium.
 	ReasonNoPolicy Reason = "no-policy"
+)
+
+// The reasons of refusals made before or around the policy: by the request
+// path, sign-in and client certificates.
+const (
+	// ReasonAmbiguousPath: the path's meaning depends on how it is decoded
+	// (an encoded / or \, an encoded dot segment, a NUL), so no policy
+	// can decide on it. 400.
+	ReasonAmbiguousPath Reason = "ambiguous-path"
+	// ReasonUpgradeRefused: an Upgrade other than websocket. 400.
+	ReasonUpgradeRefused Reason = "upgrade-refused"
+	// ReasonUnauthenticated: the policy needs a signed-in user and there
+	// is none. 302 to sign in (browsers) or 401.
+	ReasonUnauthenticated Reason = "user-unauthenticated"
+	// ReasonBadToken: an Authorization: Bearer token that is not a valid
+	// ID token of the IdP for this client. 401.
+	ReasonBadToken Reason = "invalid-bearer-token"
+	// ReasonIdPUnavailable: signing in (or refreshing) needs the IdP and it
+	// cannot be reached. 503 with Retry-After.
+	ReasonIdPUnavailable Reason = "identity-provider-unavailable"
+	// ReasonNoIdP: an /.iap/ endpoint on a route whose Caddy has no
+	// identity provider. 404.
+	ReasonNoIdP Reason = "no-identity-provider"
+	// ReasonBadCallback: the IdP's redirect back failed a check (state,
+	// login cookie, code exchange, ID token). 400.
+	ReasonBadCallback Reason = "invalid-callback"
+	// ReasonCSRF: a sign-out without this session's form token, or a
+	// cross-site one. 403.
+	ReasonCSRF Reason = "csrf-token-mismatch"
+	// ReasonSessionTooLarge: the user's session does not fit in cookies
+	// under the server's header limit. 400.
+	ReasonSessionTooLarge Reason = "session-too-large"
+	// ReasonNotFound: no such /.iap/ page. 404.
+	ReasonNotFound Reason = "not-found"
+	// ReasonMethodNotAllowed: an /.iap/ endpoint called with a method it
+	// does not take. 405.
+	ReasonMethodNotAllowed Reason = "method-not-allowed"
+	// ReasonInternal: the server failed (e.g. signing an assertion). 500.
+	ReasonInternal Reason = "internal-error"
+	// ReasonClientCertRequired: the site needs a client certificate and
+	// none was sent. 495.
+	ReasonClientCertRequired Reason = "client-certificate-required"
+	// ReasonInvalidClientCert: the client certificate failed
+	// verification. 495.
+	ReasonInvalidClientCert Reason = "invalid-client-certificate"
+	// ReasonMisdirected: the Host is not a name the TLS connection was
+	// made for. 421.
+	ReasonMisdirected Reason = "misdirected-request"
 )
 
 // PublicAccess is the policy that Pomerium's

@@ -114,7 +114,6 @@ func parseRoute(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 		return nil, err
 	}
 	env := upstreamtls.Env{Defaults: app.Defaults}
-	route.SignIn = app.IDP != nil
 	route.Hosts = siteHosts(h)
 	handlers, warnings, err := route.Handlers(rp, env)
 	if err != nil {
@@ -154,6 +153,7 @@ func parseRouteOption(d *caddyfile.Dispenser, r *module.Route) (int, error) {
 		"allow_public_unauthenticated_access": &r.AllowPublicUnauthenticatedAccess,
 		"allow_any_authenticated_user":        &r.AllowAnyAuthenticatedUser,
 		"cors_allow_preflight":                &r.CORSAllowPreflight,
+		"pass_bearer_token":                   &r.PassBearerToken,
 	}
 	switch {
 	case str[opt] != nil:

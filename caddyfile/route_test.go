@@ -45,8 +45,13 @@ func routeHandlers(t *testing.T, out string) []map[string]any {
 	}
 	for _, srv := range cfg.Apps.HTTP.Servers {
 		for _, r := range srv.Routes[0].Handle[0].Routes {
-			if len(r.Handle) > 0 && r.Handle[0]["handler"] == "iap_authorize" {
-				return r.Handle
+			// iap_route always starts with iap_authenticate under sign_in
+			// policy; the tests look at what follows it.
+			if len(r.Handle) > 1 && r.Handle[0]["handler"] == "iap_authenticate" && r.Handle[1]["handler"] == "iap_authorize" {
+				if r.Handle[0]["sign_in"] != "policy" {
+					t.Fatalf("iap_route's iap_authenticate must not force sign-in: %v", r.Handle[0])
+				}
+				return r.Handle[1:]
 			}
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-iap/caddy-iap/authn"
+	"github.com/caddy-iap/caddy-iap/authz"
 	"github.com/caddy-iap/caddy-iap/upstreamtls"
 )
 
@@ -142,6 +143,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 			_, ok := a.hosts.Load(strings.ToLower(host))
 			return ok
 		},
+		Refuse: func(w http.ResponseWriter, r *http.Request, status int, reason, message string) {
+			f := &refusal{Status: status, Reason: reason, Message: message}
+			if st := requestOf(r); st != nil {
+				st.Reason, st.refused = authz.Reason(reason), f
+				return
+			}
+			_ = f.write(w, r)
+		},
 		Logger: logger,
 	})
 	if err != nil {
@@ -165,6 +174,25 @@ func (a *App) Stop() error {
 		a.auth.Stop()
 	}
 	return nil
+}
+
+// configuredApp returns the iap app when the config has one, else nil: a
+// config without it has no IdP and no shared settings.
+func configuredApp(ctx caddy.Context) *App {
+	app, err := ctx.AppIfConfigured("iap")
+	if err != nil {
+		return nil
+	}
+	a, _ := app.(*App)
+	return a
+}
+
+// compat is the app's compat mode; "" without an app.
+func (a *App) compat() string {
+	if a == nil {
+		return ""
+	}
+	return a.Compat
 }
 
 // addHosts records route hosts that return URLs may point to.

@@ -1,7 +1,6 @@
 package module
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,25 +11,33 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-iap/caddy-iap/authn"
+	"github.com/caddy-iap/caddy-iap/authz"
 )
 
 func init() {
 	caddy.RegisterModule(Authenticate{})
 }
 
-// Authenticate requires a signed-in user. It answers the sign-in endpoints
+// Authenticate finds out who the user is. It answers the sign-in endpoints
 // (/.iap/callback, /.iap/sign_in, /.iap/sign_out, the user page /.iap/,
 // /.iap/user, /.iap/jwt) and the public JWKS (/.well-known/iap/jwks.json)
-// itself; other requests go on with the user's identity, or get a sign-in
-// redirect (browsers) or 401 (API clients).
+// itself, and reads the user from the session cookie or an
+// Authorization: Bearer ID token, refreshing the session when due.
 //
-// It removes identity headers that clients send (X-Iap-* and the
-// jwt_claims_headers) and its own cookies (the session and login cookies),
-// and sets the signed assertion and claim headers for the upstream. It sets
-// the placeholders {http.auth.user.id},
-// {http.auth.user.email}, {http.auth.user.name}, {http.auth.user.groups}
-// {http.auth.user.claim.<name>} and {http.auth.user.jwt} (the assertion); the
-// access log's user_id shows the user.
+// What happens to a request without a user depends on sign_in. By default
+// ("required") it is asked to sign in: browsers are redirected to the IdP,
+// API clients get 401. Under "policy", which iap_route uses, it goes on
+// anonymous, and the iap_authorize handler after it decides first, asking
+// for sign-in only when its policy does not let the anonymous request in.
+//
+// Client-sent identity headers (X-Iap-*, X-Pomerium-* and the
+// jwt_claims_headers) and caddy-iap's own cookies never reach the upstream.
+// Once the request is allowed, the upstream gets the signed assertion
+// (X-Iap-Jwt-Assertion) and the claim headers. The placeholders
+// {http.auth.user.id}, {http.auth.user.email}, {http.auth.user.name},
+// {http.auth.user.groups}, {http.auth.user.claim.<name>} and
+// {http.auth.user.jwt} (the assertion) carry the user; the access log's
+// user_id shows them.
 //
 // The IdP, cookies and keys come from the `iap` app.
 type Authenticate struct {
@@ -38,13 +45,33 @@ type Authenticate struct {
 	// to. Set by the Caddyfile from the site's addresses.
 	Hosts []string `json:"hosts,omitempty"`
 
-	// Let CORS preflight requests through without a session, for routes
-	// with cors_allow_preflight (browsers send preflights without cookies).
+	// When a request without a signed-in user is asked to sign in:
+	// "required" (the default) asks every such request; "policy" lets it
+	// go on anonymous, for the iap_authorize handler after it to decide.
+	// Under "policy" an IdP is optional: without one, the endpoints under
+	// /.iap/ answer 404 (no-identity-provider) and are never proxied.
+	SignIn string `json:"sign_in,omitempty"`
+
+	// Let CORS preflight requests through without a session under
+	// sign_in "required" (browsers send preflights without cookies).
+	// Under "policy", the route's policy decides (cors_preflight).
 	AllowCORSPreflight bool `json:"allow_cors_preflight,omitempty"`
+
+	// Keep the Authorization header of a request that signed in with a
+	// bearer ID token, for the upstream. By default it is removed, as the
+	// session cookie is, so an upstream cannot replay the token on another
+	// route.
+	PassBearerToken bool `json:"pass_bearer_token,omitempty"`
 
 	app    *App
 	logger *zap.Logger
 }
+
+// The values of sign_in.
+const (
+	SignInRequired = "required"
+	SignInPolicy   = "policy"
+)
 
 // CaddyModule returns the Caddy module information.
 func (Authenticate) CaddyModule() caddy.ModuleInfo {
@@ -54,77 +81,97 @@ func (Authenticate) CaddyModule() caddy.ModuleInfo {
 // Provision finds the iap app.
 func (h *Authenticate) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	appIface, err := ctx.App("iap")
-	if err != nil {
-		return fmt.Errorf("iap_authenticate: %v", err)
-	}
-	h.app = appIface.(*App)
-	if h.app.auth == nil {
-		return errors.New("iap_authenticate: sign-in needs an identity provider: set `idp` in the global `iap` option (or apps.iap.idp in JSON), or make the route public")
+	h.app = configuredApp(ctx)
+	if h.app == nil || h.app.auth == nil {
+		if h.SignIn != SignInPolicy {
+			return errors.New("iap_authenticate: sign-in needs an identity provider: set `idp` in the global `iap` option (or apps.iap.idp in JSON), or make the route public")
+		}
+		return nil
 	}
 	h.app.addHosts(h.Hosts)
 	return nil
 }
 
-type identityKey struct{}
-
-// sessionFrom returns the signed-in user of the request, if any.
-func sessionFrom(ctx context.Context) *authn.Session {
-	s, _ := ctx.Value(identityKey{}).(*authn.Session)
-	return s
-}
-
-// ServeHTTP authenticates the request.
-func (h *Authenticate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	stripIdentityHeaders(r, h.app)
-	if h.AllowCORSPreflight && r.Method == http.MethodOptions &&
-		r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != "" {
-		return next.ServeHTTP(w, r)
-	}
-	s, done := h.app.auth.Authenticate(w, r)
-	if done {
+// Validate checks sign_in.
+func (h *Authenticate) Validate() error {
+	switch h.SignIn {
+	case "", SignInRequired, SignInPolicy:
 		return nil
 	}
-	r = r.WithContext(context.WithValue(r.Context(), identityKey{}, s))
-	h.app.auth.StripCookies(r.Header)
+	return fmt.Errorf("iap_authenticate: sign_in %q is not %q or %q", h.SignIn, SignInRequired, SignInPolicy)
+}
 
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	repl.Set("http.auth.user.id", s.Subject)
-	repl.Set("http.auth.user.email", s.Email)
-	repl.Set("http.auth.user.name", s.Name)
-	repl.Set("http.auth.user.groups", strings.Join(s.Groups, ","))
-	repl.Map(func(key string) (any, bool) {
-		if key == "http.auth.user.jwt" {
-			// Signed (or taken from the cache) only when a config uses it,
-			// e.g. set_request_headers with Pomerium's $pomerium.jwt.
-			jwt, err := h.app.auth.Assertion(s, r.Host)
-			return jwt, err == nil
+// ServeHTTP answers the endpoints, or finds the user and goes on.
+func (h *Authenticate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	st, refused := begin(r, h.app)
+	if refused != nil {
+		st.logRefusal(h.logger, r, "request refused")
+		return refused.respond(w, r)
+	}
+	if h.app == nil || h.app.auth == nil {
+		if authn.IsEndpoint(h.app.compat(), r.URL.Path) {
+			f := st.refuse(http.StatusNotFound, authz.ReasonNoIdP, "",
+				"Sign-in is not set up on this server: it has no identity provider.")
+			st.logRefusal(h.logger, r, "request refused")
+			return f.respond(w, r)
 		}
-		name, ok := strings.CutPrefix(key, "http.auth.user.claim.")
-		if !ok {
-			return nil, false
+		return next.ServeHTTP(w, r)
+	}
+	auth := h.app.auth
+	if auth.ServeEndpoint(w, r) {
+		return st.answered(w, r)
+	}
+	required := h.SignIn != SignInPolicy
+	if required && h.AllowCORSPreflight && r.Method == http.MethodOptions &&
+		r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != "" {
+		auth.StripCookies(r.Header)
+		return next.ServeHTTP(w, r)
+	}
+	s, err := auth.Session(w, r)
+	st.identified, st.identityErr, st.passBearer = true, err, h.PassBearerToken
+	if err == nil {
+		st.Session = s
+	}
+	auth.StripCookies(r.Header)
+	if required {
+		if s == nil {
+			auth.Challenge(w, r, err)
+			return st.answered(w, r)
 		}
-		v, ok := s.Claim(name)
-		if list, isList := v.([]string); isList {
-			return strings.Join(list, ","), ok
-		}
-		return v, ok
-	})
-
-	if h.app.PassIdentityHeaders == nil || *h.app.PassIdentityHeaders {
-		_, header, _ := h.app.auth.Names()
-		jwt, err := h.app.auth.Assertion(s, r.Host)
-		if err != nil {
-			return caddyhttp.Error(http.StatusInternalServerError, fmt.Errorf("signing the identity assertion: %v", err))
-		}
-		r.Header.Set(header, jwt)
-		for name, claim := range h.app.JWTClaimsHeaders {
-			if v, ok := s.Claim(claim); ok {
-				r.Header.Set(name, claimString(v))
-			}
+		if err := st.setIdentityOut(r); err != nil {
+			return err
 		}
 	}
 	return next.ServeHTTP(w, r)
+}
+
+// setIdentityOut gives an allowed request's upstream the user's identity:
+// the signed assertion and the claim headers (unless pass_identity_headers
+// is off), without the bearer token the user signed in with.
+func (st *request) setIdentityOut(r *http.Request) error {
+	s, app := st.Session, st.app
+	if st.identityOut || s == nil || app == nil || app.auth == nil {
+		return nil
+	}
+	st.identityOut = true
+	if s.Bearer && !st.passBearer {
+		r.Header.Del("Authorization")
+	}
+	if app.PassIdentityHeaders != nil && !*app.PassIdentityHeaders {
+		return nil
+	}
+	_, header, _ := app.auth.Names()
+	jwt, err := app.auth.Assertion(s, r.Host)
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, fmt.Errorf("signing the identity assertion: %v", err))
+	}
+	r.Header.Set(header, jwt)
+	for name, claim := range app.JWTClaimsHeaders {
+		if v, ok := s.Claim(claim); ok {
+			r.Header.Set(name, claimString(v))
+		}
+	}
+	return nil
 }
 
 func claimString(v any) string {
@@ -144,18 +191,18 @@ func claimString(v any) string {
 }
 
 // stripIdentityHeaders removes the identity headers a client may forge:
-// every header with the identity prefix (X-Iap-, or X-Pomerium- under
-// compat pomerium) and the configured claim headers.
+// every header with either identity prefix (X-Iap- and X-Pomerium-, in
+// both modes, so a client cannot slip the other mode's assertion past),
+// the configured claim headers, and the RFC 9440 Client-Cert headers
+// (iap_mtls sets them afresh from a verified certificate).
 func stripIdentityHeaders(r *http.Request, app *App) {
-	prefix := "X-Iap-"
-	if app != nil && app.Compat == "pomerium" {
-		prefix = "X-Pomerium-"
-	}
 	for name := range r.Header {
-		if strings.HasPrefix(name, prefix) {
+		if strings.HasPrefix(name, "X-Iap-") || strings.HasPrefix(name, "X-Pomerium-") {
 			r.Header.Del(name)
 		}
 	}
+	r.Header.Del("Client-Cert")
+	r.Header.Del("Client-Cert-Chain")
 	if app != nil {
 		for name := range app.JWTClaimsHeaders {
 			r.Header.Del(name)
@@ -166,5 +213,6 @@ func stripIdentityHeaders(r *http.Request, app *App) {
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Authenticate)(nil)
+	_ caddy.Validator             = (*Authenticate)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Authenticate)(nil)
 )

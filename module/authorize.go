@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/caddy-iap/caddy-iap/authz"
-	"github.com/caddy-iap/caddy-iap/downstreamtls"
 	"github.com/caddy-iap/caddy-iap/upstreamtls"
 )
 
@@ -21,9 +21,15 @@ func init() {
 }
 
 // Authorize decides each request with a policy written in Pomerium Policy
-// Language: requests the policy does not admit get 403 Forbidden, and the
-// others go on to the next handler. With no policy, every request is
-// refused, as in Pomerium.
+// Language, first, with whatever identity the request carries, or none, as
+// Pomerium does:
+//   - allowed: the request goes on, with the user's identity headers;
+//   - refused by a deny rule, or a signed-in user not allowed: 403;
+//   - anonymous, not allowed, and the policy could allow a signed-in user:
+//     sign in (when an iap_authenticate with an IdP ran before it: a
+//     redirect for browsers, 401 for API clients), else 403.
+//
+// With no policy, every request is refused, as in Pomerium.
 //
 // It also logs, with the route's name, why a request to the upstream failed
 // at the TLS layer, since the client only sees 502 Bad Gateway.
@@ -35,9 +41,10 @@ type Authorize struct {
 	// `[{"allow":{"or":[{"accept":true}]}}]`.
 	Policy authz.Policy `json:"policy,omitempty"`
 
-	eval   *authz.Evaluator
-	app    *App
-	logger *zap.Logger
+	eval      *authz.Evaluator
+	needsUser bool
+	app       *App
+	logger    *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -55,54 +62,46 @@ func (a *Authorize) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("route %s: policy: %v", a.Route, err)
 	}
-	a.eval = eval
-	if app, err := ctx.AppIfConfigured("iap"); err == nil {
-		a.app, _ = app.(*App)
-	}
+	a.eval, a.needsUser = eval, policyNeedsUser(a.Policy)
+	a.app = configuredApp(ctx)
 	if a.app != nil && a.app.auth != nil {
 		a.app.auth.KeepClaims(a.Policy.ClaimNames()...)
 	}
 	return nil
 }
 
-// ServeHTTP refuses or admits the request.
+// ServeHTTP decides, then refuses, asks for sign-in, or lets the request
+// go on.
 func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	// Placeholders that set_request_headers may use are empty, not left as
-	// text, when there is no certificate or no user.
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	if downstreamtls.ResultFrom(r.Context()) == nil {
-		// No iap_mtls on this site, so no client certificate was verified:
-		// RFC 9440 headers can only be forged by the client.
-		r.Header.Del("Client-Cert")
-		r.Header.Del("Client-Cert-Chain")
-		repl.Map(clientCertPlaceholders(nil))
+	st, refused := begin(r, a.app)
+	if refused != nil {
+		st.logRefusal(a.logger, r, "request refused")
+		return refused.respond(w, r)
 	}
-	if sessionFrom(r.Context()) == nil {
-		// No iap_authenticate ran: any identity header is the client's,
-		// and a session cookie for this host is not the upstream's either.
-		stripIdentityHeaders(r, a.app)
-		if a.app != nil && a.app.auth != nil {
-			a.app.auth.StripCookies(r.Header)
-		}
-		repl.Set("http.auth.user.jwt", "")
+	if !st.identified && a.app != nil && a.app.auth != nil {
+		// No iap_authenticate ran: a session cookie for this host is not
+		// the upstream's either.
+		a.app.auth.StripCookies(r.Header)
 	}
 	var (
 		in   authz.Input
 		user authz.User
 		cert authz.ClientCert
 	)
-	policyInput(r, &in, &user, &cert)
+	st.input(r, &in, &user, &cert)
 	d := a.eval.Evaluate(&in)
+	st.Decision, st.Reason = &d, d.Reason
 	if !d.Allow {
-		a.logger.Info("request refused",
-			zap.String("reason", string(d.Reason)),
-			zap.Int("rule", d.Rule),
-			zap.String("user_id", user.ID),
-			zap.String("email", user.Email),
-			zap.String("remote_ip", r.RemoteAddr),
-			zap.String("host", r.Host),
-			zap.String("uri", r.RequestURI))
-		return refusal{Status: http.StatusForbidden, Reason: string(d.Reason), Message: forbiddenMessage(d.Reason)}.respond(w, r)
+		if d.Reason != authz.ReasonDenied && st.Session == nil && st.identified && a.needsUser {
+			// Anonymous, and a signed-in user might be let in.
+			a.app.auth.Challenge(w, r, st.identityErr)
+			return st.answered(w, r)
+		}
+		st.logRefusal(a.logger, r, "request refused", zap.Int("rule", d.Rule))
+		return st.refuse(http.StatusForbidden, d.Reason, "", forbiddenMessage(d.Reason)).respond(w, r)
+	}
+	if err := st.setIdentityOut(r); err != nil {
+		return err
 	}
 	err := next.ServeHTTP(w, r)
 	if cause := upstreamtls.Cause(err); cause != "" {
@@ -114,6 +113,26 @@ func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 			zap.Error(rootCause(err)))
 	}
 	return err
+}
+
+// policyNeedsUser reports whether the policy tests the user, so that an
+// anonymous request it does not allow may be let in after signing in.
+func policyNeedsUser(p authz.Policy) bool {
+	for _, rule := range p {
+		if rule.Allow == nil {
+			continue
+		}
+		for _, op := range [][]authz.Criterion{rule.Allow.And, rule.Allow.Or, rule.Allow.Not, rule.Allow.Nor} {
+			for _, c := range op {
+				name, _, _ := strings.Cut(c.Name, "/")
+				switch name {
+				case "authenticated_user", "user", "email", "domain", "groups", "claim", "device":
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 func forbiddenMessage(reason authz.Reason) string {

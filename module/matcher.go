@@ -1,6 +1,7 @@
 package module
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -19,7 +20,10 @@ func init() {
 
 // MatchPolicy matches requests that a policy, in Pomerium Policy Language,
 // allows. It sees what the handlers before it found out: the signed-in user
-// (put iap_authenticate first) and the client certificate (iap_mtls).
+// (put iap_authenticate first) and the client certificate (iap_mtls). Like
+// the handlers, it decides on the cleaned path and cleans the request's path
+// in place, so the handlers it selects serve that path; a request with an
+// ambiguous path is refused with 400 (ambiguous-path).
 //
 //	@admins iap_policy {
 //		allow {
@@ -36,6 +40,7 @@ type MatchPolicy struct {
 	Policy authz.Policy `json:"policy,omitempty"`
 
 	eval *authz.Evaluator
+	app  *App
 }
 
 // CaddyModule returns the Caddy module information.
@@ -50,10 +55,9 @@ func (m *MatchPolicy) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("iap_policy: %v", err)
 	}
 	m.eval = eval
-	if app, err := ctx.AppIfConfigured("iap"); err == nil {
-		if a, ok := app.(*App); ok && a.auth != nil {
-			a.auth.KeepClaims(m.Policy.ClaimNames()...)
-		}
+	m.app = configuredApp(ctx)
+	if m.app != nil && m.app.auth != nil {
+		m.app.auth.KeepClaims(m.Policy.ClaimNames()...)
 	}
 	return nil
 }
@@ -65,7 +69,11 @@ func (m *MatchPolicy) MatchWithError(r *http.Request) (bool, error) {
 		user authz.User
 		cert authz.ClientCert
 	)
-	policyInput(r, &in, &user, &cert)
+	st, refused := begin(r, m.app)
+	if refused != nil {
+		return false, caddyhttp.HandlerError{StatusCode: refused.Status, ID: refused.Reason, Err: errors.New(refused.Message)}
+	}
+	st.input(r, &in, &user, &cert)
 	return m.eval.Evaluate(&in).Allow, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-iap/caddy-iap/authz"
 	"github.com/caddy-iap/caddy-iap/downstreamtls"
 )
 
@@ -26,8 +27,8 @@ func init() {
 // result for the route's policy. Under the enforcement
 // policy_with_default_deny it answers a request without a valid certificate
 // with 495, as a page for browsers and JSON for API clients, before anything
-// else (no login redirect). It always removes the RFC 9440 Client-Cert and
-// Client-Cert-Chain headers that clients send.
+// else (no login redirect). Client-Cert and Client-Cert-Chain headers that
+// clients send never pass (see begin).
 //
 // The Caddyfile directive iap_mtls sets it up together with the TLS
 // connection policy that asks clients for a certificate.
@@ -40,6 +41,7 @@ type MTLS struct {
 	PassClientCertificate bool `json:"pass_client_certificate,omitempty"`
 
 	cache  *downstreamtls.Cache
+	app    *App
 	logger *zap.Logger
 }
 
@@ -54,6 +56,7 @@ func (MTLS) CaddyModule() caddy.ModuleInfo {
 // Provision loads the CAs, CRLs and patterns.
 func (m *MTLS) Provision(ctx caddy.Context) (err error) {
 	m.logger = ctx.Logger()
+	m.app = configuredApp(ctx)
 	m.cache, err = newVerifierCache(m.Options, m.logger)
 	return err
 }
@@ -72,9 +75,11 @@ func newVerifierCache(o downstreamtls.Options, logger *zap.Logger) (*downstreamt
 
 // ServeHTTP verifies the client certificate.
 func (m *MTLS) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	r.Header.Del("Client-Cert")
-	r.Header.Del("Client-Cert-Chain")
-
+	st, refused := begin(r, m.app)
+	if refused != nil {
+		st.logRefusal(m.logger, r, "request refused")
+		return refused.respond(w, r)
+	}
 	var presented []*x509.Certificate
 	if r.TLS != nil {
 		// The certificate was asked for by the connection policy of the
@@ -82,13 +87,15 @@ func (m *MTLS) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		// Caddy checks this already (strict_sni_host); this keeps it so
 		// even if that is turned off.
 		if sni := r.TLS.ServerName; sni != "" && !strings.EqualFold(sni, hostOnly(r.Host)) {
-			return caddyhttp.Error(http.StatusMisdirectedRequest,
-				fmt.Errorf("TLS server name %q and Host %q differ", sni, r.Host))
+			f := st.refuse(http.StatusMisdirectedRequest, authz.ReasonMisdirected, "",
+				fmt.Sprintf("This connection was made for %s, not %s: open a new connection for that host.", sni, hostOnly(r.Host)))
+			st.logRefusal(m.logger, r, "request refused", zap.String("sni", sni))
+			return f.respond(w, r)
 		}
 		presented = r.TLS.PeerCertificates
 	}
 	res := m.cache.Verify(presented, time.Now())
-	r = r.WithContext(downstreamtls.WithResult(r.Context(), res))
+	st.Cert = res
 
 	if !res.Valid {
 		msg := "client certificate refused"
@@ -104,12 +111,7 @@ func (m *MTLS) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 			zap.String("detail", res.Detail),
 			zap.Error(res.Err))
 		if m.EnforcementMode() != downstreamtls.Policy {
-			return refusal{
-				Status:  StatusSSLCertificateError,
-				Reason:  res.Reason,
-				Detail:  res.Detail,
-				Message: certMessage(res),
-			}.respond(w, r)
+			return st.refuse(StatusSSLCertificateError, authz.Reason(res.Reason), res.Detail, certMessage(res)).respond(w, r)
 		}
 	} else if m.PassClientCertificate {
 		r.Header.Set("Client-Cert", sfBinary(res.Leaf.Raw))
@@ -121,34 +123,30 @@ func (m *MTLS) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 			r.Header.Set("Client-Cert-Chain", strings.Join(items, ", "))
 		}
 	}
-	r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer).Map(clientCertPlaceholders(res))
 	return next.ServeHTTP(w, r)
 }
 
-// clientCertPlaceholders answers {http.iap.client_cert.fingerprint} (the
+// clientCertPlaceholder answers {http.iap.client_cert.fingerprint} (the
 // SHA-256 of the leaf, hex), {http.iap.client_cert.san_dns} and
 // {http.iap.client_cert.san_email} (comma-separated), the values of
-// Pomerium's $pomerium.client_cert_* in set_request_headers. They are
-// worked out only when a config uses them, and are empty unless res is a
-// valid certificate (iap_authorize answers them for sites without
-// iap_mtls), so no placeholder text reaches an upstream.
-func clientCertPlaceholders(res *downstreamtls.Result) caddy.ReplacerFunc {
-	return func(key string) (any, bool) {
-		name, ok := strings.CutPrefix(key, "http.iap.client_cert.")
-		if !ok || name != "fingerprint" && name != "san_dns" && name != "san_email" {
-			return nil, false
-		}
-		if res == nil || !res.Valid {
-			return "", true
-		}
-		switch name {
-		case "fingerprint":
-			return res.Fingerprint(), true
-		case "san_dns":
-			return strings.Join(res.Leaf.DNSNames, ","), true
-		}
-		return strings.Join(res.Leaf.EmailAddresses, ","), true
+// Pomerium's $pomerium.client_cert_*, by name (fingerprint, ...). They are
+// empty unless res is a valid certificate, so no placeholder text reaches
+// an upstream.
+func clientCertPlaceholder(res *downstreamtls.Result, key string) (any, bool) {
+	name, ok := strings.CutPrefix(key, "client_cert.")
+	if !ok || name != "fingerprint" && name != "san_dns" && name != "san_email" {
+		return nil, false
 	}
+	if res == nil || !res.Valid {
+		return "", true
+	}
+	switch name {
+	case "fingerprint":
+		return res.Fingerprint(), true
+	case "san_dns":
+		return strings.Join(res.Leaf.DNSNames, ","), true
+	}
+	return strings.Join(res.Leaf.EmailAddresses, ","), true
 }
 
 // certMessage tells the user what to do.

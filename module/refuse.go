@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
 
 	"github.com/caddy-iap/caddy-iap/authn"
 )
@@ -33,15 +34,24 @@ func (f refusal) Text() string {
 	return http.StatusText(f.Status)
 }
 
-// respond answers the request. When a handle_errors route of the server
+// respond answers the request; it is the one way caddy-iap refuses a
+// request (400, 401, 403, 404, 421, 495, 503, ...), whichever step refuses. When a handle_errors route of the server
 // would take this request, it returns a caddyhttp.Error so that the route can
 // restyle it (the reason is the error's ID, {http.error.id}). Otherwise it
 // writes a page for browsers and JSON for API clients, each naming the
 // reason.
 func (f refusal) respond(w http.ResponseWriter, r *http.Request) error {
+	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+		extra.Set(zap.String("iap_reason", f.Reason))
+	}
 	if hasErrorRoute(r) {
 		return caddyhttp.HandlerError{StatusCode: f.Status, ID: f.Reason, Err: fmt.Errorf("%s: %s", f.Reason, f.Message)}
 	}
+	return f.write(w, r)
+}
+
+// write answers with a page for browsers and JSON for API clients.
+func (f refusal) write(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	if authn.WantsHTML(r) {

@@ -52,17 +52,17 @@ type Route struct {
 	// The hosts of the route's site, for sign-in return URLs.
 	Hosts []string `json:"-"`
 
-	// SignIn puts iap_authenticate in front of the route unless it is
-	// public. Set when the iap app has an identity provider; without one, a
-	// route that is not public refuses everyone.
-	SignIn bool `json:"-"`
+	// Keep the Authorization header of a user who signed in with a bearer
+	// ID token, for the upstream. By default it is removed.
+	PassBearerToken bool `json:"pass_bearer_token,omitempty"`
 }
 
 // Handlers returns the handlers the route becomes, in order:
-// iap_authenticate (when SignIn is set and the route is not public),
-// iap_authorize (the route's policy with its shortcuts), then rp with its
-// transport TLS and headers set from the route. It returns warnings to be
-// logged.
+// iap_authenticate under sign_in "policy" (the /.iap/ endpoints, and the
+// user if the request carries one), iap_authorize (the route's policy with
+// its shortcuts, which asks for sign-in when it needs a user), then rp with
+// its transport TLS and headers set from the route. It returns warnings to
+// be logged.
 func (r Route) Handlers(rp *reverseproxy.Handler, env upstreamtls.Env) (handlers []json.RawMessage, warnings []string, err error) {
 	policy, err := r.Shortcuts.Policy(r.Policy)
 	if err != nil {
@@ -95,12 +95,11 @@ func (r Route) Handlers(rp *reverseproxy.Handler, env upstreamtls.Env) (handlers
 		return nil, nil, err
 	}
 
-	// Everyone but the public needs to sign in first.
-	if r.SignIn && !r.IsPublic() {
-		handlers = append(handlers, caddyconfig.JSONModuleObject(&Authenticate{Hosts: r.Hosts, AllowCORSPreflight: r.CORSAllowPreflight},
-			"handler", "iap_authenticate", nil))
-	}
+	// Find out who the user is (never asking), then decide: the policy asks
+	// for sign-in only when it does not let the anonymous request in.
 	handlers = append(handlers,
+		caddyconfig.JSONModuleObject(&Authenticate{Hosts: r.Hosts, SignIn: SignInPolicy, PassBearerToken: r.PassBearerToken},
+			"handler", "iap_authenticate", nil),
 		caddyconfig.JSONModuleObject(&Authorize{Route: r.Name, Policy: policy}, "handler", "iap_authorize", nil),
 		caddyconfig.JSONModuleObject(rp, "handler", "reverse_proxy", nil))
 	return handlers, warnings, nil

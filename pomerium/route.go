@@ -78,7 +78,7 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 		return out, err
 	}
 	out.host = host
-	r := module.Route{Name: fromNode.Value, Hosts: []string{host}, SignIn: app.IDP != nil}
+	r := module.Route{Name: fromNode.Value, Hosts: []string{host}}
 
 	// Upstream TLS: the same options, decoded by their Pomerium names.
 	tlsFields := map[string]any{}
