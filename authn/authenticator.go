@@ -208,7 +208,10 @@ func (a *Authenticator) Session(w http.ResponseWriter, r *http.Request) (*Sessio
 		return nil, fmt.Errorf("refreshing the session: %w", err)
 	}
 	if err := a.writeSession(w, r, &s); err != nil {
-		return nil, err
+		// The refreshed session cannot be kept (it grew over the cookie
+		// budget): end it rather than refresh again on every request.
+		a.jar.clear(w, r)
+		return nil, fmt.Errorf("keeping the refreshed session: %w", err)
 	}
 	return &s, nil
 }
@@ -244,12 +247,31 @@ func (a *Authenticator) openSession(raw string) (Session, error) {
 	return s, nil
 }
 
+// writeSession sets the session cookies, within Config.CookieBudget: a
+// session over it is kept without its raw ID token (s loses it too), and
+// one still over it is ErrSessionTooLarge, with nothing written.
 func (a *Authenticator) writeSession(w http.ResponseWriter, r *http.Request, s *Session) error {
+	j := a.jar
+	j.budget = a.cfg.CookieBudget
+	expires := s.IssuedAt.Add(a.cfg.CookieExpire)
 	v, err := a.session.seal(a.cfg.CookieName, s)
 	if err != nil {
 		return err
 	}
-	return a.jar.write(w, r, v, s.IssuedAt.Add(a.cfg.CookieExpire))
+	err = j.write(w, r, v, expires)
+	if errors.Is(err, ErrSessionTooLarge) && s.RawIDToken != "" {
+		a.cfg.Logger.Info("session kept without the ID token, which sign-out would send as id_token_hint: it does not fit the cookie budget",
+			zap.String("user_id", s.Subject), zap.Int("id_token_bytes", len(s.RawIDToken)), zap.Error(err))
+		s.RawIDToken = ""
+		if v, err = a.session.seal(a.cfg.CookieName, s); err != nil {
+			return err
+		}
+		err = j.write(w, r, v, expires)
+	}
+	if errors.Is(err, ErrSessionTooLarge) {
+		return fmt.Errorf("%w (%d groups, %d other claims kept)", err, len(s.Groups), len(s.Claims))
+	}
+	return err
 }
 
 func (a *Authenticator) bearer(ctx context.Context, raw string) (*Session, error) {

@@ -27,6 +27,9 @@ import (
 // the result base64url-encoded with a version prefix.
 //
 // A value over chunkSize is split over <name>_0 .. <name>_N and rejoined.
+// chunkSize keeps each cookie, with its name and attributes, under the
+// 4096 bytes browsers store per cookie; the jar's budget (Config.
+// CookieBudget) bounds all of them together.
 
 const (
 	cookieVersion = "v1."
@@ -38,6 +41,12 @@ const (
 )
 
 var flateReaders = sync.Pool{New: func() any { return flate.NewReader(nil) }}
+
+// ErrSessionTooLarge is returned for a session whose cookies would take
+// more than the cookie budget: it is not set, since a browser that sends
+// more than the server's header limit gets 431 on every request until the
+// cookie expires.
+var ErrSessionTooLarge = errors.New("session too large for the cookie budget")
 
 // ErrCookie is returned for a cookie that is absent, tampered with,
 // truncated, too large, or sealed under another secret.
@@ -123,6 +132,9 @@ type jar struct {
 	name     string
 	domain   string
 	sameSite http.SameSite
+	// budget bounds what write adds to a request's Cookie header (names,
+	// values and separators); 0 means no bound.
+	budget int
 }
 
 func (j jar) cookie(name, value string, maxAge int, expires time.Time) *http.Cookie {
@@ -160,7 +172,8 @@ func (j jar) read(r *http.Request) (string, error) {
 }
 
 // write sets the cookie, split into chunks when large, and clears chunks
-// left over from a larger earlier value.
+// left over from a larger earlier value. A value whose cookies would take
+// more than the budget is ErrSessionTooLarge, and nothing is set.
 func (j jar) write(w http.ResponseWriter, r *http.Request, value string, expires time.Time) error {
 	maxAge := int(time.Until(expires).Seconds())
 	if maxAge < 1 {
@@ -173,13 +186,15 @@ func (j jar) write(w http.ResponseWriter, r *http.Request, value string, expires
 		}
 	}
 	count := 0
-	if len(value) <= chunkSize {
+	if len(value) > chunkSize {
+		count = (len(value) + chunkSize - 1) / chunkSize
+	}
+	if size := j.size(len(value), count); count > maxChunks || j.budget > 0 && size > j.budget {
+		return fmt.Errorf("%w: its cookies would take %d bytes of the Cookie header, over the budget of %d", ErrSessionTooLarge, size, j.budget)
+	}
+	if count == 0 {
 		http.SetCookie(w, j.cookie(j.name, value, maxAge, expires))
 	} else {
-		count = (len(value) + chunkSize - 1) / chunkSize
-		if count > maxChunks {
-			return fmt.Errorf("session too large for %d cookies of %d bytes (%d bytes)", maxChunks, chunkSize, len(value))
-		}
 		http.SetCookie(w, j.cookie(j.name, "chunks."+strconv.Itoa(count), maxAge, expires))
 		for i := 0; i < count; i++ {
 			end := min((i+1)*chunkSize, len(value))
@@ -190,6 +205,19 @@ func (j jar) write(w http.ResponseWriter, r *http.Request, value string, expires
 		http.SetCookie(w, j.cookie(j.name+"_"+strconv.Itoa(i), "", -1, time.Unix(0, 0)))
 	}
 	return nil
+}
+
+// size is what a value of n bytes in count chunks (0: unchunked) adds to
+// a request's Cookie header: name=value and "; " per cookie.
+func (j jar) size(n, count int) int {
+	if count == 0 {
+		return len(j.name) + 1 + n + 2
+	}
+	size := len(j.name) + 1 + len("chunks.") + len(strconv.Itoa(count)) + 2 + n
+	for i := 0; i < count; i++ {
+		size += len(j.name) + 1 + len(strconv.Itoa(i)) + 1 + 2
+	}
+	return size
 }
 
 // clear removes the cookie and its chunks: those of <name>_0 ..

@@ -9,6 +9,8 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"go.uber.org/zap"
 	"golang.org/x/oauth2"
+
+	"github.com/caddy-iap/caddy-iap/authz"
 )
 
 // loginState is what the login cookie holds between the redirect to the IdP
@@ -123,7 +125,21 @@ func (a *Authenticator) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	a.loginJ.clear(w, r)
 	if err := a.writeSession(w, r, s); err != nil {
-		bad("the session does not fit in cookies", err)
+		if !errors.Is(err, ErrSessionTooLarge) {
+			bad("the session could not be kept", err)
+			return
+		}
+		// 400, as for the callback's other refusals: the sign-in cannot
+		// complete and trying again will not help, yet the server is not
+		// failing (no 5xx for a property of one account), and 431 would
+		// blame a request that was small.
+		a.cfg.Logger.Warn("sign-in refused", zap.String("reason", string(authz.ReasonSessionTooLarge)),
+			zap.String("user_id", s.Subject), zap.String("email", s.Email), zap.Int("groups", len(s.Groups)),
+			zap.String("host", r.Host), zap.Error(err))
+		a.errorPage(w, r, http.StatusBadRequest, string(authz.ReasonSessionTooLarge), fmt.Sprintf(
+			"You signed in, but your account carries more than this site can keep in its session cookies (%d groups), "+
+				"so no session was started: browsers would send more than the server accepts. "+
+				"Ask the administrator to send fewer groups or claims to this application.", len(s.Groups)))
 		return
 	}
 	a.cfg.Logger.Info("signed in", zap.String("user_id", s.Subject), zap.String("email", s.Email), zap.String("host", r.Host))
