@@ -311,6 +311,11 @@ func (a *Authenticator) refresh(ctx context.Context, s *Session) error {
 	}
 	id, err := verifier.Verify(a.idp.ctx(ctx), rawID)
 	if err != nil {
+		if a.idp.keysLimited() {
+			// Possibly signed with a key the IdP just rotated in, which
+			// cannot be fetched yet: keep the session and try again.
+			return fmt.Errorf("%w: %v", ErrIdPUnavailable, err)
+		}
 		return err
 	}
 	if id.Subject != s.Subject {

@@ -80,6 +80,13 @@ type Config struct {
 	// (WWW-Authenticate, Retry-After, Allow) are already on w.
 	Refuse func(w http.ResponseWriter, r *http.Request, status int, reason, message string)
 
+	// KeySetRefreshInterval is the least time between two fetches of the
+	// IdP's key set (JWKS), for all requests together. A token signed with
+	// a key not fetched yet makes the first fetch after it; until then such
+	// tokens are refused (invalid-bearer-token), so that made-up key IDs
+	// cannot make Caddy hammer the IdP. Default 10s.
+	KeySetRefreshInterval time.Duration
+
 	// HTTPClient makes the calls to the identity provider.
 	HTTPClient *http.Client
 	Logger     *zap.Logger
@@ -100,6 +107,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.CookieExpire == 0 {
 		c.CookieExpire = 14 * time.Hour
+	}
+	if c.KeySetRefreshInterval == 0 {
+		c.KeySetRefreshInterval = 10 * time.Second
 	}
 	if c.CookieBudget == 0 {
 		c.CookieBudget = DefaultCookieBudget
@@ -134,6 +144,9 @@ func (c *Config) validate() error {
 	}
 	if c.SigningKey == nil {
 		errs = append(errs, errors.New("a signing key is required"))
+	}
+	if c.KeySetRefreshInterval < 0 {
+		errs = append(errs, fmt.Errorf("the key set refresh interval must not be negative, got %s", c.KeySetRefreshInterval))
 	}
 	if c.CookieBudget < minCookieBudget {
 		errs = append(errs, fmt.Errorf("cookie budget must be at least %d bytes, got %d", minCookieBudget, c.CookieBudget))

@@ -21,7 +21,8 @@ var ErrIdPUnavailable = errors.New("identity provider unavailable")
 // idp is the identity provider, discovered in the background: a failed
 // discovery at start is not fatal, it is retried with backoff, and requests
 // that need the IdP get ErrIdPUnavailable meanwhile. go-oidc's remote key
-// set follows the IdP's key rotation.
+// set follows the IdP's key rotation, fetching at most once per
+// KeySetRefreshInterval (keyFetchGate).
 type idp struct {
 	cfg *Config
 
@@ -30,6 +31,7 @@ type idp struct {
 	verifier *oidc.IDTokenVerifier
 	oauth    oauth2.Config
 	endURL   string
+	keys     *keyFetchGate // the verifier's key set fetches go through it
 	lastErr  error
 	down     bool // a discovered IdP failed its last health check
 
@@ -144,7 +146,8 @@ func (p *idp) discover(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.provider = provider
-	p.verifier = provider.VerifierContext(oidc.ClientContext(context.Background(), p.cfg.HTTPClient),
+	p.keys = newKeyFetchGate(p.cfg.HTTPClient, p.cfg.KeySetRefreshInterval, p.cfg.Now)
+	p.verifier = provider.VerifierContext(oidc.ClientContext(context.Background(), p.keys.client),
 		&oidc.Config{ClientID: p.cfg.ClientID, Now: p.cfg.Now})
 	p.oauth = oauth2.Config{
 		ClientID:     p.cfg.ClientID,
@@ -175,4 +178,14 @@ func (p *idp) get() (*oidc.IDTokenVerifier, oauth2.Config, string, error) {
 
 func (p *idp) ctx(ctx context.Context) context.Context {
 	return oidc.ClientContext(ctx, p.cfg.HTTPClient)
+}
+
+// keysLimited reports whether a key set fetch was refused in the current
+// interval: a token that failed to verify meanwhile may be signed with a
+// key the IdP has just rotated in, so it says nothing about the token.
+func (p *idp) keysLimited() bool {
+	p.mu.RLock()
+	g := p.keys
+	p.mu.RUnlock()
+	return g != nil && g.limited()
 }
