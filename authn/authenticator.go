@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -197,7 +198,14 @@ func (a *Authenticator) Session(w http.ResponseWriter, r *http.Request) (*Sessio
 		a.jar.clear(w, r)
 		return nil, errors.New("session reached cookie_expire")
 	}
-	if now.Add(refreshBefore).Before(s.IDTokenExpiry) {
+	if missing := a.unkeptClaim(&s); missing != "" {
+		// A claim is needed that this session did not keep: never decide
+		// on it as absent. Refresh now, or sign in again.
+		if s.RefreshToken == "" {
+			a.jar.clear(w, r)
+			return nil, fmt.Errorf("the session predates the use of claim %q and has no refresh token", missing)
+		}
+	} else if now.Add(refreshBefore).Before(s.IDTokenExpiry) {
 		return &s, nil
 	}
 	if err := a.refresh(r.Context(), &s); err != nil {
@@ -351,13 +359,18 @@ func (a *Authenticator) sessionFrom(tok *oidc.IDToken) (*Session, error) {
 	a.keepMu.RLock()
 	defer a.keepMu.RUnlock()
 	for claim := range a.keep {
-		if v, ok := claims[claim]; ok && claim != "email" && claim != "name" && claim != "groups" && claim != a.cfg.GroupsClaim {
+		if a.standardClaim(claim) {
+			continue
+		}
+		s.Kept = append(s.Kept, claim)
+		if v, ok := claims[claim]; ok {
 			if s.Claims == nil {
 				s.Claims = map[string]any{}
 			}
 			s.Claims[claim] = v
 		}
 	}
+	slices.Sort(s.Kept)
 	return s, nil
 }
 

@@ -15,8 +15,12 @@ type Session struct {
 	Email   string   `json:"email,omitempty"`
 	Name    string   `json:"name,omitempty"`
 	Groups  []string `json:"groups,omitempty"`
-	// Claims are the ID token claims named by ClaimHeaders.
+	// Claims are the ID token claims named by ClaimHeaders and KeepClaims.
 	Claims map[string]any `json:"claims,omitempty"`
+	// Kept names the claims that were to be kept when the session was
+	// made (whether the ID token had them or not), so that a claim needed
+	// later is never read as absent from a session that did not keep it.
+	Kept []string `json:"kept,omitempty"`
 	// IDTokenExpiry is when the ID token expires; the session refreshes
 	// shortly before.
 	IDTokenExpiry time.Time `json:"exp"`
