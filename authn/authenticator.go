@@ -291,6 +291,9 @@ func (a *Authenticator) bearer(ctx context.Context, raw string) (*Session, error
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadBearer, err)
 	}
+	if err := notAnIDToken(raw, tok); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadBearer, err)
+	}
 	s, err := a.sessionFrom(tok)
 	if err != nil {
 		return nil, err

@@ -63,7 +63,7 @@ func (op *testOP) addKey(kid string) {
 
 // token mints a JWT for client "caddy", signed with the published key kid,
 // or, for a kid never published, with a fresh key; typ is the header's
-// typ, extra are more claims.
+// typ (none when empty), extra are more claims.
 func (op *testOP) token(t testing.TB, kid, typ string, now time.Time, extra map[string]any) string {
 	t.Helper()
 	op.mu.Lock()
@@ -72,8 +72,11 @@ func (op *testOP) token(t testing.TB, kid, typ string, now time.Time, extra map[
 	if k == nil {
 		k, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: k, KeyID: kid}},
-		(&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
+	opts := &jose.SignerOptions{}
+	if typ != "" {
+		opts = opts.WithType(jose.ContentType(typ))
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: k, KeyID: kid}}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
