@@ -21,15 +21,6 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// The reasons a request is not let through, in logs, pages and JSON.
-const (
-	ReasonUnauthenticated = "user-unauthenticated"
-	ReasonIdPUnavailable  = "identity-provider-unavailable"
-	ReasonBadCallback     = "invalid-callback"
-	ReasonBadToken        = "invalid-bearer-token"
-	ReasonCSRF            = "csrf-token-mismatch"
-)
-
 // ErrBadBearer wraps why an Authorization: Bearer token was refused.
 var ErrBadBearer = errors.New("invalid bearer token")
 

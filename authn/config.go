@@ -58,7 +58,9 @@ type Config struct {
 	// ClaimHeaders maps upstream header names to ID token claims, e.g.
 	// X-Email: email. Their claims are kept in the session.
 	ClaimHeaders map[string]string
-	// PassIdentityHeaders sends the assertion and claim headers upstream.
+	// PassIdentityHeaders is Pomerium's pass_identity_headers. authn does
+	// not read it: the module decides what goes upstream from its own
+	// setting (module/authenticate.go), and only sets this copy.
 	PassIdentityHeaders bool
 
 	// Compat "pomerium" uses Pomerium's names: /.pomerium/ endpoints,
@@ -172,12 +174,11 @@ type names struct {
 	prefix          string // /.iap/
 	jwksPath        string
 	assertionHeader string
-	headerPrefix    string // X-Iap-
 }
 
 func namesFor(compat string) names {
 	if compat == "pomerium" {
-		return names{"/.pomerium/", "/.well-known/pomerium/jwks.json", "X-Pomerium-Jwt-Assertion", "X-Pomerium-"}
+		return names{"/.pomerium/", "/.well-known/pomerium/jwks.json", "X-Pomerium-Jwt-Assertion"}
 	}
-	return names{"/.iap/", "/.well-known/iap/jwks.json", "X-Iap-Jwt-Assertion", "X-Iap-"}
+	return names{"/.iap/", "/.well-known/iap/jwks.json", "X-Iap-Jwt-Assertion"}
 }

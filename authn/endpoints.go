@@ -46,13 +46,13 @@ func (a *Authenticator) serveUserEndpoint(w http.ResponseWriter, r *http.Request
 	case "jwt":
 		jwt, err := a.Assertion(s, r.Host)
 		if err != nil {
-			a.errorPage(w, r, http.StatusInternalServerError, "internal-error", "Could not sign the assertion.")
+			a.errorPage(w, r, http.StatusInternalServerError, string(authz.ReasonInternal), "Could not sign the assertion.")
 			return
 		}
 		w.Header().Set("Content-Type", "application/jwt")
 		_, _ = w.Write([]byte(jwt))
 	default:
-		a.errorPage(w, r, http.StatusNotFound, "not-found", "There is no such page.")
+		a.errorPage(w, r, http.StatusNotFound, string(authz.ReasonNotFound), "There is no such page.")
 	}
 }
 

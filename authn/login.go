@@ -45,7 +45,7 @@ func (a *Authenticator) startLogin(w http.ResponseWriter, r *http.Request, retur
 	}
 	v, err := a.login.seal(a.loginJ.name, ls)
 	if err != nil {
-		a.errorPage(w, r, http.StatusInternalServerError, "internal-error", "Could not start the sign-in.")
+		a.errorPage(w, r, http.StatusInternalServerError, string(authz.ReasonInternal), "Could not start the sign-in.")
 		return
 	}
 	http.SetCookie(w, a.loginJ.cookie(a.loginJ.name, v, int(loginTTL.Seconds()), ls.Expires))
@@ -59,10 +59,10 @@ func (a *Authenticator) startLogin(w http.ResponseWriter, r *http.Request, retur
 // or any failure of the exchange, is a 400 page: never a session.
 func (a *Authenticator) callback(w http.ResponseWriter, r *http.Request) {
 	bad := func(detail string, err error) {
-		a.cfg.Logger.Warn("sign-in callback refused", zap.String("reason", ReasonBadCallback), zap.String("detail", detail),
+		a.cfg.Logger.Warn("sign-in callback refused", zap.String("reason", string(authz.ReasonBadCallback)), zap.String("detail", detail),
 			zap.String("host", r.Host), zap.String("remote_addr", r.RemoteAddr), zap.Error(err))
 		a.loginJ.clear(w, r)
-		a.errorPage(w, r, http.StatusBadRequest, ReasonBadCallback,
+		a.errorPage(w, r, http.StatusBadRequest, string(authz.ReasonBadCallback),
 			"This sign-in link is not valid ("+detail+"). Go back to the page you wanted and sign in again.")
 	}
 	q := r.URL.Query()
