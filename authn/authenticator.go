@@ -181,19 +181,19 @@ func (a *Authenticator) Session(w http.ResponseWriter, r *http.Request) (*Sessio
 	}
 	s, err := a.openSession(raw)
 	if err != nil {
-		a.jar.clear(w, r)
+		a.sessionJar().clear(w, r)
 		return nil, err
 	}
 	now := a.cfg.Now()
 	if now.After(s.IssuedAt.Add(a.cfg.CookieExpire)) {
-		a.jar.clear(w, r)
+		a.sessionJar().clear(w, r)
 		return nil, errors.New("session reached cookie_expire")
 	}
 	if missing := a.unkeptClaim(&s); missing != "" {
 		// A claim is needed that this session did not keep: never decide
 		// on it as absent. Refresh now, or sign in again.
 		if s.RefreshToken == "" {
-			a.jar.clear(w, r)
+			a.sessionJar().clear(w, r)
 			return nil, fmt.Errorf("the session predates the use of claim %q and has no refresh token", missing)
 		}
 	} else if now.Add(refreshBefore).Before(s.IDTokenExpiry) {
@@ -203,13 +203,13 @@ func (a *Authenticator) Session(w http.ResponseWriter, r *http.Request) (*Sessio
 		if errors.Is(err, ErrIdPUnavailable) {
 			return nil, err
 		}
-		a.jar.clear(w, r)
+		a.sessionJar().clear(w, r)
 		return nil, fmt.Errorf("refreshing the session: %w", err)
 	}
 	if err := a.writeSession(w, r, &s); err != nil {
 		// The refreshed session cannot be kept (it grew over the cookie
 		// budget): end it rather than refresh again on every request.
-		a.jar.clear(w, r)
+		a.sessionJar().clear(w, r)
 		return nil, fmt.Errorf("keeping the refreshed session: %w", err)
 	}
 	return &s, nil
@@ -250,8 +250,7 @@ func (a *Authenticator) openSession(raw string) (Session, error) {
 // session over it is kept without its raw ID token (s loses it too), and
 // one still over it is ErrSessionTooLarge, with nothing written.
 func (a *Authenticator) writeSession(w http.ResponseWriter, r *http.Request, s *Session) error {
-	j := a.jar
-	j.budget = a.cfg.CookieBudget
+	j := a.sessionJar()
 	expires := s.IssuedAt.Add(a.cfg.CookieExpire)
 	v, err := a.session.seal(a.cfg.CookieName, s)
 	if err != nil {

@@ -220,20 +220,31 @@ func (j jar) size(n, count int) int {
 	return size
 }
 
+// chunkLimit is the most chunks a value within the budget can take:
+// 3 under the default 8 KB, maxChunks without a budget.
+func (j jar) chunkLimit() int {
+	if j.budget <= 0 {
+		return maxChunks
+	}
+	return min(maxChunks, j.budget/chunkSize+1)
+}
+
 // clear removes the cookie and its chunks: those of <name>_0 ..
-// <name>_<maxChunks-1> that the request sent, each once. Only names the jar
-// can have written are cleared, so a request with thousands of cookie
-// names gets at most 1+maxChunks Set-Cookie headers back (issue 11: 2,250
-// _iap_N cookies got 2,251).
+// <name>_<chunkLimit-1> that the request sent, each once. Only names the
+// jar can have written are cleared, and not what a marker claims, so a
+// request with thousands of cookie names gets at most 1+chunkLimit
+// Set-Cookie headers back (issue 11: 2,250 _iap_N cookies got 2,251).
+// Chunks beyond the limit, left by a larger budget or an older version,
+// are never read without their marker and expire with their Max-Age.
 func (j jar) clear(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, j.cookie(j.name, "", -1, time.Unix(0, 0)))
-	var sent [maxChunks]bool
+	sent := make([]bool, j.chunkLimit())
 	for _, c := range r.Cookies() {
 		digits, ok := strings.CutPrefix(c.Name, j.name+"_")
 		if !ok || digits == "" || len(digits) > 1 && digits[0] == '0' {
 			continue
 		}
-		if i, err := strconv.Atoi(digits); err == nil && i >= 0 && i < maxChunks && !sent[i] && j.owns(c.Name) {
+		if i, err := strconv.Atoi(digits); err == nil && i >= 0 && i < len(sent) && j.owns(c.Name) {
 			sent[i] = true
 		}
 	}
@@ -242,6 +253,13 @@ func (j jar) clear(w http.ResponseWriter, r *http.Request) {
 			http.SetCookie(w, j.cookie(j.name+"_"+strconv.Itoa(i), "", -1, time.Unix(0, 0)))
 		}
 	}
+}
+
+// sessionJar is the session's jar with the configured cookie budget.
+func (a *Authenticator) sessionJar() jar {
+	j := a.jar
+	j.budget = a.cfg.CookieBudget
+	return j
 }
 
 // owns reports whether a cookie name is the jar's: the cookie or a chunk.

@@ -150,7 +150,7 @@ func (a *Authenticator) signOut(w http.ResponseWriter, r *http.Request) {
 			refuse("the form token does not match the session", nil)
 			return
 		}
-		a.jar.clear(w, r)
+		a.sessionJar().clear(w, r)
 		a.cfg.Logger.Info("signed out", zap.String("user_id", s.Subject), zap.String("host", r.Host))
 		if _, _, endURL, err := a.idp.get(); err == nil && endURL != "" {
 			q := url.Values{"post_logout_redirect_uri": {returnTo}, "client_id": {a.cfg.ClientID}}
