@@ -67,8 +67,3 @@ type Defaults struct {
 	// Pomerium's certificate_authority. If both are set, both are added.
 	CertificateAuthority string `json:"certificate_authority,omitempty"`
 }
-
-// IsZero reports whether no upstream TLS option is set.
-func (o Options) IsZero() bool {
-	return o == Options{}
-}
