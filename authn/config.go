@@ -70,9 +70,9 @@ type Config struct {
 	// AllowedRedirectHosts are hosts, besides the request's own, that a
 	// return URL may point to (the hosts of this server's routes). It is
 	// asked about the return URL's host lowercased, with ":port" when the
-	// port is not 443 ("app.example.com", "app.example.com:8443"): another
-	// port is another origin, so a function that drops the port lets
-	// return URLs reach every port of its hosts.
+	// port is not 443 ("app.example.com", "app.example.com:8443"), and
+	// only for a return URL on the request's own port: another port is
+	// another origin, refused whatever this says.
 	AllowedRedirectHosts func(host string) bool
 
 	// Refuse, when set, renders every refusal authn makes (401, 503, a bad

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -74,7 +75,8 @@ func FuzzStripCookies(f *testing.F) {
 // redirect_uri, the return URL kept through a login) to the check that
 // every redirect is built from: the Location a browser receives, parsed as
 // browsers parse it (browserNavigate, WHATWG rules, not net/url), lands on
-// the request's host and port or on an allowed host, over https.
+// the request's host and port or on an allowed host on the request's port,
+// over https.
 func FuzzReturnURL(f *testing.F) {
 	for _, s := range []string{
 		"/page?x=1", "%2F%40evil.example", "/%2F@evil.example", "https://app.example.com%2F@evil.example",
@@ -82,11 +84,12 @@ func FuzzReturnURL(f *testing.F) {
 		"https://app.example.com\\@evil.example/", "/\\evil.example", " //evil.example", "/\t/evil.example",
 		"https://app.example.com@evil.example", "https:evil.example", "https://0x7f.1/", "https://[::1]/",
 		"https://ev%69l.example/", "https://app.example.com./", "https://other.example.com:0443/",
+		"https://other.example.com:8443/", "https://other.example.com:9443/",
 	} {
 		f.Add(s, false)
 		f.Add(s, true)
 	}
-	a := &Authenticator{cfg: Config{AllowedRedirectHosts: func(h string) bool { return h == "other.example.com" }}}
+	a := &Authenticator{cfg: Config{AllowedRedirectHosts: allowOther}}
 	f.Fuzz(func(t *testing.T, raw string, withPort bool) {
 		host := "app.example.com"
 		if withPort {
@@ -101,7 +104,8 @@ func FuzzReturnURL(f *testing.F) {
 			t.Fatalf("%q: Location %q does not parse as a browser's URL: %v", raw, loc, err)
 		}
 		self, _ := browserNavigate("/", page)
-		if got.scheme != "https" || got.hostport != self.hostport && got.hostport != "other.example.com:443" {
+		_, port, _ := strings.Cut(self.hostport, ":")
+		if got.scheme != "https" || got.hostport != self.hostport && got.hostport != "other.example.com:"+port {
 			t.Fatalf("%q: Location %q takes a browser to %s://%s", raw, loc, got.scheme, got.hostport)
 		}
 	})

@@ -14,8 +14,9 @@ import (
 //
 // It accepts a path ("/...", not "//" or "/\") on the request's host, or an
 // https URL whose authority is a plain host name or IP literal with an
-// optional port, either the request's own host and port (443 when absent)
-// or one that AllowedRedirectHosts accepts. It refuses everything else:
+// optional port, on the request's port (443 when absent): another port is
+// another origin, whatever the host. The host is the request's own or one
+// that AllowedRedirectHosts accepts. It refuses everything else:
 // user info, percent-escapes and anything but [a-z0-9.-_] in the host,
 // other schemes, C0 controls and spaces anywhere (browsers strip or skip
 // them), a request Host that is not a host name.
@@ -50,10 +51,18 @@ func (a *Authenticator) safeReturnURL(raw, host string) (string, bool) {
 		return "", false
 	}
 	target, ok := canonicalAuthority(authority)
-	if !ok || target != self && !a.cfg.AllowedRedirectHosts(target) {
+	if !ok || portOf(target) != portOf(self) || target != self && !a.cfg.AllowedRedirectHosts(target) {
 		return "", false
 	}
 	return scheme + authority + tail, true
+}
+
+// portOf is a canonical authority's port, "" for 443.
+func portOf(authority string) string {
+	if i := strings.LastIndexByte(authority, ':'); i >= 0 && !strings.HasSuffix(authority, "]") {
+		return authority[i+1:]
+	}
+	return ""
 }
 
 // returnURL is where a browser goes after sign-in or sign-out: raw when

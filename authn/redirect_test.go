@@ -3,11 +3,12 @@ package authn
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
 func TestSafeReturnURL(t *testing.T) {
-	a := &Authenticator{cfg: Config{AllowedRedirectHosts: func(h string) bool { return h == "other.example.com" }}}
+	a := &Authenticator{cfg: Config{AllowedRedirectHosts: allowOther}}
 	const host = "app.example.com"
 	for _, c := range []struct {
 		name, host, raw, want string
@@ -41,7 +42,9 @@ func TestSafeReturnURL(t *testing.T) {
 		{"the request's own port is kept", "app.example.com:8443", "https://app.example.com:8443/a", "https://app.example.com:8443/a"},
 		{"the request's host without its port is refused", "app.example.com:8443", "https://app.example.com/a", ""},
 		{"a path on a host with a port keeps the port", "app.example.com:8443", "/a", "https://app.example.com:8443/a"},
-		{"an allowed host on another port is asked about with its port", host, "https://other.example.com:9443/", ""},
+		{"an allowed host on another port is refused", host, "https://other.example.com:9443/", ""},
+		{"an allowed host on the request's port is kept", "app.example.com:8443", "https://other.example.com:8443/a", "https://other.example.com:8443/a"},
+		{"an allowed host on the default port is refused for a request on another port", "app.example.com:8443", "https://other.example.com/a", ""},
 		{"a backslash in the query is only a character", host, "/a?next=\\x", "https://app.example.com/a?next=\\x"},
 		{"a request host that is not a host name gets nothing", "app.example.com@evil.example", "/a", ""},
 	} {
@@ -76,9 +79,15 @@ func TestReturnURLLandsOnTheRightOrigin(t *testing.T) {
 // redirectLocation is the Location the sign-out endpoints compute for a
 // request to host with the given query.
 func redirectLocation(t testing.TB, host, query string) string {
-	a := &Authenticator{cfg: Config{AllowedRedirectHosts: func(h string) bool { return h == "other.example.com" }}}
+	a := &Authenticator{cfg: Config{AllowedRedirectHosts: allowOther}}
 	r := httptest.NewRequest("POST", "https://"+host+"/.iap/sign_out"+query, nil)
 	w := httptest.NewRecorder()
 	http.Redirect(w, r, a.returnURL(r.URL.Query().Get("redirect_uri"), r.Host), http.StatusFound)
 	return w.Header().Get("Location")
+}
+
+// allowOther stands for a server whose routes include other.example.com,
+// on every port: authn must still keep return URLs on the request's port.
+func allowOther(hostport string) bool {
+	return hostport == "other.example.com" || strings.HasPrefix(hostport, "other.example.com:")
 }
