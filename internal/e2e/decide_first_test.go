@@ -75,6 +75,7 @@ func TestDecideFirst(t *testing.T) {
 		fmt.Sprintf("errs.test {\n\ttls internal\n\tiap_route {\n\t\tto %s\n%s\n\t}\n\thandle_errors {\n\t\trespond \"custom {http.error.status_code} {http.error.id}\"\n\t}\n}\n",
 			to, policyLines([]string{"allow", "or", "authenticated_user"}, []string{"deny", "or", "http_path starts_with /forbidden"}))
 	caddy := testenv.StartCaddyOn(t, httpPort, httpsPort, globals, sites)
+	caddy.WaitCertificates(t, "srcip.test", "mtls.test", "healthz.test", "cors.test", "email.test", "notallowed.test", "errs.test")
 	rc := newRawClient(t, caddy)
 
 	// get sends an anonymous GET and reports whether the upstream got it.

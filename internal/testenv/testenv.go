@@ -437,3 +437,24 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// WaitCertificates waits until Caddy completes a TLS handshake for each host
+// (its internal issuer makes the sites' certificates just after it starts
+// listening), so that the first request of a test does not race it.
+func (c *Caddy) WaitCertificates(t testing.TB, hosts ...string) {
+	t.Helper()
+	for _, host := range hosts {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", c.HTTPSPort), &tls.Config{ServerName: host, InsecureSkipVerify: true})
+			if err == nil {
+				conn.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no TLS handshake for %s: %v", host, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
