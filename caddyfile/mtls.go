@@ -4,13 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/caddyserver/caddy/v2/modules/caddytls"
 	"go.uber.org/zap"
 
 	"github.com/caddy-iap/caddy-iap/downstreamtls"
@@ -37,7 +34,9 @@ func init() {
 // It yields two things: the TLS connection policy for the site's hosts,
 // with client_authentication (merged by Caddy with the site's own `tls`
 // settings), and the http.handlers.iap_mtls handler, ordered before every
-// other handler of the site. A host gets one iap_mtls: a second is an error.
+// other handler of the site. Both come from module.MTLS.ForSite, as they do
+// for the Pomerium adapter's downstream_mtls. A host gets one iap_mtls: a
+// second is an error.
 func parseMTLS(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	h.Next() // the directive name
 	if h.NextArg() {
@@ -112,24 +111,18 @@ func parseMTLS(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 		}
 	}
 
-	// Check files, CRL windows and patterns now, so `caddy adapt` and
-	// `caddy validate` name the line.
-	_, warnings, err := downstreamtls.New(m.Options, time.Now())
+	// ForSite checks files, CRL windows and patterns now, so `caddy adapt`
+	// and `caddy validate` name the line. Caddy sets the policy's SNI
+	// matcher to the site's hosts.
+	site, err := m.ForSite(siteHosts(h))
 	if err != nil {
 		return nil, h.Errf("iap_mtls: %v", err)
 	}
-	for _, w := range warnings {
+	for _, w := range site.Warnings {
 		caddy.Log().Named("iap").Warn(w, zap.String("file", h.File()), zap.Int("line", h.Line()))
 	}
-
-	verifier := caddyconfig.JSONModuleObject(module.MTLSVerifier{Options: m.Options}, "verifier", "iap", nil)
-	clientAuth, err := m.ClientAuthentication(verifier)
-	if err != nil {
-		return nil, h.Errf("iap_mtls: %v", err)
-	}
-	handler := caddyconfig.JSONModuleObject(&m, "handler", "iap_mtls", nil)
 	return []httpcaddyfile.ConfigValue{
-		{Class: "tls.connection_policy", Value: &caddytls.ConnectionPolicy{ClientAuthentication: clientAuth}},
-		{Class: "route", Value: caddyhttp.Route{HandlersRaw: []json.RawMessage{handler}}},
+		{Class: "tls.connection_policy", Value: site.ConnectionPolicy},
+		{Class: "route", Value: caddyhttp.Route{HandlersRaw: []json.RawMessage{site.Handler}}},
 	}, nil
 }

@@ -9,10 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 	"go.yaml.in/yaml/v3"
@@ -293,13 +291,6 @@ func (c *converter) downstream(s settings) (*downstreamtls.Options, error) {
 		}
 		return nil, nil
 	}
-	if _, warnings, err := downstreamtls.New(*o, time.Now()); err != nil {
-		return nil, fmt.Errorf("%s: downstream_mtls: %v", c.file, err)
-	} else {
-		for _, w := range warnings {
-			c.warn(n, "downstream_mtls: %s", w)
-		}
-	}
 	return o, nil
 }
 
@@ -332,25 +323,29 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 			hosts = append(hosts, r.host)
 		}
 		if r.downstream != nil {
-			p, err := connectionPolicy([]string{r.host}, r.downstream)
+			// The deprecated per-route client CA; route put its handler first.
+			site, err := module.MTLS{Options: *r.downstream}.ForSite([]string{r.host})
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("%s: route %s: %v", c.file, r.host, err)
 			}
-			policies = append(policies, p)
+			policies = append(policies, site.ConnectionPolicy)
 		}
 	}
-	if dmtls != nil {
+	if dmtls != nil && len(hosts) > 0 {
 		// The global downstream mTLS guards every route: a connection
-		// policy for all their hosts, and its handler first on each route.
-		p, err := connectionPolicy(hosts, dmtls)
+		// policy for all their hosts, and its handler first on each route,
+		// as iap_mtls does for a Caddyfile site.
+		site, err := module.MTLS{Options: *dmtls}.ForSite(hosts)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: downstream_mtls: %v", c.file, err)
 		}
-		policies = append(policies, p)
-		handler := caddyconfig.JSONModuleObject(&module.MTLS{Options: *dmtls}, "handler", "iap_mtls", nil)
+		for _, w := range site.Warnings {
+			c.warn(s.nodes["downstream_mtls"], "downstream_mtls: %s", w)
+		}
+		policies = append(policies, site.ConnectionPolicy)
 		for i := range caddyRoutes {
 			sub := caddyRoutes[i].HandlersRaw[0]
-			caddyRoutes[i].HandlersRaw = append([]json.RawMessage{handler}, sub)
+			caddyRoutes[i].HandlersRaw = append([]json.RawMessage{site.Handler}, sub)
 		}
 	}
 	if len(policies) > 0 {
@@ -422,16 +417,4 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 		cfg["logging"] = map[string]any{"logs": map[string]any{"default": map[string]any{"level": strings.ToUpper(lvl)}}}
 	}
 	return cfg, nil
-}
-
-func connectionPolicy(hosts []string, o *downstreamtls.Options) (*caddytls.ConnectionPolicy, error) {
-	verifier := caddyconfig.JSONModuleObject(module.MTLSVerifier{Options: *o}, "verifier", "iap", nil)
-	ca, err := o.ClientAuthentication(verifier)
-	if err != nil {
-		return nil, err
-	}
-	return &caddytls.ConnectionPolicy{
-		MatchersRaw:          caddy.ModuleMap{"sni": caddyconfig.JSON(hosts, nil)},
-		ClientAuthentication: ca,
-	}, nil
 }
