@@ -55,8 +55,14 @@ type converter struct {
 	warnings []caddyconfig.Warning
 }
 
+// warn adds a warning at n's line; n is nil for a setting that came from
+// an environment variable only.
 func (c *converter) warn(n *yaml.Node, format string, args ...any) {
-	c.warnings = append(c.warnings, caddyconfig.Warning{File: c.file, Line: n.Line, Message: fmt.Sprintf(format, args...)})
+	w := caddyconfig.Warning{File: c.file, Message: fmt.Sprintf(format, args...)}
+	if n != nil {
+		w.Line = n.Line
+	}
+	c.warnings = append(c.warnings, w)
 }
 
 func (c *converter) errf(n *yaml.Node, format string, args ...any) error {

@@ -127,3 +127,27 @@ func TestEnvironmentVariablesOverrideTheFile(t *testing.T) {
 		}
 	}
 }
+
+// downstream_mtls may come from the environment alone; its warnings then
+// have no line to name.
+func TestDownstreamMTLSFromTheEnvironmentAloneWarnsWithoutALine(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, "root")
+	other := testpki.NewCA(t, "other")
+	t.Setenv("DOWNSTREAM_MTLS_CA_FILE", ca.WriteCert(t, dir, "rootCA.pem"))
+	crl := filepath.Join(dir, "other.crl")
+	if err := os.WriteFile(crl, other.CurrentCRL(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DOWNSTREAM_MTLS_CRL_FILE", crl)
+	out, warnings, err := adapt(t, "routes:\n  - from: https://a.example\n    to: http://b\n    allow_public_unauthenticated_access: true\n", "config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), `"client_authentication"`) {
+		t.Errorf("no client_authentication:\n%s", out)
+	}
+	if len(warnings) != 1 || warnings[0].Line != 0 || !strings.Contains(warnings[0].Message, "not signed by any CA") {
+		t.Errorf("warnings = %v, want one about the CRL, without a line", warnings)
+	}
+}
