@@ -55,3 +55,29 @@ func BenchmarkTenRules(b *testing.B) {
 		e.Evaluate(&in)
 	}
 }
+
+// BenchmarkTenRulesAnonymous evaluates the same policy for an anonymous
+// request, which is decided with Pomerium's reasons (is it to sign in?),
+// every rule tried.
+func BenchmarkTenRulesAnonymous(b *testing.B) {
+	p, err := Parse([]byte(tenRules), "bench.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := Compile(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := Input{
+		Request: Request{Method: "GET", Path: "/admin/users", ClientIP: netip.MustParseAddr("10.1.2.3"), Header: http.Header{}},
+		Now:     time.Now(),
+	}
+	if d := e.Evaluate(&in); !d.NeedsSignIn() {
+		b.Fatalf("decision %+v, want sign in", d)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		e.Evaluate(&in)
+	}
+}

@@ -55,146 +55,297 @@ type ClientCert struct {
 
 // Decision is the outcome of one evaluation.
 type Decision struct {
-	Allow  bool
+	Allow bool
+	// Reason says why: allowed; denied (a deny rule matched); not-allowed
+	// or no-policy; or user-unauthenticated: the request is anonymous and
+	// criteria that need a signed-in user decided it, so it is to sign in
+	// and be decided again (Pomerium's reason of the same name). Only an
+	// anonymous request gets it, and only from a policy that NeedsUser.
 	Reason Reason
 	// Rule is the 1-based index of the rule that decided (0: none did).
 	Rule int
 }
 
+// NeedsSignIn reports whether the request is to sign in and be decided
+// again: it is anonymous and the outcome turned on who the user is.
+func (d Decision) NeedsSignIn() bool { return d.Reason == ReasonUnauthenticated }
+
 // Evaluator is a compiled policy.
 type Evaluator struct {
 	allow []ruleMatcher
 	deny  []ruleMatcher
+	// needsUser: some criterion tests the user, so anonymous requests are
+	// evaluated with reasons (is it to sign in?).
+	needsUser bool
 }
 
 type ruleMatcher struct {
 	rule int
-	m    matcher
+	n    node
 }
 
+// matcher is a compiled criterion: does the request match?
 type matcher func(*Input) bool
+
+// reasons are the reasons of a criterion's result that change what a
+// request gets, kept as Pomerium keeps its reasons: a merge keeps those of
+// the results that decided it, and not and nor invert a result but keep
+// its reasons.
+type reasons uint8
+
+const (
+	// reasonUnauthenticated: a criterion that needs a user failed for an
+	// anonymous request.
+	reasonUnauthenticated reasons = 1 << iota
+	// reasonCert: invalid_client_certificate matched (the certificate is
+	// missing or invalid).
+	reasonCert
+)
+
+// node is a compiled part of a policy. eval decides, stopping at the first
+// result that settles it. trace also gives the reasons, evaluating every
+// part; it is nil where no reason can arise, and is used for anonymous
+// requests only (a signed-in user has no user-unauthenticated reasons).
+type node struct {
+	eval  func(*Input) bool
+	trace func(*Input) (bool, reasons)
+}
+
+func (n node) traced(in *Input) (bool, reasons) {
+	if n.trace == nil {
+		return n.eval(in), 0
+	}
+	return n.trace(in)
+}
 
 // Compile checks every criterion and builds the evaluator. It fails on an
 // unknown criterion or on data a criterion does not accept, naming the rule,
-// the action and the criterion.
+// the action and the criterion. A rule with neither allow nor deny ({})
+// adds nothing, as in Pomerium.
 func Compile(p Policy) (*Evaluator, error) {
 	e := new(Evaluator)
 	for i, r := range p {
-		if r.Allow == nil && r.Deny == nil {
-			return nil, fmt.Errorf("rule %d: has neither allow nor deny", i+1)
-		}
-		if r.Allow != nil {
-			m, err := compileAction(*r.Allow)
-			if err != nil {
-				return nil, fmt.Errorf("rule %d: allow: %v", i+1, err)
+		for _, a := range []struct {
+			name   string
+			action *Action
+			to     *[]ruleMatcher
+		}{{"allow", r.Allow, &e.allow}, {"deny", r.Deny, &e.deny}} {
+			if a.action == nil {
+				continue
 			}
-			e.allow = append(e.allow, ruleMatcher{i + 1, m})
-		}
-		if r.Deny != nil {
-			m, err := compileAction(*r.Deny)
+			n, err := compileAction(*a.action)
 			if err != nil {
-				return nil, fmt.Errorf("rule %d: deny: %v", i+1, err)
+				return nil, fmt.Errorf("rule %d: %s: %v", i+1, a.name, err)
 			}
-			e.deny = append(e.deny, ruleMatcher{i + 1, m})
+			*a.to = append(*a.to, ruleMatcher{i + 1, n})
 		}
 	}
+	e.needsUser = p.NeedsIdentity()
 	return e, nil
 }
 
-// Evaluate decides a request: any matching deny refuses, then any matching
-// allow admits, and otherwise the request is refused.
+// NeedsUser reports whether the policy has criteria that test the
+// signed-in user (user, email, domain, groups, claim/*,
+// authenticated_user): whether who the user is can change a decision.
+func (e *Evaluator) NeedsUser() bool { return e.needsUser }
+
+// Evaluate decides a request, in Pomerium's order:
+//  1. a deny rule that matched because of a client certificate refuses;
+//  2. an anonymous request whose decision turned on criteria that need a
+//     user is to sign in (user-unauthenticated);
+//  3. any matching deny refuses (denied);
+//  4. any matching allow admits (allowed);
+//  5. otherwise the request is refused (not-allowed, or no-policy when the
+//     policy has no allow rule).
+//
+// Evaluating a signed-in user's request, steps 1 and 2 change nothing,
+// and the rules are tried only until one settles it.
 func (e *Evaluator) Evaluate(in *Input) Decision {
+	if in.User == nil && e.needsUser {
+		return e.evaluateTraced(in)
+	}
 	for _, r := range e.deny {
-		if r.m(in) {
+		if r.n.eval(in) {
 			return Decision{Reason: ReasonDenied, Rule: r.rule}
 		}
 	}
 	for _, r := range e.allow {
-		if r.m(in) {
+		if r.n.eval(in) {
 			return Decision{Allow: true, Reason: ReasonAllowed, Rule: r.rule}
 		}
 	}
+	return e.refused()
+}
+
+func (e *Evaluator) refused() Decision {
 	if len(e.allow) == 0 {
 		return Decision{Reason: ReasonNoPolicy}
 	}
 	return Decision{Reason: ReasonNotAllowed}
 }
 
-func compileAction(a Action) (matcher, error) {
-	var parts []matcher
+func (e *Evaluator) evaluateTraced(in *Input) Decision {
+	denied, denyRule, denyReasons := anyRule(e.deny, in)
+	allowed, allowRule, allowReasons := anyRule(e.allow, in)
+	switch {
+	case denied && denyReasons&reasonCert != 0:
+		return Decision{Reason: ReasonDenied, Rule: denyRule}
+	case (denyReasons|allowReasons)&reasonUnauthenticated != 0:
+		return Decision{Reason: ReasonUnauthenticated}
+	case denied:
+		return Decision{Reason: ReasonDenied, Rule: denyRule}
+	case allowed:
+		return Decision{Allow: true, Reason: ReasonAllowed, Rule: allowRule}
+	}
+	return e.refused()
+}
+
+// anyRule is Pomerium's merge of the rules of one action: it matches when
+// one does, with the reasons of those that match, else with all reasons.
+func anyRule(rules []ruleMatcher, in *Input) (matched bool, first int, rs reasons) {
+	var all reasons
+	for _, r := range rules {
+		v, why := r.n.traced(in)
+		all |= why
+		if v {
+			if !matched {
+				matched, first = true, r.rule
+			}
+			rs |= why
+		}
+	}
+	if !matched {
+		rs = all
+	}
+	return matched, first, rs
+}
+
+// compileAction compiles the operators of an action, which matches when
+// any one of them holds.
+func compileAction(a Action) (node, error) {
+	var parts []node
 	for _, op := range []struct {
 		name     string
 		criteria []Criterion
-		combine  func([]matcher) matcher
+		combine  func([]node) node
 	}{
 		{"and", a.And, allOf},
 		{"or", a.Or, anyOf},
-		{"not", a.Not, negate(anyOf)},
-		{"nor", a.Nor, negate(allOf)},
+		{"not", a.Not, noneOf},
+		{"nor", a.Nor, notAllOf},
 	} {
 		if len(op.criteria) == 0 {
 			continue
 		}
-		ms := make([]matcher, 0, len(op.criteria))
+		ns := make([]node, 0, len(op.criteria))
 		for j, c := range op.criteria {
-			m, err := compileCriterion(c)
+			n, err := compileCriterion(c)
 			if err != nil {
-				return nil, fmt.Errorf("%s[%d]: %v", op.name, j, err)
+				return node{}, fmt.Errorf("%s[%d]: %v", op.name, j, err)
 			}
-			ms = append(ms, m)
+			ns = append(ns, n)
 		}
-		parts = append(parts, op.combine(ms))
+		parts = append(parts, op.combine(ns))
 	}
 	if len(parts) == 0 {
-		return func(*Input) bool { return false }, nil
+		return node{eval: func(*Input) bool { return false }}, nil
 	}
 	return anyOf(parts), nil
 }
 
-func compileCriterion(c Criterion) (matcher, error) {
-	name, sub, _ := strings.Cut(c.Name, "/")
-	ctor, ok := registry[name]
+func compileCriterion(c Criterion) (node, error) {
+	name, sub, hasSub := strings.Cut(c.Name, "/")
+	def, ok := registry[name]
 	if !ok {
-		return nil, c.errorf("unknown criterion %q (known: %s)", c.Name, knownCriteria())
+		return node{}, c.errorf("unknown criterion %q (known: %s)", c.Name, knownCriteria())
 	}
-	if sub != "" && name != "claim" {
-		return nil, c.errorf("criterion %q takes no /sub-path", name)
+	if hasSub && !def.info.SubPath {
+		return node{}, c.errorf("criterion %q takes no /sub-path", name)
 	}
-	if name == "claim" && sub == "" {
-		return nil, c.errorf("criterion claim needs a claim name: claim/<name>")
+	if def.info.SubPath && sub == "" {
+		return node{}, c.errorf("criterion %s needs a name: %s/<name>", name, name)
 	}
-	m, err := ctor(sub, c.Data)
+	m, err := def.compile(sub, c.Data)
 	if err != nil {
-		return nil, c.errorf("criterion %q: %v", c.Name, err)
+		return node{}, c.errorf("criterion %q: %v", c.Name, err)
 	}
-	return m, nil
-}
-
-func allOf(ms []matcher) matcher {
-	return func(in *Input) bool {
-		for _, m := range ms {
-			if !m(in) {
-				return false
-			}
-		}
-		return true
-	}
-}
-
-func anyOf(ms []matcher) matcher {
-	return func(in *Input) bool {
-		for _, m := range ms {
+	n := node{eval: m}
+	switch {
+	case def.info.NeedsUser:
+		// Traced only for anonymous requests: failing, it gives
+		// user-unauthenticated.
+		n.trace = func(in *Input) (bool, reasons) {
 			if m(in) {
-				return true
+				return true, 0
 			}
+			return false, reasonUnauthenticated
 		}
-		return false
+	case def.certReason:
+		n.trace = func(in *Input) (bool, reasons) {
+			if m(in) {
+				return true, reasonCert
+			}
+			return false, 0
+		}
 	}
+	return n, nil
 }
 
-func negate(combine func([]matcher) matcher) func([]matcher) matcher {
-	return func(ms []matcher) matcher {
-		m := combine(ms)
-		return func(in *Input) bool { return !m(in) }
+// The operators, as Pomerium's generator merges results: and and or keep
+// the reasons of the results that decided them; not is the and of the
+// inverted results ((not A) and (not B)), nor their or ((not A) or
+// (not B)).
+
+func allOf(ns []node) node { return combine(ns, true, false) }
+
+func anyOf(ns []node) node { return combine(ns, false, false) }
+
+func noneOf(ns []node) node { return combine(ns, true, true) }
+
+func notAllOf(ns []node) node { return combine(ns, false, true) }
+
+// combine merges the results of ns, each inverted if invert, with and
+// (all) or or.
+func combine(ns []node, all, invert bool) node {
+	if len(ns) == 1 && !invert {
+		return ns[0]
 	}
+	evals := make([]func(*Input) bool, len(ns))
+	traced := false
+	for i, n := range ns {
+		evals[i] = n.eval
+		traced = traced || n.trace != nil
+	}
+	// The first result that is not what all (or none) of them must be
+	// settles it.
+	settle := !all
+	out := node{eval: func(in *Input) bool {
+		for _, eval := range evals {
+			if eval(in) != invert == settle {
+				return settle
+			}
+		}
+		return !settle
+	}}
+	if !traced {
+		return out
+	}
+	out.trace = func(in *Input) (bool, reasons) {
+		var settled, rest reasons
+		found := false
+		for _, n := range ns {
+			v, why := n.traced(in)
+			if v != invert == settle {
+				found = true
+				settled |= why
+			} else {
+				rest |= why
+			}
+		}
+		if found {
+			return settle, settled
+		}
+		return !settle, rest
+	}
+	return out
 }

@@ -82,7 +82,9 @@ func TestCriteria(t *testing.T) {
 		{"email in", `{"email": {"in": ["bob@example.com", "alice@example.com"]}}`, nil, true},
 		{"email not_in", `{"email": {"not_in": ["alice@example.com"]}}`, nil, false},
 		{"email operators all hold", `{"email": {"starts_with": "alice", "ends_with": "@evil.example"}}`, nil, false},
-		{"email needs a user", `{"email": {"not": "bob@example.com"}}`, anon, false},
+		{"email: an anonymous request has the email \"\", which not matches", `{"email": {"not": "bob@example.com"}}`, anon, true},
+		{"email: an anonymous request matches no is", `{"email": {"is": "bob@example.com"}}`, anon, false},
+		{"email: {} is no condition", `{"email": {}}`, nil, true},
 		{"domain is", `{"domain": {"is": "example.com"}}`, nil, true},
 		{"domain is a parent", `{"domain": {"is": "com"}}`, nil, false},
 		{"user is the user ID", `{"user": "u-alice"}`, nil, true},
@@ -97,7 +99,8 @@ func TestCriteria(t *testing.T) {
 		{"claim: a string claim", `{"claim/department": "eng"}`, nil, true},
 		{"claim: a list claim has", `{"claim/roles": {"has": "writer"}}`, nil, true},
 		{"claim: a list claim is", `{"claim/roles": {"is": "writer"}}`, nil, false},
-		{"claim: a number", `{"claim/level": "3"}`, nil, true},
+		{"claim: a number", `{"claim/level": 3}`, nil, true},
+		{"claim: a number is not its text", `{"claim/level": "3"}`, nil, false},
 		{"claim: a nested claim by path", `{"claim/address/country": "FR"}`, nil, true},
 		{"claim: a name with slashes", `{"claim/https://example.com/tier": "gold"}`, nil, true},
 		{"claim: a missing claim", `{"claim/missing": "x"}`, nil, false},
@@ -171,9 +174,11 @@ func TestCriterionErrors(t *testing.T) {
 		{`{"email": {"matches": "x"}}`, `unknown string operator "matches"`},
 		{`{"email": {"in": "x"}}`, ``},
 		{`{"email": {"is": 3}}`, `is: expected a string`},
-		{`{"email": {}}`, `expected a string, or an object`},
+		{`{"email": []}`, `expected a string, or an object`},
+		{`{"email": {"is": true}}`, `is: expected a string, got true (quote it)`},
+		{`{"groups": 3}`, `expected a string, got 3 (quote it)`},
 		{`{"groups": {"contains": "x"}}`, `unknown list operator "contains"`},
-		{`{"claim": "x"}`, `claim needs a claim name`},
+		{`{"claim": "x"}`, `criterion claim needs a name: claim/<name>`},
 		{`{"email/x": "x"}`, `takes no /sub-path`},
 		{`{"source_ip": "10.0.0.300"}`, `"10.0.0.300" is not an IP or CIDR`},
 		{`{"client_certificate": {"fingerprint": "abc"}}`, `fingerprint "abc"`},
@@ -198,6 +203,64 @@ func TestCriterionErrors(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want %q", c.criterion, err, c.want)
+		}
+	}
+}
+
+// Each criterion's description (what grammars other than JSON read) agrees
+// with its compiler: every bare example and every key with its example
+// compiles, alone where it can stand alone, and all keys together.
+func TestCriteriaDescribeWhatCompiles(t *testing.T) {
+	compiles := func(name string, data any) error {
+		b, _ := json.Marshal(data)
+		_, err := Compile(Policy{{Allow: &Action{Or: []Criterion{{Name: name, Data: b}}}}})
+		return err
+	}
+	value := func(k Key) any {
+		if k.Value == ListValue {
+			return []string{k.Example}
+		}
+		return k.Example
+	}
+	if len(Criteria()) != len(registry) {
+		t.Fatalf("Criteria() lists %d of %d", len(Criteria()), len(registry))
+	}
+	for _, info := range Criteria() {
+		name := info.Name
+		if info.SubPath {
+			name += "/x"
+		}
+		if got, ok := LookupCriterion(name); !ok || got.Name != info.Name {
+			t.Errorf("LookupCriterion(%q) = %v, %v", name, got, ok)
+		}
+		s := info.Syntax
+		if s.Bare == NoValue && len(s.Keys) == 0 {
+			for _, data := range []any{true, false, 1, nil} {
+				if err := compiles(name, data); err != nil {
+					t.Errorf("%s: %v: %v", name, data, err)
+				}
+			}
+		}
+		if s.Bare != NoValue {
+			if err := compiles(name, s.BareExample); err != nil {
+				t.Errorf("%s %q: %v", name, s.BareExample, err)
+			}
+		}
+		all := map[string]any{}
+		for _, k := range s.Keys {
+			all[k.Name] = value(k)
+			if k.Value == MatcherValue {
+				for _, sub := range k.Sub.Keys {
+					if err := compiles(name, map[string]any{k.Name: map[string]any{sub.Name: value(sub)}}); err != nil {
+						t.Errorf("%s %s %s: %v", name, k.Name, sub.Name, err)
+					}
+				}
+			}
+		}
+		if len(all) > 0 {
+			if err := compiles(name, all); err != nil {
+				t.Errorf("%s %v: %v", name, all, err)
+			}
 		}
 	}
 }

@@ -1,4 +1,4 @@
 package authz
 
 // reject matches no request.
-func init() { boolCriterion("reject", func(*Input) bool { return false }) }
+func init() { flagCriterion("reject", false, func(*Input) bool { return false }) }

@@ -17,7 +17,10 @@ import (
 //	time_of_day: {after: "09:00", before: "17:00", timezone: "Europe/Paris"};
 //	  after > before wraps past midnight.
 func init() {
-	register("date", func(_ string, data json.RawMessage) (matcher, error) {
+	register(CriterionInfo{Name: "date", Syntax: Syntax{Keys: []Key{
+		{Name: "after", Value: OneValue, Example: "2026-01-01T00:00:00Z"},
+		{Name: "before", Value: OneValue, Example: "2027-01-01T00:00:00Z"},
+	}}}, func(_ string, data json.RawMessage) (matcher, error) {
 		var d struct{ After, Before string }
 		if err := strictUnmarshal(data, &d); err != nil || (d.After == "" && d.Before == "") {
 			return nil, fmt.Errorf("want {after: <RFC 3339 time>, before: <RFC 3339 time>}, got %s", data)
@@ -39,7 +42,10 @@ func init() {
 		}, nil
 	})
 
-	register("day_of_week", func(_ string, data json.RawMessage) (matcher, error) {
+	register(CriterionInfo{Name: "day_of_week", Syntax: Syntax{Bare: OneValue, BareExample: "mon-fri", Keys: []Key{
+		{Name: "days", Value: OneValue, Example: "mon-fri"},
+		{Name: "timezone", Value: OneValue, Example: "Europe/Paris"},
+	}}}, func(_ string, data json.RawMessage) (matcher, error) {
 		var spec, zone string
 		if json.Unmarshal(data, &spec) != nil {
 			var d struct{ Days, Timezone string }
@@ -59,7 +65,11 @@ func init() {
 		return func(in *Input) bool { return days[in.Now.In(loc).Weekday()] }, nil
 	})
 
-	register("time_of_day", func(_ string, data json.RawMessage) (matcher, error) {
+	register(CriterionInfo{Name: "time_of_day", Syntax: Syntax{Keys: []Key{
+		{Name: "after", Value: OneValue, Example: "09:00"},
+		{Name: "before", Value: OneValue, Example: "17:00"},
+		{Name: "timezone", Value: OneValue, Example: "Europe/Paris"},
+	}}}, func(_ string, data json.RawMessage) (matcher, error) {
 		var d struct{ After, Before, Timezone string }
 		if err := strictUnmarshal(data, &d); err != nil || (d.After == "" && d.Before == "") {
 			return nil, fmt.Errorf(`want {after: "09:00", before: "17:00", timezone: "<IANA zone>"}, got %s`, data)

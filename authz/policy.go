@@ -16,13 +16,24 @@
 //   - nor: at least one criterion does not match ((not A) or (not B)).
 //
 // These are the meanings Pomerium's generator gives not and nor. An action
-// with no operators (or only empty ones) never matches.
+// with no operators (or only empty ones) never matches, and a rule with
+// neither action ({}) adds nothing.
+//
+// An anonymous request is decided as Pomerium decides it: its email is ""
+// and its claims are empty, and when the outcome turns on criteria that
+// need a user, the Decision's Reason is user-unauthenticated: sign in and
+// ask again (see Evaluator.Evaluate).
+//
+// Criteria lists the criteria with the shape of their data, which the
+// Caddyfile grammar reads; Shortcuts are Pomerium's route shortcuts.
 package authz
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -142,13 +153,57 @@ func strictUnmarshal(b []byte, v any) error {
 	return dec.Decode(v)
 }
 
-// UnmarshalJSON rejects unknown operators.
+// UnmarshalJSON rejects unknown operators. An "action" key is ignored, as
+// Pomerium ignores it.
 func (a *Action) UnmarshalJSON(b []byte) error {
-	type plain Action
-	var p plain
-	if err := strictUnmarshal(b, &p); err != nil {
-		return fmt.Errorf("an action holds only and, or, not and nor: %v", err)
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(b, &keys); err != nil || keys == nil {
+		return fmt.Errorf("an action is an object of and, or, not and nor, got %s", b)
 	}
-	*a = Action(p)
+	var out Action
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		if k == "action" {
+			continue
+		}
+		list := out.Operator(k)
+		if list == nil {
+			return fmt.Errorf("an action holds only and, or, not and nor: unknown operator %q", k)
+		}
+		if err := json.Unmarshal(keys[k], list); err != nil {
+			return fmt.Errorf("%s takes a list of criteria: %v", k, err)
+		}
+	}
+	*a = out
 	return nil
+}
+
+// NeedsIdentity reports whether the policy has criteria that test the
+// signed-in user: user, email, domain, groups, claim/<name> or
+// authenticated_user (those whose CriterionInfo says NeedsUser). Only then
+// can signing in change what a request gets; the decision of an
+// anonymous request says whether it does (Decision.NeedsSignIn).
+func (p Policy) NeedsIdentity() bool {
+	needs := false
+	p.each(func(c Criterion) {
+		if info, ok := LookupCriterion(c.Name); ok && info.NeedsUser {
+			needs = true
+		}
+	})
+	return needs
+}
+
+// each calls f with every criterion of the policy.
+func (p Policy) each(f func(Criterion)) {
+	for _, r := range p {
+		for _, a := range []*Action{r.Allow, r.Deny} {
+			if a == nil {
+				continue
+			}
+			for _, list := range [][]Criterion{a.And, a.Or, a.Not, a.Nor} {
+				for _, c := range list {
+					f(c)
+				}
+			}
+		}
+	}
 }

@@ -68,6 +68,9 @@ func actionFromYAML(n *yaml.Node, at func(*yaml.Node) string) (*Action, error) {
 	a := new(Action)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		key, val := n.Content[i], n.Content[i+1]
+		if key.Value == "action" {
+			continue // ignored, as in Pomerium
+		}
 		list := a.Operator(key.Value)
 		if list == nil {
 			return nil, fmt.Errorf("%s: unknown operator %q (want and, or, not or nor)", at(key), key.Value)
