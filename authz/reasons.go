@@ -65,9 +65,3 @@ const (
 	// made for. 421.
 	ReasonMisdirected Reason = "misdirected-request"
 )
-
-// PublicAccess is the policy that Pomerium's
-// allow_public_unauthenticated_access stands for.
-func PublicAccess() Policy {
-	return Policy{{Allow: &Action{Or: []Criterion{{Name: "accept", Data: []byte("true")}}}}}
-}

@@ -87,6 +87,9 @@ func parseAuthorize(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 // parseShortcut reads one of Pomerium's policy shortcuts.
 func parseShortcut(d *caddyfile.Dispenser, s *module.Shortcuts) error {
 	opt := d.Val()
+	if opt == "allowed_idp_claims" {
+		return module.ParseAllowedIDPClaims(d, s)
+	}
 	args := d.RemainingArgs()
 	switch opt {
 	case "allow_public_unauthenticated_access", "allow_any_authenticated_user", "cors_allow_preflight":
@@ -110,14 +113,6 @@ func parseShortcut(d *caddyfile.Dispenser, s *module.Shortcuts) error {
 		} else {
 			s.AllowedDomains = append(s.AllowedDomains, args...)
 		}
-	case "allowed_idp_claims":
-		if len(args) < 2 {
-			return d.Err("allowed_idp_claims takes a claim name and one or more values")
-		}
-		if s.AllowedIDPClaims == nil {
-			s.AllowedIDPClaims = map[string][]string{}
-		}
-		s.AllowedIDPClaims[args[0]] = append(s.AllowedIDPClaims[args[0]], args[1:]...)
 	default:
 		return d.Errf("unrecognized iap_authorize option %q", opt)
 	}

@@ -3,7 +3,7 @@ package module
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
@@ -34,7 +34,10 @@ import (
 //
 // A criterion line is its name, then either nothing (true), one value, an
 // operator and its values (several such pairs may follow each other), or a
-// block of such lines. Each allow or deny block is a rule of its own, and
+// block of such lines. Which words are operators, and how many values each
+// takes, is authz's to say (authz.Criteria); a quoted word is a value, never
+// an operator. In a claim's values, an unquoted true, false or number is a
+// boolean or a number, as in YAML; quote it for the string. Each allow or deny block is a rule of its own, and
 // so is each repetition of an operator inside one (two `and` blocks are two
 // alternatives, as two rules would be).
 func ParsePolicyBlock(d *caddyfile.Dispenser) (authz.Policy, error) {
@@ -87,65 +90,54 @@ func ParsePolicyBlock(d *caddyfile.Dispenser) (authz.Policy, error) {
 	return p, nil
 }
 
-// operatorWords are the words that start a key of a criterion's object.
-var operatorWords = []string{"is", "not", "contains", "starts_with", "ends_with", "in", "not_in",
-	"has", "exclude", "fingerprint", "spki_hash", "san_email", "san_dns", "san_uri",
-	"after", "before", "timezone", "days"}
+// token is a Caddyfile argument: its text, and whether it was quoted (a
+// quoted word is never an operator, and never a number or boolean).
+type token struct {
+	text   string
+	quoted bool
+}
 
-// listOperators always take a list.
-var listOperators = []string{"in", "not_in", "fingerprint", "spki_hash"}
+func remainingTokens(d *caddyfile.Dispenser) []token {
+	var out []token
+	for d.NextArg() {
+		out = append(out, token{d.Val(), d.Token().Quoted()})
+	}
+	return out
+}
 
+// parseCriterionLine reads one criterion. What its words mean comes from
+// authz's description of the criterion (authz.LookupCriterion): which words
+// are its operators or keys, and how many values each takes.
 func parseCriterionLine(d *caddyfile.Dispenser) (authz.Criterion, error) {
 	c := authz.Criterion{Name: d.Val(), Pos: fmt.Sprintf("%s:%d", d.File(), d.Line())}
-	args := d.RemainingArgs()
+	info, known := authz.LookupCriterion(c.Name)
+	if !known {
+		// authz.Compile names the unknown criterion and the known ones.
+		info.Syntax = authz.Syntax{Bare: authz.OneOrList}
+	}
+	args := remainingTokens(d)
 	var v any
-	switch {
-	case len(args) == 0:
+	var err error
+	if !known && len(args) == 0 {
 		v = true
-		if nesting := d.Nesting(); d.NextBlock(nesting) {
-			obj := map[string]any{}
-			for {
-				key := d.Val()
-				val, err := argsValue(d, key, d.RemainingArgs())
-				if err != nil {
-					return c, err
-				}
-				obj[key] = val
-				if !d.NextBlock(nesting) {
-					break
-				}
-			}
-			v = obj
-		}
-	case len(args) == 1:
-		v = args[0]
-	case slices.Contains(operatorWords, args[0]):
+	}
+	if nesting := d.Nesting(); len(args) == 0 && d.NextBlock(nesting) {
 		obj := map[string]any{}
-		for i := 0; i < len(args); {
-			key := args[i]
-			j := i + 1
-			// san_* take a string matcher: one operator and its value(s).
-			if key == "san_email" || key == "san_dns" || key == "san_uri" {
-				if j < len(args) && slices.Contains(operatorWords, args[j]) {
-					j++
-				}
-			}
-			for j < len(args) && !slices.Contains(operatorWords, args[j]) {
-				j++
-			}
-			val, err := argsValue(d, key, args[i+1:j])
-			if err != nil {
+		for {
+			key := d.Val()
+			if err := setKey(d, info.Syntax, obj, c.Name, key, remainingTokens(d), !known); err != nil {
 				return c, err
 			}
-			if _, dup := obj[key]; dup {
-				return c, d.Errf("%s: %s is given twice", c.Name, key)
+			if !d.NextBlock(nesting) {
+				break
 			}
-			obj[key] = val
-			i = j
 		}
 		v = obj
-	default:
-		v = args
+	} else if v == nil {
+		v, err = dataOf(d, info.Syntax, c.Name, args)
+		if err != nil {
+			return c, err
+		}
 	}
 	data, err := json.Marshal(v)
 	if err != nil {
@@ -155,19 +147,152 @@ func parseCriterionLine(d *caddyfile.Dispenser) (authz.Criterion, error) {
 	return c, nil
 }
 
-// argsValue is the value of one key: a string, a list, or (for san_*) a
-// nested string matcher.
-func argsValue(d *caddyfile.Dispenser, key string, vals []string) (any, error) {
-	switch {
-	case len(vals) == 0:
-		return nil, d.Errf("%s needs a value", key)
-	case (key == "san_email" || key == "san_dns" || key == "san_uri") && len(vals) > 1 && slices.Contains(operatorWords, vals[0]):
-		inner, err := argsValue(d, vals[0], vals[1:])
-		return map[string]any{vals[0]: inner}, err
-	case slices.Contains(listOperators, key):
-		return vals, nil
-	case len(vals) == 1:
-		return vals[0], nil
+// dataOf is the data of a criterion (or of a nested matcher) written on
+// one line: nothing, a bare value or values, or keys each followed by its
+// values.
+func dataOf(d *caddyfile.Dispenser, s authz.Syntax, name string, args []token) (any, error) {
+	if len(args) == 0 {
+		switch {
+		case s.Bare == authz.NoValue && len(s.Keys) == 0:
+			return true, nil
+		case s.Bare == authz.NoValue:
+			return map[string]any{}, nil // client_certificate alone: any valid certificate
+		}
+		return nil, d.Errf("%s needs a value", name)
 	}
-	return nil, d.Errf("%s takes one value, got %d (%q)", key, len(vals), vals)
+	if isKey(s, args[0]) {
+		obj := map[string]any{}
+		for i := 0; i < len(args); {
+			j := i + 1
+			for j < len(args) && !isKey(s, args[j]) {
+				j++
+			}
+			if err := setKey(d, s, obj, name, args[i].text, args[i+1:j], false); err != nil {
+				return nil, err
+			}
+			i = j
+		}
+		return obj, nil
+	}
+	switch {
+	case s.Bare == authz.NoValue && len(s.Keys) == 0:
+		return nil, d.Errf("%s takes no value", name)
+	case s.Bare == authz.NoValue:
+		return nil, d.Errf("%s: unknown key %q (known: %s)", name, args[0].text, keyList(s))
+	case s.Bare == authz.OneValue && len(args) > 1:
+		if len(s.Keys) > 0 {
+			return nil, d.Errf("%s takes one value, or operators (%s) and their values; got %q", name, keyList(s), texts(args))
+		}
+		return nil, d.Errf("%s takes one value, got %q", name, texts(args))
+	case len(args) == 1 && s.Bare != authz.ListValue:
+		return scalarOf(s, args[0]), nil
+	}
+	return listOf(s, args), nil
+}
+
+// setKey sets one key of an object from its values. generic: the criterion
+// is unknown, so any key is taken as it is.
+func setKey(d *caddyfile.Dispenser, s authz.Syntax, obj map[string]any, name, key string, vals []token, generic bool) error {
+	if _, dup := obj[key]; dup {
+		return d.Errf("%s: %s is given twice", name, key)
+	}
+	k, ok := s.Key(key)
+	switch {
+	case generic:
+		k = authz.Key{Name: key, Value: authz.OneOrList}
+	case !ok:
+		return d.Errf("%s: unknown key %q (known: %s)", name, key, keyList(s))
+	}
+	if len(vals) == 0 {
+		return d.Errf("%s: %s needs a value", name, key)
+	}
+	switch k.Value {
+	case authz.OneValue:
+		if len(vals) != 1 {
+			return d.Errf("%s: %s takes one value, got %d (%q)", name, key, len(vals), texts(vals))
+		}
+		obj[key] = scalarOf(s, vals[0])
+	case authz.ListValue:
+		obj[key] = listOf(s, vals)
+	case authz.OneOrList:
+		if len(vals) == 1 {
+			obj[key] = scalarOf(s, vals[0])
+		} else {
+			obj[key] = listOf(s, vals)
+		}
+	case authz.MatcherValue:
+		v, err := dataOf(d, *k.Sub, name+" "+key, vals)
+		if err != nil {
+			return err
+		}
+		obj[key] = v
+	default:
+		return d.Errf("%s: %s takes no value", name, key)
+	}
+	return nil
+}
+
+func isKey(s authz.Syntax, t token) bool {
+	_, ok := s.Key(t.text)
+	return ok && !t.quoted
+}
+
+// scalarOf is a value as the syntax reads it: in typed syntaxes (claims),
+// an unquoted true, false or number is a boolean or a number, as in YAML.
+func scalarOf(s authz.Syntax, t token) any {
+	if !s.Typed || t.quoted {
+		return t.text
+	}
+	switch t.text {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	if c := t.text[0]; (c == '-' || c >= '0' && c <= '9') && json.Valid([]byte(t.text)) {
+		return json.Number(t.text)
+	}
+	return t.text
+}
+
+func listOf(s authz.Syntax, ts []token) []any {
+	out := make([]any, len(ts))
+	for i, t := range ts {
+		out[i] = scalarOf(s, t)
+	}
+	return out
+}
+
+func texts(ts []token) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.text
+	}
+	return out
+}
+
+func keyList(s authz.Syntax) string {
+	names := make([]string, len(s.Keys))
+	for i, k := range s.Keys {
+		names[i] = k.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// ParseAllowedIDPClaims reads the shortcut `allowed_idp_claims <claim>
+// <value...>` (the dispenser is on its name), whose values are read as the
+// values of claim/<claim> in a policy: an unquoted true, false or number is
+// a boolean or a number.
+func ParseAllowedIDPClaims(d *caddyfile.Dispenser, s *Shortcuts) error {
+	args := remainingTokens(d)
+	if len(args) < 2 {
+		return d.Err("allowed_idp_claims takes a claim name and one or more values")
+	}
+	info, _ := authz.LookupCriterion("claim")
+	if s.AllowedIDPClaims == nil {
+		s.AllowedIDPClaims = map[string][]any{}
+	}
+	claim := args[0].text
+	s.AllowedIDPClaims[claim] = append(s.AllowedIDPClaims[claim], listOf(info.Syntax, args[1:])...)
+	return nil
 }
