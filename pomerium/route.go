@@ -271,7 +271,11 @@ func (c *converter) proxy(fields map[string]*yaml.Node) (*reverseproxy.Handler, 
 		enabled := true
 		transport.KeepAlive = &reverseproxy.KeepAlive{Enabled: &enabled, IdleConnTimeout: caddy.Duration(d)}
 	}
-	rp.TransportRaw = caddyconfig.JSONModuleObject(transport, "protocol", "http", nil)
+	if transport.TLS != nil || transport.ResponseHeaderTimeout != 0 || transport.KeepAlive != nil {
+		// Otherwise Caddy's default http transport, written nowhere, as
+		// reverse_proxy in a Caddyfile leaves it.
+		rp.TransportRaw = caddyconfig.JSONModuleObject(transport, "protocol", "http", nil)
+	}
 	if v := fields["host_rewrite"]; v != nil {
 		rp.Headers = &headers.Handler{Request: &headers.HeaderOps{Set: http.Header{"Host": {v.Value}}}}
 	}
