@@ -87,6 +87,10 @@ func TestErrorsNameTheSettingAndLine(t *testing.T) {
 		{"public access with an allow-list", "routes:\n  - from: https://a.example\n    to: http://b\n    allow_public_unauthenticated_access: true\n    allowed_users: [a]\n", "cannot be combined"},
 		{"a non-OIDC IdP", "idp_provider: github\nidp_client_id: x\n", `idp_provider "github" is not an OpenID Connect provider`},
 		{"a missing client certificate file", "routes:\n  - from: https://a.example\n    to: https://b\n    tls_client_cert_file: /nope.pem\n    tls_client_key_file: /nope-key.pem\n    allow_public_unauthenticated_access: true\n", "tls_client_cert_file: reading /nope.pem"},
+		{"a missing downstream_mtls CA file", "downstream_mtls:\n  ca_file: /nope.pem\nroutes:\n  - from: https://a.example\n    to: http://b\n    allow_public_unauthenticated_access: true\n",
+			"config.yaml: downstream_mtls: ca_file: reading /nope.pem"},
+		{"a missing per-route client CA file", "routes:\n  - from: https://a.example\n    to: http://b\n    tls_downstream_client_ca_file: /nope.pem\n    allow_public_unauthenticated_access: true\n",
+			"config.yaml: route a.example: tls_downstream_client_ca_file: ca_file: reading /nope.pem"},
 		{"a downstream_mtls typo", "downstream_mtls:\n  ca_flie: /x\n", `config.yaml:2: unknown downstream_mtls setting "ca_flie"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {

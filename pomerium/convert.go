@@ -326,7 +326,11 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 			// The deprecated per-route client CA; route put its handler first.
 			site, err := module.MTLS{Options: *r.downstream}.ForSite([]string{r.host})
 			if err != nil {
-				return nil, fmt.Errorf("%s: route %s: %v", c.file, r.host, err)
+				key := "tls_downstream_client_ca"
+				if r.downstream.CAFile != "" {
+					key += "_file"
+				}
+				return nil, fmt.Errorf("%s: route %s: %s: %v", c.file, r.host, key, err)
 			}
 			policies = append(policies, site.ConnectionPolicy)
 		}
