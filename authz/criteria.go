@@ -140,13 +140,10 @@ func knownCriteria() string {
 	return strings.Join(names, ", ")
 }
 
-// flagSyntax is the syntax of criteria whose data is true.
-var flagSyntax = Syntax{Bare: NoValue}
-
 // flagCriterion registers a criterion written alone (accept: true). Like
 // Pomerium, it ignores its data: accept: 1 and even accept: false are
 // accept.
 func flagCriterion(name string, needsUser bool, test func(*Input) bool) *criterionDef {
-	return register(CriterionInfo{Name: name, NeedsUser: needsUser, Syntax: flagSyntax},
+	return register(CriterionInfo{Name: name, NeedsUser: needsUser, Syntax: Syntax{Bare: NoValue}},
 		func(_ string, _ json.RawMessage) (matcher, error) { return test, nil })
 }

@@ -52,18 +52,6 @@ func parseScalar(raw json.RawMessage) (scalar, error) {
 	return scalar{kind: kindNumber, n: n}, nil
 }
 
-func (w scalar) String() string {
-	switch w.kind {
-	case kindNumber:
-		return strconv.FormatFloat(w.n, 'g', -1, 64)
-	case kindBool:
-		return strconv.FormatBool(w.b)
-	case kindNull:
-		return "null"
-	}
-	return strconv.Quote(w.s)
-}
-
 // equal compares the scalar with a value of a claim (as decoded from JSON).
 func (w scalar) equal(v any) bool {
 	switch v := v.(type) {
