@@ -112,20 +112,18 @@ func parseCriterionLine(d *caddyfile.Dispenser) (authz.Criterion, error) {
 	c := authz.Criterion{Name: d.Val(), Pos: fmt.Sprintf("%s:%d", d.File(), d.Line())}
 	info, known := authz.LookupCriterion(c.Name)
 	if !known {
-		// authz.Compile names the unknown criterion and the known ones.
-		info.Syntax = authz.Syntax{Bare: authz.OneOrList}
+		var names []string
+		for _, info := range authz.Criteria() {
+			names = append(names, info.Name)
+		}
+		return c, d.Errf("unknown criterion %q (known: %s)", c.Name, strings.Join(names, ", "))
 	}
 	args := remainingTokens(d)
 	var v any
-	var err error
-	if !known && len(args) == 0 {
-		v = true
-	}
 	if nesting := d.Nesting(); len(args) == 0 && d.NextBlock(nesting) {
 		obj := map[string]any{}
 		for {
-			key := d.Val()
-			if err := setKey(d, info.Syntax, obj, c.Name, key, remainingTokens(d), !known); err != nil {
+			if err := setKey(d, info.Syntax, obj, c.Name, d.Val(), remainingTokens(d)); err != nil {
 				return c, err
 			}
 			if !d.NextBlock(nesting) {
@@ -133,9 +131,9 @@ func parseCriterionLine(d *caddyfile.Dispenser) (authz.Criterion, error) {
 			}
 		}
 		v = obj
-	} else if v == nil {
-		v, err = dataOf(d, info.Syntax, c.Name, args)
-		if err != nil {
+	} else {
+		var err error
+		if v, err = dataOf(d, info.Syntax, c.Name, args); err != nil {
 			return c, err
 		}
 	}
@@ -167,7 +165,7 @@ func dataOf(d *caddyfile.Dispenser, s authz.Syntax, name string, args []token) (
 			for j < len(args) && !isKey(s, args[j]) {
 				j++
 			}
-			if err := setKey(d, s, obj, name, args[i].text, args[i+1:j], false); err != nil {
+			if err := setKey(d, s, obj, name, args[i].text, args[i+1:j]); err != nil {
 				return nil, err
 			}
 			i = j
@@ -190,17 +188,13 @@ func dataOf(d *caddyfile.Dispenser, s authz.Syntax, name string, args []token) (
 	return listOf(s, args), nil
 }
 
-// setKey sets one key of an object from its values. generic: the criterion
-// is unknown, so any key is taken as it is.
-func setKey(d *caddyfile.Dispenser, s authz.Syntax, obj map[string]any, name, key string, vals []token, generic bool) error {
+// setKey sets one key of an object from its values.
+func setKey(d *caddyfile.Dispenser, s authz.Syntax, obj map[string]any, name, key string, vals []token) error {
 	if _, dup := obj[key]; dup {
 		return d.Errf("%s: %s is given twice", name, key)
 	}
 	k, ok := s.Key(key)
-	switch {
-	case generic:
-		k = authz.Key{Name: key, Value: authz.OneOrList}
-	case !ok:
+	if !ok {
 		return d.Errf("%s: unknown key %q (known: %s)", name, key, keyList(s))
 	}
 	if len(vals) == 0 {
