@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -24,10 +23,12 @@ func init() {
 // Language, first, with whatever identity the request carries, or none, as
 // Pomerium does:
 //   - allowed: the request goes on, with the user's identity headers;
-//   - refused by a deny rule, or a signed-in user not allowed: 403;
-//   - anonymous, not allowed, and the policy could allow a signed-in user:
-//     sign in (when an iap_authenticate with an IdP ran before it: a
-//     redirect for browsers, 401 for API clients), else 403.
+//   - anonymous, and the outcome turned on who the user is (a criterion
+//     that tests the user decided it): sign in, when an iap_authenticate
+//     with an IdP ran before it (a redirect for browsers, 401 for API
+//     clients), else 403;
+//   - refused otherwise (a deny rule, a signed-in user not allowed, a
+//     policy that tests no user): 403.
 //
 // With no policy, every request is refused, as in Pomerium.
 //
@@ -42,7 +43,7 @@ type Authorize struct {
 	Policy authz.Policy `json:"policy,omitempty"`
 
 	eval      *authz.Evaluator
-	needsUser bool
+	testsCert bool
 	app       *App
 	logger    *zap.Logger
 }
@@ -62,7 +63,7 @@ func (a *Authorize) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("route %s: policy: %v", a.Route, err)
 	}
-	a.eval, a.needsUser = eval, policyNeedsUser(a.Policy)
+	a.eval, a.testsCert = eval, testsClientCert(a.Policy)
 	a.app = configuredApp(ctx)
 	if a.app != nil && a.app.auth != nil {
 		a.app.auth.KeepClaims(a.Policy.ClaimNames()...)
@@ -92,10 +93,17 @@ func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	d := a.eval.Evaluate(&in)
 	st.Decision, st.Reason = &d, d.Reason
 	if !d.Allow {
-		if d.Reason != authz.ReasonDenied && st.Session == nil && st.identified && a.needsUser {
-			// Anonymous, and a signed-in user might be let in.
+		if d.NeedsSignIn() && st.identified {
+			// Anonymous, and the outcome turned on who the user is.
 			a.app.auth.Challenge(w, r, st.identityErr)
 			return st.answered(w, r)
+		}
+		if d.Reason == authz.ReasonNotAllowed && a.testsCert && st.Cert != nil && !st.Cert.Valid {
+			// The certificate is what failed: say so, with 495, as Pomerium
+			// does, rather than a bare 403.
+			f := st.refuse(StatusSSLCertificateError, authz.Reason(st.Cert.Reason), st.Cert.Detail, certMessage(st.Cert))
+			st.logRefusal(a.logger, r, "request refused", zap.Int("rule", d.Rule))
+			return f.respond(w, r)
 		}
 		st.logRefusal(a.logger, r, "request refused", zap.Int("rule", d.Rule))
 		return st.refuse(http.StatusForbidden, d.Reason, "", forbiddenMessage(d.Reason)).respond(w, r)
@@ -115,18 +123,16 @@ func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	return err
 }
 
-// policyNeedsUser reports whether the policy tests the user, so that an
-// anonymous request it does not allow may be let in after signing in.
-func policyNeedsUser(p authz.Policy) bool {
+// testsClientCert reports whether an allow rule of the policy tests the
+// client certificate.
+func testsClientCert(p authz.Policy) bool {
 	for _, rule := range p {
 		if rule.Allow == nil {
 			continue
 		}
 		for _, op := range [][]authz.Criterion{rule.Allow.And, rule.Allow.Or, rule.Allow.Not, rule.Allow.Nor} {
 			for _, c := range op {
-				name, _, _ := strings.Cut(c.Name, "/")
-				switch name {
-				case "authenticated_user", "user", "email", "domain", "groups", "claim", "device":
+				if c.Name == "client_certificate" {
 					return true
 				}
 			}

@@ -116,11 +116,22 @@ func TestDecideFirst(t *testing.T) {
 		wantPass(t, "a browser", r, reached)
 	})
 
-	t.Run("a client certificate allows; without one, sign in", func(t *testing.T) {
+	// Pomerium answers a policy that a client certificate failed with 495,
+	// never a sign-in: the policy tests no user.
+	t.Run("a client certificate allows; without one, 495", func(t *testing.T) {
 		r, reached := get(t, newRawClient(t, caddy, withCert(goodCert, goodKey)), "mtls.test", "/", "application/json")
 		wantPass(t, "with the certificate", r, reached)
-		wantSignIn(t, "without a certificate", rc, "mtls.test", "/")
-		wantSignIn(t, "with a certificate from another CA", newRawClient(t, caddy, withCert(strangerCert, strangerKey)), "mtls.test", "/")
+		r, reached = get(t, rc, "mtls.test", "/", "application/json")
+		wantRefusal(t, "without a certificate", r, 495, "client-certificate-required")
+		r2, reached2 := get(t, newRawClient(t, caddy, withCert(strangerCert, strangerKey)), "mtls.test", "/", "application/json")
+		wantRefusal(t, "with a certificate from another CA", r2, 495, "invalid-client-certificate")
+		r3, _ := get(t, rc, "mtls.test", "/", browserAccept)
+		if r3.Status != 495 || r3.Header.Get("Location") != "" {
+			t.Errorf("a browser without a certificate: %d Location %q, want 495 and no redirect", r3.Status, r3.Header.Get("Location"))
+		}
+		if reached || reached2 {
+			t.Errorf("a request without a valid certificate reached the upstream")
+		}
 	})
 
 	t.Run("an open path next to a group rule", func(t *testing.T) {
@@ -221,8 +232,13 @@ func TestDecideFirst(t *testing.T) {
 		}
 		r, reached := get(t, rc, "errs.test", "/", "application/json")
 		want(t, "anonymous API client", r, reached, 401, "user-unauthenticated")
+		// Anonymous, the allow rule (authenticated_user) turned on the user,
+		// so Pomerium asks to sign in before the deny rule counts.
 		r, reached = get(t, rc, "errs.test", "/forbidden", "application/json")
-		want(t, "a deny rule", r, reached, 403, "denied")
+		want(t, "a deny rule, anonymous", r, reached, 401, "user-unauthenticated")
+		idToken, _ := dexTokens(t, dex, alice)
+		r = rc.do(t, 1, "GET", "errs.test", "/forbidden", http.Header{"Authorization": {"Bearer " + idToken}, "Accept": {"application/json"}}, "")
+		want(t, "a deny rule, signed in", r, false, 403, "denied")
 		r, reached = get(t, rc, "errs.test", "/a/%2e%2e/b", "application/json")
 		want(t, "an ambiguous path", r, reached, 400, "ambiguous-path")
 
