@@ -155,6 +155,21 @@ func parseRouteOption(d *caddyfile.Dispenser, r *module.Route) (int, error) {
 		"cors_allow_preflight":                &r.CORSAllowPreflight,
 		"pass_bearer_token":                   &r.PassBearerToken,
 	}
+	if opt == "allow_websockets" {
+		args := d.RemainingArgs()
+		allow := len(args) == 0
+		if len(args) == 1 {
+			b, err := strconv.ParseBool(args[0])
+			if err != nil {
+				return 0, d.Errf("allow_websockets takes true or false, got %q", args[0])
+			}
+			allow = b
+		} else if len(args) > 1 {
+			return 0, d.Errf("allow_websockets takes at most one value (true or false)")
+		}
+		r.AllowWebsockets = &allow
+		return 1 + len(args), nil
+	}
 	switch {
 	case str[opt] != nil:
 		args := d.RemainingArgs()

@@ -42,6 +42,11 @@ type Authorize struct {
 	// `[{"allow":{"or":[{"accept":true}]}}]`.
 	Policy authz.Policy `json:"policy,omitempty"`
 
+	// Refuse WebSocket upgrades (400, upgrade-refused). iap_route sets it
+	// when the route's allow_websockets is false. Upgrades other than
+	// websocket are refused on every route.
+	RefuseWebSockets bool `json:"refuse_websockets,omitempty"`
+
 	eval      *authz.Evaluator
 	testsCert bool
 	app       *App
@@ -78,6 +83,11 @@ func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	if refused != nil {
 		st.logRefusal(a.logger, r, "request refused")
 		return refused.respond(w, r)
+	}
+	if a.RefuseWebSockets && r.Header.Get("Upgrade") != "" {
+		f := st.refuse(http.StatusBadRequest, authz.ReasonUpgradeRefused, "", "WebSockets are turned off on this route (allow_websockets).")
+		st.logRefusal(a.logger, r, "request refused")
+		return f.respond(w, r)
 	}
 	if !st.identified && a.app != nil && a.app.auth != nil {
 		// No iap_authenticate ran: a session cookie for this host is not

@@ -55,6 +55,12 @@ type Route struct {
 	// Keep the Authorization header of a user who signed in with a bearer
 	// ID token, for the upstream. By default it is removed.
 	PassBearerToken bool `json:"pass_bearer_token,omitempty"`
+
+	// Let WebSocket upgrades through to the upstream (after the policy
+	// allowed the request). nil means yes, as in Caddy; the Pomerium
+	// adapter sets it from Pomerium's allow_websockets, whose default is
+	// false. Other upgrades (h2c, ...) are always refused.
+	AllowWebsockets *bool `json:"allow_websockets,omitempty"`
 }
 
 // Handlers returns the handlers the route becomes, in order:
@@ -100,7 +106,8 @@ func (r Route) Handlers(rp *reverseproxy.Handler, env upstreamtls.Env) (handlers
 	handlers = append(handlers,
 		caddyconfig.JSONModuleObject(&Authenticate{Hosts: r.Hosts, SignIn: SignInPolicy, PassBearerToken: r.PassBearerToken},
 			"handler", "iap_authenticate", nil),
-		caddyconfig.JSONModuleObject(&Authorize{Route: r.Name, Policy: policy}, "handler", "iap_authorize", nil),
+		caddyconfig.JSONModuleObject(&Authorize{Route: r.Name, Policy: policy,
+			RefuseWebSockets: r.AllowWebsockets != nil && !*r.AllowWebsockets}, "handler", "iap_authorize", nil),
 		caddyconfig.JSONModuleObject(rp, "handler", "reverse_proxy", nil))
 	return handlers, warnings, nil
 }
