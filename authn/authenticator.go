@@ -150,6 +150,29 @@ func (a *Authenticator) ServeEndpoint(w http.ResponseWriter, r *http.Request) bo
 	return true
 }
 
+// Peek returns the request's user without writing anything: from a bearer
+// ID token, or from the session cookie as it is (not refreshed). It is for
+// a caller that cannot answer the request, such as a request matcher. It
+// returns nil and no error when the request carries no credential, and an
+// error when it carries one that cannot be used without writing (a
+// session that needs a claim it did not keep) or at all.
+func (a *Authenticator) Peek(r *http.Request) (*Session, error) {
+	if auth := r.Header.Get("Authorization"); len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
+		return a.bearer(r.Context(), strings.TrimSpace(auth[7:]))
+	}
+	if _, err := a.jar.read(r); err != nil {
+		return nil, nil
+	}
+	s := a.cookieSession(r)
+	if s == nil {
+		return nil, errors.New("the session cookie is not valid")
+	}
+	if missing := a.unkeptClaim(s); missing != "" {
+		return nil, fmt.Errorf("the session predates the use of claim %q", missing)
+	}
+	return s, nil
+}
+
 // IsEndpoint reports whether path is one of authn's own: the JWKS or under
 // the prefix (/.iap/, or /.pomerium/ under compat pomerium).
 func (a *Authenticator) IsEndpoint(path string) bool {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/caddy-iap/caddy-iap/authn"
 	"github.com/caddy-iap/caddy-iap/authz"
@@ -84,8 +85,9 @@ type App struct {
 	// tls_custom_ca; applied when routes are adapted.
 	upstreamtls.Defaults
 
-	auth  *authn.Authenticator
-	hosts *sync.Map // route hosts, for return URLs across routes
+	auth   *authn.Authenticator
+	hosts  *sync.Map // route hosts, for return URLs across routes
+	logger *zap.Logger
 }
 
 // IDP is an OpenID Connect identity provider.
@@ -112,6 +114,7 @@ func (App) CaddyModule() caddy.ModuleInfo {
 // Provision sets up sign-in when an IdP is configured.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.hosts = new(sync.Map)
+	a.logger = ctx.Logger()
 	if a.IDP == nil {
 		return nil
 	}

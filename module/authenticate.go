@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -108,6 +109,9 @@ func (h *Authenticate) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 		st.logRefusal(h.logger, r, "request refused")
 		return refused.respond(w, r)
 	}
+	if serveOpenEndpoint(w, r, h.app) {
+		return nil
+	}
 	if h.app == nil || h.app.auth == nil {
 		if authn.IsEndpoint(h.app.compat(), r.URL.Path) {
 			f := st.refuse(http.StatusNotFound, authz.ReasonNoIdP, "",
@@ -145,6 +149,33 @@ func (h *Authenticate) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 	return next.ServeHTTP(w, r)
 }
 
+// serveOpenEndpoint answers the endpoints that need neither a user nor a
+// client certificate: the health check /.iap/healthz (/.pomerium/healthz
+// under compat pomerium) and, with an IdP, the JWKS. It reports whether it
+// answered.
+func serveOpenEndpoint(w http.ResponseWriter, r *http.Request, app *App) bool {
+	if r.URL.Path == healthzPath(app.compat()) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+		return true
+	}
+	if app != nil && app.auth != nil {
+		if _, _, jwks := app.auth.Names(); r.URL.Path == jwks {
+			return app.auth.ServeEndpoint(w, r)
+		}
+	}
+	return false
+}
+
+// healthzPath is the health check's path.
+func healthzPath(compat string) string {
+	if compat == "pomerium" {
+		return "/.pomerium/healthz"
+	}
+	return "/.iap/healthz"
+}
+
 // setIdentityOut gives an allowed request's upstream the user's identity:
 // the signed assertion and the claim headers (unless pass_identity_headers
 // is off), without the bearer token the user signed in with.
@@ -167,27 +198,63 @@ func (st *request) setIdentityOut(r *http.Request) error {
 	}
 	r.Header.Set(header, jwt)
 	for name, claim := range app.JWTClaimsHeaders {
-		if v, ok := s.Claim(claim); ok {
-			r.Header.Set(name, claimString(v))
+		v, ok := s.Claim(claim)
+		if !ok {
+			continue
+		}
+		if value := claimString(v); validHeaderValue(value) {
+			r.Header.Set(name, value)
+		} else if app.logger != nil {
+			app.logger.Warn("claim header left out: the claim holds control characters",
+				zap.String("header", name), zap.String("claim", claim), zap.String("user_id", s.Subject))
 		}
 	}
 	return nil
 }
 
+// claimString writes a claim as a header value: a list's items joined
+// with commas, an item that holds a comma or a double quote written as a
+// quoted string (RFC 8941: "x,admins" stays one item for an upstream that
+// splits on commas), anything else as fmt prints it.
 func claimString(v any) string {
+	var items []string
 	switch v := v.(type) {
 	case string:
 		return v
 	case []string:
-		return strings.Join(v, ",")
+		items = v
 	case []any:
-		parts := make([]string, len(v))
+		items = make([]string, len(v))
 		for i, x := range v {
-			parts[i] = fmt.Sprint(x)
+			items[i] = fmt.Sprint(x)
 		}
-		return strings.Join(parts, ",")
+	default:
+		return fmt.Sprint(v)
 	}
-	return fmt.Sprint(v)
+	var b strings.Builder
+	for i, item := range items {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if strings.ContainsAny(item, ",\"") {
+			b.WriteString(strconv.Quote(item))
+			continue
+		}
+		b.WriteString(item)
+	}
+	return b.String()
+}
+
+// validHeaderValue reports whether v can be sent as a header value: no
+// control characters (CR and LF would split the header; Go refuses to
+// send others, which the user would see as a 502).
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // stripIdentityHeaders removes the identity headers a client may forge:

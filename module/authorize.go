@@ -47,10 +47,11 @@ type Authorize struct {
 	// websocket are refused on every route.
 	RefuseWebSockets bool `json:"refuse_websockets,omitempty"`
 
-	eval      *authz.Evaluator
-	testsCert bool
-	app       *App
-	logger    *zap.Logger
+	eval       *authz.Evaluator
+	testsCert  bool // an allow rule tests the client certificate
+	deniesCert bool // a deny rule does
+	app        *App
+	logger     *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -68,7 +69,8 @@ func (a *Authorize) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("route %s: policy: %v", a.Route, err)
 	}
-	a.eval, a.testsCert = eval, testsClientCert(a.Policy)
+	a.eval = eval
+	a.testsCert, a.deniesCert = testsClientCert(a.Policy)
 	a.app = configuredApp(ctx)
 	if a.app != nil && a.app.auth != nil {
 		a.app.auth.KeepClaims(a.Policy.ClaimNames()...)
@@ -108,9 +110,10 @@ func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 			a.app.auth.Challenge(w, r, st.identityErr)
 			return st.answered(w, r)
 		}
-		if d.Reason == authz.ReasonNotAllowed && a.testsCert && st.Cert != nil && !st.Cert.Valid {
+		if st.Cert != nil && !st.Cert.Valid && (d.Reason == authz.ReasonNotAllowed && a.testsCert ||
+			d.Reason == authz.ReasonDenied && a.deniesCert) {
 			// The certificate is what failed: say so, with 495, as Pomerium
-			// does, rather than a bare 403.
+			// does (TC-CC-13 for a deny rule), rather than a bare 403.
 			f := st.refuse(StatusSSLCertificateError, authz.Reason(st.Cert.Reason), st.Cert.Detail, certMessage(st.Cert))
 			st.logRefusal(a.logger, r, "request refused", zap.Int("rule", d.Rule))
 			return f.respond(w, r)
@@ -133,22 +136,27 @@ func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	return err
 }
 
-// testsClientCert reports whether an allow rule of the policy tests the
-// client certificate.
-func testsClientCert(p authz.Policy) bool {
-	for _, rule := range p {
-		if rule.Allow == nil {
-			continue
+// testsClientCert reports whether an allow rule and whether a deny rule of
+// the policy test the client certificate.
+func testsClientCert(p authz.Policy) (allow, deny bool) {
+	tests := func(a *authz.Action) bool {
+		if a == nil {
+			return false
 		}
-		for _, op := range [][]authz.Criterion{rule.Allow.And, rule.Allow.Or, rule.Allow.Not, rule.Allow.Nor} {
+		for _, op := range [][]authz.Criterion{a.And, a.Or, a.Not, a.Nor} {
 			for _, c := range op {
-				if c.Name == "client_certificate" {
+				if c.Name == "client_certificate" || c.Name == "invalid_client_certificate" {
 					return true
 				}
 			}
 		}
+		return false
 	}
-	return false
+	for _, rule := range p {
+		allow = allow || tests(rule.Allow)
+		deny = deny || tests(rule.Deny)
+	}
+	return allow, deny
 }
 
 func forbiddenMessage(reason authz.Reason) string {

@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
 
 	"github.com/caddy-iap/caddy-iap/authz"
 )
@@ -20,7 +21,10 @@ func init() {
 
 // MatchPolicy matches requests that a policy, in Pomerium Policy Language,
 // allows. It sees what the handlers before it found out: the signed-in user
-// (put iap_authenticate first) and the client certificate (iap_mtls). Like
+// and the client certificate (iap_mtls). When its policy turns on who the
+// user is and no iap_authenticate ran before it, it reads the user itself
+// from a bearer ID token or the session cookie (never refreshing or
+// redirecting), so it never decides on an identity nobody looked up. Like
 // the handlers, it decides on the cleaned path and cleans the request's path
 // in place, so the handlers it selects serve that path; a request with an
 // ambiguous path is refused with 400 (ambiguous-path).
@@ -39,8 +43,9 @@ type MatchPolicy struct {
 	// The policy, in PPL's JSON form.
 	Policy authz.Policy `json:"policy,omitempty"`
 
-	eval *authz.Evaluator
-	app  *App
+	eval   *authz.Evaluator
+	app    *App
+	logger *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -56,6 +61,7 @@ func (m *MatchPolicy) Provision(ctx caddy.Context) error {
 	}
 	m.eval = eval
 	m.app = configuredApp(ctx)
+	m.logger = ctx.Logger()
 	if m.app != nil && m.app.auth != nil {
 		m.app.auth.KeepClaims(m.Policy.ClaimNames()...)
 	}
@@ -74,7 +80,23 @@ func (m *MatchPolicy) MatchWithError(r *http.Request) (bool, error) {
 		return false, caddyhttp.HandlerError{StatusCode: refused.Status, ID: refused.Reason, Err: errors.New(refused.Message)}
 	}
 	st.input(r, &in, &user, &cert)
-	return m.eval.Evaluate(&in).Allow, nil
+	d := m.eval.Evaluate(&in)
+	if d.NeedsSignIn() && !st.identified && st.Session == nil && m.app != nil && m.app.auth != nil {
+		// The outcome turns on the user and no iap_authenticate ran before
+		// this matcher (directives order it later than most): look the user
+		// up here, never deciding on an identity nobody looked for.
+		s, err := m.app.auth.Peek(r)
+		if err != nil {
+			m.logger.Info("iap_policy: the request's credential is not usable here; deciding as anonymous",
+				zap.String("host", r.Host), zap.String("uri", r.RequestURI), zap.Error(err))
+		}
+		if s != nil {
+			st.Session = s
+			st.input(r, &in, &user, &cert)
+			d = m.eval.Evaluate(&in)
+		}
+	}
+	return d.Allow, nil
 }
 
 // Match is MatchWithError without the error.

@@ -111,6 +111,12 @@ func (m *MTLS) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 			zap.String("detail", res.Detail),
 			zap.Error(res.Err))
 		if m.EnforcementMode() != downstreamtls.Policy {
+			// The health check and the JWKS answer without a certificate, as
+			// Pomerium's do: load balancers and upstreams verifying
+			// assertions have none. They are answered here, never passed on.
+			if answered := serveOpenEndpoint(w, r, m.app); answered {
+				return nil
+			}
 			return st.refuse(StatusSSLCertificateError, authz.Reason(res.Reason), res.Detail, certMessage(res)).respond(w, r)
 		}
 	} else if m.PassClientCertificate {

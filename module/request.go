@@ -149,15 +149,26 @@ func (st *request) placeholder(key string) (any, bool) {
 		if s == nil {
 			return "", name == "id" || name == "email" || name == "name" || name == "groups" || name == "jwt" || strings.HasPrefix(name, "claim.")
 		}
+		var v string
 		switch name {
 		case "id":
-			return s.Subject, true
+			v = s.Subject
 		case "email":
-			return s.Email, true
+			v = s.Email
 		case "name":
-			return s.Name, true
+			v = s.Name
 		case "groups":
-			return strings.Join(s.Groups, ","), true
+			v = claimString(s.Groups)
+		}
+		if v != "" {
+			if !validHeaderValue(v) {
+				v = "" // no placeholder may split a header it is written into
+			}
+			return v, true
+		}
+		switch name {
+		case "id", "email", "name", "groups":
+			return "", true
 		case "jwt":
 			if st.app == nil || st.app.auth == nil {
 				return "", true
@@ -170,7 +181,10 @@ func (st *request) placeholder(key string) (any, bool) {
 			if !ok {
 				return "", true
 			}
-			return claimString(v), true
+			if v := claimString(v); validHeaderValue(v) {
+				return v, true
+			}
+			return "", true
 		}
 		return nil, false
 	}

@@ -132,6 +132,12 @@ func (r Route) setHeaders(rp *reverseproxy.Handler, upstreamTLS bool) error {
 		// Caddy passes the client's Host to http upstreams and the
 		// upstream's own host to https upstreams; Pomerium passes the
 		// upstream's own host unless preserve_host_header is set.
+		if r.PreserveHostHeader {
+			// The upstream gets the client's Host itself, so it needs no
+			// X-Forwarded-Host, as in Pomerium.
+			o := ops()
+			o.Delete = append(o.Delete, "X-Forwarded-Host")
+		}
 		switch {
 		case r.PreserveHostHeader && upstreamTLS:
 			ops().Set.Set("Host", "{http.request.hostport}")

@@ -50,6 +50,7 @@ type recordedRequest struct {
 	Method string      `json:"method"`
 	URI    string      `json:"uri"` // the request target as received
 	Path   string      `json:"path"`
+	Host   string      `json:"host"`
 	Header http.Header `json:"header"`
 }
 
@@ -57,7 +58,7 @@ func newRecorder(t *testing.T) *recorder {
 	t.Helper()
 	rec := &recorder{}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := recordedRequest{Method: r.Method, URI: r.RequestURI, Path: r.URL.Path, Header: r.Header.Clone()}
+		got := recordedRequest{Method: r.Method, URI: r.RequestURI, Path: r.URL.Path, Host: r.Host, Header: r.Header.Clone()}
 		rec.mu.Lock()
 		rec.reqs = append(rec.reqs, got)
 		rec.mu.Unlock()

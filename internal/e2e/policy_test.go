@@ -86,9 +86,9 @@ func TestPolicyWithUsersAndCertificates(t *testing.T) {
 			t.Errorf("another valid certificate: %d %s", resp.StatusCode, body)
 		}
 	})
-	t.Run("under enforcement policy, a deny rule refuses an absent certificate before any sign-in", func(t *testing.T) {
+	t.Run("under enforcement policy, a deny rule refuses an absent certificate with 495 before any sign-in (TC-CC-13)", func(t *testing.T) {
 		resp, body := noCert.Get(t, url("pinned.test", "/"), nil)
-		if resp.StatusCode != 403 || !strings.Contains(body, "denied") || strings.Contains(resp.Request.URL.Path, "/dex/") {
+		if resp.StatusCode != 495 || !strings.Contains(body, "client-certificate-required") || strings.Contains(resp.Request.URL.Path, "/dex/") {
 			t.Errorf("got %d at %s:\n%s", resp.StatusCode, resp.Request.URL, body)
 		}
 	})
