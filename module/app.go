@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -119,6 +120,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return nil
 	}
 	logger := ctx.Logger()
+	if err := a.expandPlaceholders(); err != nil {
+		return fmt.Errorf("iap: %v", err)
+	}
+	if u, err := url.Parse(a.IDP.ProviderURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("iap: idp provider_url %q: must be the IdP's issuer URL, http(s)://host[/path]", a.IDP.ProviderURL)
+	}
 	secret, err := decodeSecret(a.CookieSecret)
 	if err != nil {
 		return fmt.Errorf("iap: cookie_secret: %v", err)
@@ -175,6 +182,34 @@ func (a *App) Start() error {
 func (a *App) Stop() error {
 	if a.auth != nil {
 		a.auth.Stop()
+	}
+	return nil
+}
+
+// expandPlaceholders replaces Caddy's global placeholders, {env.NAME} and
+// {file./path}, in the app's secrets, URLs and paths, as Caddy's own
+// modules do at provision, so that secrets stay out of the config. A
+// placeholder that is unknown or empty (an unset variable) is an error
+// naming the option.
+func (a *App) expandPlaceholders() error {
+	repl := caddy.NewReplacer()
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{
+		{"idp provider_url", &a.IDP.ProviderURL},
+		{"idp client_id", &a.IDP.ClientID},
+		{"idp client_secret", &a.IDP.ClientSecret},
+		{"cookie_secret", &a.CookieSecret},
+		{"cookie_domain", &a.CookieDomain},
+		{"signing_key", &a.SigningKey},
+		{"signing_key_file", &a.SigningKeyFile},
+	} {
+		v, err := repl.ReplaceOrErr(*f.v, true, true)
+		if err != nil {
+			return fmt.Errorf("%s: %v", f.name, err)
+		}
+		*f.v = v
 	}
 	return nil
 }
