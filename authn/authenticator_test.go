@@ -50,7 +50,7 @@ func TestCallbackRefusesANonceMismatch(t *testing.T) {
 	}
 	var loginCookie *http.Cookie
 	for _, c := range rec.Result().Cookies() {
-		if c.Name == "_iap_login" {
+		if strings.HasPrefix(c.Name, a.loginJ.name) {
 			loginCookie = c
 		}
 	}
@@ -81,22 +81,22 @@ func TestCallbackRefusesANonceMismatch(t *testing.T) {
 
 	// Reseal the login cookie with another nonce.
 	var ls loginState
-	if err := a.login.open("_iap_login", loginCookie.Value, &ls); err != nil {
+	if err := a.login.open(loginCookie.Name, loginCookie.Value, &ls); err != nil {
 		t.Fatal(err)
 	}
 	ls.Nonce = "not-the-nonce-dex-saw"
-	forged, _ := a.login.seal("_iap_login", ls)
+	forged, _ := a.login.seal(loginCookie.Name, ls)
 
 	rec = httptest.NewRecorder()
 	req = httptest.NewRequest("GET", callback.String(), nil)
 	req.Header.Set("Accept", "text/html")
-	req.AddCookie(&http.Cookie{Name: "_iap_login", Value: forged})
+	req.AddCookie(&http.Cookie{Name: loginCookie.Name, Value: forged})
 	a.Authenticate(rec, req)
 	if rec.Code != 400 || !strings.Contains(rec.Body.String(), "nonce mismatch") {
 		t.Fatalf("got %d:\n%s", rec.Code, rec.Body.String())
 	}
 	for _, c := range rec.Result().Cookies() {
-		if c.Name == "_iap" && c.MaxAge >= 0 {
+		if c.Name == a.jar.name && c.MaxAge >= 0 {
 			t.Errorf("a session cookie was set: %+v", c)
 		}
 	}

@@ -280,7 +280,15 @@ func (j jar) owns(name string) bool {
 	return true
 }
 
-// StripCookies removes the session cookie, its chunks and the login cookie
+// ownsCookie reports whether a cookie name is authn's: the session cookie,
+// its chunks, or a login cookie (<prefix>_<id>, and the bare <prefix> that
+// was the one login cookie before each sign-in had its own).
+func (a *Authenticator) ownsCookie(name string) bool {
+	rest, ok := strings.CutPrefix(name, a.loginJ.name)
+	return a.jar.owns(name) || ok && (rest == "" || rest[0] == '_')
+}
+
+// StripCookies removes the session cookie, its chunks and the login cookies
 // from a request's Cookie headers, and drops a header left empty, so the
 // upstream never sees (and cannot replay or leak) the session. Other
 // cookies are kept as they were. Pomerium removes its cookie likewise.
@@ -300,7 +308,7 @@ func (a *Authenticator) StripCookies(h http.Header) {
 			part = strings.TrimSpace(part)
 			name, _, _ := strings.Cut(part, "=")
 			name = strings.TrimSpace(name) // as Go's and most servers' cookie parsers do
-			if part == "" || a.jar.owns(name) || name == a.loginJ.name {
+			if part == "" || a.ownsCookie(name) {
 				continue
 			}
 			if b.Len() > 0 {

@@ -196,6 +196,8 @@ func TestStripCookies(t *testing.T) {
 	}{
 		{[]string{"_iap=abc"}, nil},
 		{[]string{"a=1; _iap=chunks.2; _iap_0=x;_iap_1=y; _iap_login=z; b=2"}, []string{"a=1; b=2"}},
+		{[]string{"_iap_login_0123456789ab=z; _iap_login_x=z; c=3"}, []string{"c=3"}},
+		{[]string{"_iap_loginx=keep"}, []string{"_iap_loginx=keep"}},
 		{[]string{"_iapx=keep; _iap_foo=keep; _iap_=keep; x_iap=keep"}, []string{"_iapx=keep; _iap_foo=keep; _iap_=keep; x_iap=keep"}},
 		{[]string{"theme=dark", "_iap=abc; _iap_3=q"}, []string{"theme=dark"}},
 		{[]string{"untouched=1;;  spaced=2"}, []string{"untouched=1;;  spaced=2"}},

@@ -1,9 +1,14 @@
 package authn
 
 import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -24,12 +29,87 @@ type loginState struct {
 	Expires  time.Time `json:"e"`
 }
 
+// Each sign-in in progress has its own login cookie, named for its state
+// (loginName), so that two started at once in one browser (two tabs that
+// each met the sign-in) do not overwrite each other: each callback finds
+// its own by the state the IdP sends back, and clears only that one. A
+// browser keeps at most maxLogins of them; starting one more expires the
+// oldest, as Pomerium's PKCE store does.
+const (
+	maxLogins    = 5
+	loginIDBytes = 6 // 12 hex digits of SHA-256(state) in the name
+)
+
+// loginName is the name of the login cookie of the sign-in with this
+// state: the login prefix, "_", and a short id derived from the state.
+func (a *Authenticator) loginName(state string) string {
+	sum := sha256.Sum256([]byte(state))
+	return a.loginJ.name + "_" + hex.EncodeToString(sum[:loginIDBytes])
+}
+
+// isLoginName reports whether name is one loginName makes.
+func (a *Authenticator) isLoginName(name string) bool {
+	id, ok := strings.CutPrefix(name, a.loginJ.name+"_")
+	if !ok || len(id) != 2*loginIDBytes {
+		return false
+	}
+	for _, c := range id {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// dropOldLogins makes room for one more sign-in: when the request carries
+// maxLogins login cookies or more, the oldest (by the expiry sealed in
+// them; one that does not open counts as oldest) are expired, so that with
+// the new one the browser keeps maxLogins. At most maxLogins are expired
+// per response, whatever the request carries.
+func (a *Authenticator) dropOldLogins(w http.ResponseWriter, r *http.Request) {
+	type pending struct {
+		name    string
+		expires time.Time
+	}
+	var logins []pending
+	seen := map[string]bool{}
+	for _, c := range r.Cookies() {
+		if !a.isLoginName(c.Name) || seen[c.Name] {
+			continue
+		}
+		seen[c.Name] = true
+		var ls loginState
+		_ = a.login.open(c.Name, c.Value, &ls) // a zero expiry when it does not open
+		logins = append(logins, pending{c.Name, ls.Expires})
+	}
+	excess := len(logins) - (maxLogins - 1)
+	if excess <= 0 {
+		return
+	}
+	slices.SortFunc(logins, func(x, y pending) int {
+		return cmp.Or(x.expires.Compare(y.expires), strings.Compare(x.name, y.name))
+	})
+	for _, p := range logins[:min(excess, maxLogins)] {
+		http.SetCookie(w, a.loginJ.cookie(p.name, "", -1, time.Unix(0, 0)))
+	}
+}
+
+// hasLogin reports whether the request carries any login cookie.
+func (a *Authenticator) hasLogin(r *http.Request) bool {
+	for _, c := range r.Cookies() {
+		if a.isLoginName(c.Name) {
+			return true
+		}
+	}
+	return false
+}
+
 func (a *Authenticator) callbackURL(host string) string {
 	return "https://" + host + a.names.prefix + "callback"
 }
 
 // startLogin binds a new state, nonce and PKCE verifier to a login cookie
-// and redirects to the IdP.
+// of its own and redirects to the IdP.
 func (a *Authenticator) startLogin(w http.ResponseWriter, r *http.Request, returnTo string) {
 	_, oauth, _, err := a.idp.get()
 	if err == nil {
@@ -43,44 +123,56 @@ func (a *Authenticator) startLogin(w http.ResponseWriter, r *http.Request, retur
 		State: randomID(), Nonce: randomID(), Verifier: oauth2.GenerateVerifier(),
 		ReturnTo: returnTo, Host: r.Host, Expires: a.cfg.Now().Add(loginTTL),
 	}
-	v, err := a.login.seal(a.loginJ.name, ls)
+	name := a.loginName(ls.State)
+	v, err := a.login.seal(name, ls)
 	if err != nil {
 		a.errorPage(w, r, http.StatusInternalServerError, string(authz.ReasonInternal), "Could not start the sign-in.")
 		return
 	}
-	http.SetCookie(w, a.loginJ.cookie(a.loginJ.name, v, int(loginTTL.Seconds()), ls.Expires))
+	a.dropOldLogins(w, r)
+	http.SetCookie(w, a.loginJ.cookie(name, v, int(loginTTL.Seconds()), ls.Expires))
 	oauth.RedirectURL = a.callbackURL(r.Host)
 	target := oauth.AuthCodeURL(ls.State, oidc.Nonce(ls.Nonce), oauth2.S256ChallengeOption(ls.Verifier))
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, target, http.StatusFound)
 }
 
-// callback completes the sign-in. A missing, reused or mismatched state,
-// or any failure of the exchange, is a 400 page: never a session.
+// callback completes the sign-in whose login cookie the state names. A
+// missing, reused or mismatched state, or any failure of the exchange, is
+// a 400 page: never a session. It clears that sign-in's login cookie only,
+// so other sign-ins of the browser still complete.
 func (a *Authenticator) callback(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	state := q.Get("state")
+	name := a.loginName(state)
+	c, cookieErr := r.Cookie(name)
 	bad := func(detail string, err error) {
 		a.cfg.Logger.Warn("sign-in callback refused", zap.String("reason", string(authz.ReasonBadCallback)), zap.String("detail", detail),
 			zap.String("host", r.Host), zap.String("remote_addr", r.RemoteAddr), zap.Error(err))
-		a.loginJ.clear(w, r)
+		if cookieErr == nil {
+			http.SetCookie(w, a.loginJ.cookie(name, "", -1, time.Unix(0, 0)))
+		}
 		a.errorPage(w, r, http.StatusBadRequest, string(authz.ReasonBadCallback),
 			"This sign-in link is not valid ("+detail+"). Go back to the page you wanted and sign in again.")
 	}
-	q := r.URL.Query()
 	if e := q.Get("error"); e != "" {
 		bad("the identity provider answered "+e, errors.New(q.Get("error_description")))
 		return
 	}
-	c, err := r.Cookie(a.loginJ.name)
-	if err != nil {
-		bad("no sign-in in progress in this browser", err)
+	if state == "" || cookieErr != nil {
+		if a.hasLogin(r) {
+			bad("state mismatch", errors.New("no sign-in in progress in this browser has this state"))
+		} else {
+			bad("no sign-in in progress in this browser", cookieErr)
+		}
 		return
 	}
 	var ls loginState
-	if err := a.login.open(a.loginJ.name, c.Value, &ls); err != nil {
+	if err := a.login.open(name, c.Value, &ls); err != nil {
 		bad("the sign-in cookie is not valid", err)
 		return
 	}
-	if !constantEqual(q.Get("state"), ls.State) || ls.State == "" {
+	if !constantEqual(state, ls.State) || ls.State == "" {
 		bad("state mismatch", errors.New("the state parameter does not match the sign-in cookie"))
 		return
 	}
@@ -123,7 +215,7 @@ func (a *Authenticator) callback(w http.ResponseWriter, r *http.Request) {
 	if a.keepIDToken() {
 		s.RawIDToken = rawID
 	}
-	a.loginJ.clear(w, r)
+	http.SetCookie(w, a.loginJ.cookie(name, "", -1, time.Unix(0, 0)))
 	if err := a.writeSession(w, r, s); err != nil {
 		if !errors.Is(err, ErrSessionTooLarge) {
 			bad("the session could not be kept", err)

@@ -110,7 +110,7 @@ func signInAtDex(t *testing.T, a *Authenticator, email, password string) *http.R
 	}
 	var login *http.Cookie
 	for _, c := range rec.Result().Cookies() {
-		if c.Name == "_iap_login" {
+		if strings.HasPrefix(c.Name, a.loginJ.name+"_") {
 			login = c
 		}
 	}
