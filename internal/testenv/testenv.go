@@ -92,6 +92,14 @@ func CaddyBinary(t testing.TB) string {
 	return caddyBin
 }
 
+// RemoveCaddyBinary removes the binary CaddyBinary built, so that no test
+// run leaves one behind. Call it from TestMain after m.Run.
+func RemoveCaddyBinary() {
+	if caddyBin != "" {
+		_ = os.RemoveAll(filepath.Dir(caddyBin))
+	}
+}
+
 // Caddy is a running caddy process.
 type Caddy struct {
 	Dir       string // its home, data and config directories live here
