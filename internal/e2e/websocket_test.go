@@ -27,19 +27,21 @@ import (
 // Upgrade header gets a plain 200, so that a browser's sign-in lands
 // somewhere.
 type wsEcho struct {
-	URL  string
-	mu   sync.Mutex
-	seen map[string]http.Header // every request, by X-Test-Id
-	ups  map[string]bool        // the requests that became WebSockets
+	URL   string
+	mu    sync.Mutex
+	seen  map[string]http.Header // every request, by X-Test-Id
+	hosts map[string]string      // its Host
+	ups   map[string]bool        // the requests that became WebSockets
 }
 
 func newWSEcho(t *testing.T) *wsEcho {
 	t.Helper()
-	e := &wsEcho{seen: map[string]http.Header{}, ups: map[string]bool{}}
+	e := &wsEcho{seen: map[string]http.Header{}, hosts: map[string]string{}, ups: map[string]bool{}}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Test-Id")
 		e.mu.Lock()
 		e.seen[id] = r.Header.Clone()
+		e.hosts[id] = r.Host
 		e.mu.Unlock()
 		if r.Header.Get("Upgrade") == "" {
 			_, _ = io.WriteString(w, "plain page")
@@ -100,9 +102,10 @@ func TestWebSockets(t *testing.T) {
 	onlyAlice := policyLines([]string{"allow", "or", "email is " + alice.Email})
 	sites := routeSite("ws.test", echo.URL, onlyAlice) +
 		routeSite("nows.test", echo.URL, onlyAlice, "\t\tallow_websockets false") +
-		routeSite("pubws.test", echo.URL, "\t\tallow_public_unauthenticated_access")
+		routeSite("pubws.test", echo.URL, "\t\tallow_public_unauthenticated_access") +
+		routeSite("preservews.test", echo.URL, "\t\tallow_public_unauthenticated_access", "\t\tpreserve_host_header")
 	caddy := testenv.StartCaddyOn(t, httpPort, httpsPort, iapGlobals(dex, randomSecret(t), ""), sites)
-	caddy.WaitCertificates(t, "ws.test", "nows.test", "pubws.test")
+	caddy.WaitCertificates(t, "ws.test", "nows.test", "pubws.test", "preservews.test")
 	client := caddy.Client(t)
 	wsURL := func(host, path string) string { return fmt.Sprintf("wss://%s:%d%s", host, httpsPort, path) }
 
@@ -255,6 +258,20 @@ func TestWebSockets(t *testing.T) {
 		talk(t, conn, "hello, no assertion")
 		if _, _, upgraded := echo.got(id); !upgraded {
 			t.Error("the upstream did not accept a WebSocket")
+		}
+	})
+
+	t.Run("preserve_host_header: the upstream's handshake carries the route's host", func(t *testing.T) {
+		conn, _, id, err := dial(t, "preservews.test", nil)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		talk(t, conn, "hello, no assertion")
+		echo.mu.Lock()
+		host := echo.hosts[id]
+		echo.mu.Unlock()
+		if want := fmt.Sprintf("preservews.test:%d", httpsPort); host != want {
+			t.Errorf("the upstream's handshake had Host %q, want %q", host, want)
 		}
 	})
 
