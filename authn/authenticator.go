@@ -28,6 +28,10 @@ var ErrBadBearer = errors.New("invalid bearer token")
 // refreshed.
 const refreshBefore = time.Minute
 
+// legacyCookieName is the default session cookie name before the __Host-
+// prefix.
+const legacyCookieName = "_iap"
+
 // loginTTL bounds how long a sign-in may take at the IdP.
 const loginTTL = 10 * time.Minute
 
@@ -40,8 +44,13 @@ type Authenticator struct {
 	login   *codec
 	csrfKey []byte
 	jar     jar
-	loginJ  jar
-	signer  *assertionSigner
+	loginJ  jar // its name is the login cookies' prefix
+	// legacy is the session's jar under the default name before it took
+	// the __Host- prefix (_iap), when the name is defaulted: StripCookies
+	// removes those too, which a browser may hold for a while after an
+	// upgrade. It is never read.
+	legacy jar
+	signer *assertionSigner
 
 	keepMu sync.RWMutex
 	keep   map[string]bool // claims kept in sessions, besides the standard ones
@@ -69,6 +78,7 @@ func (a *Authenticator) KeepClaims(names ...string) {
 // New checks the configuration and returns an Authenticator. Call Start to
 // begin discovering the identity provider, and Stop to end.
 func New(cfg Config) (*Authenticator, error) {
+	defaultName := cfg.CookieName == ""
 	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -88,9 +98,19 @@ func New(cfg Config) (*Authenticator, error) {
 		return nil, err
 	}
 	a.jar = jar{name: cfg.CookieName, domain: cfg.CookieDomain, sameSite: cfg.CookieSameSite}
-	// The login cookie must come back on the IdP's redirect (a top-level
-	// cross-site GET), so it is Lax whatever the session's SameSite.
-	a.loginJ = jar{name: cfg.CookieName + "_login", sameSite: http.SameSiteLaxMode}
+	if defaultName && cfg.CookieName != legacyCookieName {
+		a.legacy = jar{name: legacyCookieName}
+	}
+	// The login cookies bind a sign-in to the browser that started it: each
+	// holds the state, the nonce and the PKCE verifier, sealed under its
+	// name, and is host-only (no Domain). The __Host- prefix adds that no
+	// other host can plant one: a sibling subdomain could otherwise set one
+	// for example.com holding its own sign-in's state, then send the victim
+	// to that sign-in's callback, signing the victim in as the attacker
+	// (login fixation). They must come back on the IdP's redirect (a
+	// top-level cross-site GET), so they are Lax whatever the session's
+	// SameSite.
+	a.loginJ = jar{name: hostPrefix + unprefixed(cfg.CookieName) + "_login", sameSite: http.SameSiteLaxMode}
 	if a.signer, err = newAssertionSigner(cfg.SigningKey, cfg.Now); err != nil {
 		return nil, err
 	}

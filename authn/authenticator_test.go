@@ -116,9 +116,9 @@ func BenchmarkSessionCookie(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			a := newTestAuthenticator(b, "http://127.0.0.1:1/unused")
-			v, _ := a.session.seal("_iap", s)
+			v, _ := a.session.seal(a.jar.name, s)
 			req := httptest.NewRequest("GET", "https://app.test/", nil)
-			req.Header.Set("Cookie", "_iap="+v)
+			req.Header.Set("Cookie", a.jar.name+"="+v)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {

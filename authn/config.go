@@ -29,8 +29,12 @@ type Config struct {
 	// Default: groups.
 	GroupsClaim string
 
-	// CookieName names the session cookie; chunks are <name>_0.._N and
-	// the login cookie is <name>_login. Default: _iap.
+	// CookieName names the session cookie; chunks are <name>_0.._N.
+	// Default: __Host-_iap (__Host-_pomerium under compat pomerium), or
+	// without the __Host- prefix when CookieDomain is set, since browsers
+	// refuse a __Host- cookie with a Domain. A name set here is used as
+	// written. The login cookies are always __Host-<name>_login_<id>
+	// (<name> without a __Host- or __Secure- prefix of its own).
 	CookieName string
 	// CookieSecret is 32 random bytes; the cookie keys are derived from it.
 	CookieSecret []byte
@@ -106,6 +110,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.CookieName == "" {
 		c.CookieName = "_iap"
+		if c.Compat == "pomerium" {
+			c.CookieName = "_pomerium"
+		}
+		if c.CookieDomain == "" {
+			c.CookieName = hostPrefix + c.CookieName
+		}
 	}
 	if c.CookieExpire == 0 {
 		c.CookieExpire = 14 * time.Hour
@@ -153,6 +163,9 @@ func (c *Config) validate() error {
 	if c.CookieBudget < minCookieBudget {
 		errs = append(errs, fmt.Errorf("cookie budget must be at least %d bytes, got %d", minCookieBudget, c.CookieBudget))
 	}
+	if c.CookieDomain != "" && hasPrefixFold(c.CookieName, hostPrefix) {
+		errs = append(errs, fmt.Errorf("cookie_name %q with cookie_domain %q: browsers refuse a __Host- cookie that has a Domain; unset cookie_domain or choose a name without __Host-", c.CookieName, c.CookieDomain))
+	}
 	if c.Compat != "" && c.Compat != "pomerium" {
 		errs = append(errs, fmt.Errorf("compat: unknown value %q (want pomerium)", c.Compat))
 	}
@@ -160,6 +173,29 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("idp scopes must include openid"))
 	}
 	return errors.Join(errs...)
+}
+
+// hostPrefix starts the name of a cookie that browsers keep only if it was
+// set over https with Secure, Path=/ and no Domain. Such a cookie is
+// host-only and cannot be set, overwritten or shadowed from another host
+// (a sibling subdomain), from plain http, or by a cookie of a longer path:
+// what another host plants under example.com is never read as ours.
+const hostPrefix = "__Host-"
+
+// hasPrefixFold is strings.HasPrefix ignoring case, as browsers match the
+// __Host- and __Secure- prefixes.
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// unprefixed is a cookie name without its __Host- or __Secure- prefix.
+func unprefixed(name string) string {
+	for _, p := range []string{hostPrefix, "__Secure-"} {
+		if hasPrefixFold(name, p) {
+			return name[len(p):]
+		}
+	}
+	return name
 }
 
 // DefaultCookieBudget is Config.CookieBudget's default: 8 KB of a request's

@@ -282,14 +282,27 @@ func (j jar) owns(name string) bool {
 
 // ownsCookie reports whether a cookie name is authn's: the session cookie,
 // its chunks, or a login cookie (<prefix>_<id>, and the bare <prefix> that
-// was the one login cookie before each sign-in had its own).
+// was the one login cookie before each sign-in had its own), or the same
+// under the names from before the __Host- prefix (_iap, _iap_<n>,
+// _iap_login) when the name is defaulted.
 func (a *Authenticator) ownsCookie(name string) bool {
-	rest, ok := strings.CutPrefix(name, a.loginJ.name)
-	return a.jar.owns(name) || ok && (rest == "" || rest[0] == '_')
+	for _, login := range []string{a.loginJ.name, unprefixed(a.loginJ.name)} {
+		if rest, ok := strings.CutPrefix(name, login); ok && (rest == "" || rest[0] == '_') {
+			return true
+		}
+	}
+	return a.jar.owns(name) || a.legacy.name != "" && a.legacy.owns(name)
+}
+
+// mayOwnCookies reports whether a Cookie line may hold a cookie of
+// ownsCookie's: every such name contains the session cookie's name without
+// its prefix, or the legacy name.
+func (a *Authenticator) mayOwnCookies(line string) bool {
+	return strings.Contains(line, unprefixed(a.jar.name)) || a.legacy.name != "" && strings.Contains(line, a.legacy.name)
 }
 
 // StripCookies removes the session cookie, its chunks and the login cookies
-// from a request's Cookie headers, and drops a header left empty, so the
+// (ownsCookie) from a request's Cookie headers, and drops a header left empty, so the
 // upstream never sees (and cannot replay or leak) the session. Other
 // cookies are kept as they were. Pomerium removes its cookie likewise.
 func (a *Authenticator) StripCookies(h http.Header) {
@@ -299,7 +312,7 @@ func (a *Authenticator) StripCookies(h http.Header) {
 	}
 	kept := lines[:0:0]
 	for _, line := range lines {
-		if !strings.Contains(line, a.jar.name) {
+		if !a.mayOwnCookies(line) {
 			kept = append(kept, line)
 			continue
 		}

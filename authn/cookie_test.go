@@ -194,6 +194,11 @@ func TestStripCookies(t *testing.T) {
 		in   []string
 		want []string
 	}{
+		{[]string{"__Host-_iap=abc"}, nil},
+		{[]string{"a=1; __Host-_iap=chunks.2; __Host-_iap_0=x;__Host-_iap_1=y; __Host-_iap_login_0123456789ab=z; b=2"}, []string{"a=1; b=2"}},
+		{[]string{"__Host-_iapx=keep; __Host-_iap_foo=keep; __Host-_iap_loginx=keep; _Host-_iap=keep"}, []string{"__Host-_iapx=keep; __Host-_iap_foo=keep; __Host-_iap_loginx=keep; _Host-_iap=keep"}},
+		// The names from before the __Host- prefix, which browsers may
+		// still hold after an upgrade, never reach the upstream either.
 		{[]string{"_iap=abc"}, nil},
 		{[]string{"a=1; _iap=chunks.2; _iap_0=x;_iap_1=y; _iap_login=z; b=2"}, []string{"a=1; b=2"}},
 		{[]string{"_iap_login_0123456789ab=z; _iap_login_x=z; c=3"}, []string{"c=3"}},
@@ -216,9 +221,9 @@ func TestStripCookies(t *testing.T) {
 // 401 with 2,251 Set-Cookie headers).
 func TestClearingASessionSetsFewCookies(t *testing.T) {
 	a := newTestAuthenticator(t, "http://127.0.0.1:1/unused")
-	many := []string{"_iap=v1.garbage"}
+	many := []string{"__Host-_iap=v1.garbage"}
 	for i := 0; i < 2250; i++ {
-		many = append(many, fmt.Sprintf("_iap_%d=x", i))
+		many = append(many, fmt.Sprintf("__Host-_iap_%d=x", i))
 	}
 	for _, c := range []struct {
 		name, cookies string
@@ -227,13 +232,13 @@ func TestClearingASessionSetsFewCookies(t *testing.T) {
 		{"a broken session with 2,250 chunk cookies clears the session and at most the first chunks",
 			strings.Join(many, "; "), nil},
 		{"a broken chunked session clears the chunks it declares",
-			"_iap=chunks.3; _iap_0=a; _iap_1=b; _iap_2=c", []string{"_iap", "_iap_0", "_iap_1", "_iap_2"}},
+			"__Host-_iap=chunks.3; __Host-_iap_0=a; __Host-_iap_1=b; __Host-_iap_2=c", []string{"__Host-_iap", "__Host-_iap_0", "__Host-_iap_1", "__Host-_iap_2"}},
 		{"a cookie sent twice is cleared once",
-			"_iap=v1.x; _iap=v1.y; _iap_0=a; _iap_0=b", []string{"_iap", "_iap_0"}},
+			"__Host-_iap=v1.x; __Host-_iap=v1.y; __Host-_iap_0=a; __Host-_iap_0=b", []string{"__Host-_iap", "__Host-_iap_0"}},
 		{"a chunk name with a leading zero is not ours to clear",
-			"_iap=v1.x; _iap_00=a", []string{"_iap"}},
+			"__Host-_iap=v1.x; __Host-_iap_00=a", []string{"__Host-_iap"}},
 		{"a broken session declaring 16 chunks clears only as many as the budget allows",
-			"_iap=chunks.16; " + strings.Join(many[1:17], "; "), []string{"_iap", "_iap_0", "_iap_1", "_iap_2"}},
+			"__Host-_iap=chunks.16; " + strings.Join(many[1:17], "; "), []string{"__Host-_iap", "__Host-_iap_0", "__Host-_iap_1", "__Host-_iap_2"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := httptest.NewRequest("GET", "https://app.test/", nil)

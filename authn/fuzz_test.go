@@ -43,9 +43,10 @@ func FuzzSessionCookie(f *testing.F) {
 // the login's, and every other cookie Go parses from the input survives.
 func FuzzStripCookies(f *testing.F) {
 	f.Add("_iap=a; _iap_0=b; _iap_login=c; _iap_login_0123456789ab=d; theme=dark")
+	f.Add("__Host-_iap=a; __Host-_iap_0=b; __Host-_iap_login_0123456789ab=d; __host-_iap=e; theme=dark")
 	f.Add(`_iap="quoted"; x=_iap=y;_iap_1=z`)
 	f.Add(" ; ;_iap;=;_iap_=1")
-	a := &Authenticator{jar: jar{name: "_iap"}, loginJ: jar{name: "_iap_login"}}
+	a := &Authenticator{jar: jar{name: "__Host-_iap"}, loginJ: jar{name: "__Host-_iap_login"}, legacy: jar{name: "_iap"}}
 	f.Fuzz(func(t *testing.T, line string) {
 		before := httptest.NewRequest("GET", "/", nil)
 		before.Header.Set("Cookie", line)

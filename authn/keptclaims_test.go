@@ -76,12 +76,12 @@ func TestSessionsFromBeforeAClaimWasKept(t *testing.T) {
 			fresh(refreshToken, nil, nil), true, true, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			v, err := a.session.seal("_iap", c.s)
+			v, err := a.session.seal(a.jar.name, c.s)
 			if err != nil {
 				t.Fatal(err)
 			}
 			r := httptest.NewRequest("GET", "https://app.test/", nil)
-			r.Header.Set("Cookie", "_iap="+v)
+			r.Header.Set("Cookie", a.jar.name+"="+v)
 			w := httptest.NewRecorder()
 			s, err := a.Session(w, r)
 			set := w.Result().Cookies()
@@ -89,7 +89,7 @@ func TestSessionsFromBeforeAClaimWasKept(t *testing.T) {
 				if err == nil {
 					t.Fatalf("the session was used: claims %v", s.Claims)
 				}
-				if len(set) == 0 || set[0].Name != "_iap" || set[0].MaxAge >= 0 {
+				if len(set) == 0 || set[0].Name != a.jar.name || set[0].MaxAge >= 0 {
 					t.Errorf("the session was not cleared: %v", w.Header().Values("Set-Cookie"))
 				}
 				return

@@ -222,3 +222,26 @@ func TestASixthSignInDropsTheOldest(t *testing.T) {
 		t.Errorf("the second sign-in: %d to %q: %s", rec.Code, rec.Header().Get("Location"), rec.Body.String())
 	}
 }
+
+// A request carrying many login cookies (never more than five from this
+// server, but a client may send any) gets at most five of them expired and
+// the new one set, not a Set-Cookie header for each.
+func TestManyLoginCookiesExpireFew(t *testing.T) {
+	op := startTestOP(t)
+	a := startAuthenticatorAt(t, op, &fakeClock{now: time.Now()}, nil)
+	var cookies []string
+	for i := range 200 {
+		cookies = append(cookies, a.loginName(string(rune(i)))+"=x")
+	}
+	req := httptest.NewRequest("GET", "https://app.test/page", nil)
+	req.Header.Set("Accept", "text/html")
+	req.Header.Set("Cookie", strings.Join(cookies, "; "))
+	rec := httptest.NewRecorder()
+	a.Authenticate(rec, req)
+	if rec.Code != http.StatusFound {
+		t.Fatalf("sign-in: %d", rec.Code)
+	}
+	if n, set := len(expired(rec)), len(rec.Result().Cookies()); n != maxLogins || set != maxLogins+1 {
+		t.Errorf("%d expired of %d Set-Cookie headers, want %d and %d", n, set, maxLogins, maxLogins+1)
+	}
+}

@@ -20,11 +20,11 @@ func TestSignOutNeedsTheSessionsTokenFromTheSameOrigin(t *testing.T) {
 	live := &Session{ID: "sid-1", Subject: "u1", Email: "a@example.com", IssuedAt: now, IDTokenExpiry: now.Add(time.Hour)}
 	expired := &Session{ID: "sid-2", Subject: "u1", IssuedAt: now, IDTokenExpiry: now.Add(-time.Hour)}
 	cookie := func(s *Session) string {
-		v, err := a.session.seal("_iap", s)
+		v, err := a.session.seal(a.jar.name, s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return "_iap=" + v
+		return a.jar.name + "=" + v
 	}
 	for _, c := range []struct {
 		name, method, cookie, token string
@@ -36,7 +36,7 @@ func TestSignOutNeedsTheSessionsTokenFromTheSameOrigin(t *testing.T) {
 			map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}, 403, false},
 		{"a post with no session and no browser headers clears nothing and is refused", "POST", "", "",
 			nil, 403, false},
-		{"a post with a broken session cookie clears nothing and is refused", "POST", "_iap=v1.garbage", "",
+		{"a post with a broken session cookie clears nothing and is refused", "POST", "__Host-_iap=v1.garbage", "",
 			map[string]string{"Sec-Fetch-Site": "same-origin"}, 403, false},
 		{"a post with the session and a wrong token clears nothing and is refused", "POST", cookie(live), "wrong",
 			map[string]string{"Sec-Fetch-Site": "same-origin"}, 403, false},
@@ -50,7 +50,7 @@ func TestSignOutNeedsTheSessionsTokenFromTheSameOrigin(t *testing.T) {
 			map[string]string{"Origin": "https://app.test"}, 302, true},
 		{"a session whose ID token expired can still sign out", "POST", cookie(expired), a.csrfToken(expired),
 			map[string]string{"Sec-Fetch-Site": "same-origin"}, 302, true},
-		{"opening the sign-out page with a broken cookie sets no cookie", "GET", "_iap=v1.garbage", "",
+		{"opening the sign-out page with a broken cookie sets no cookie", "GET", "__Host-_iap=v1.garbage", "",
 			nil, 200, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -75,7 +75,7 @@ func TestSignOutNeedsTheSessionsTokenFromTheSameOrigin(t *testing.T) {
 			}
 			setCookies := w.Result().Cookies()
 			if c.clears {
-				if len(setCookies) == 0 || setCookies[0].Name != "_iap" || setCookies[0].MaxAge >= 0 {
+				if len(setCookies) == 0 || setCookies[0].Name != a.jar.name || setCookies[0].MaxAge >= 0 {
 					t.Errorf("the session was not cleared: %v", setCookies)
 				}
 				if loc := w.Header().Get("Location"); loc != "https://app.test/" {

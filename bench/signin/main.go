@@ -30,7 +30,7 @@ func main() {
 	target := flag.String("url", "", "a URL of a route that requires sign-in")
 	user := flag.String("user", "", "email")
 	password := flag.String("password", "", "password")
-	prefix := flag.String("cookie-prefix", "_iap", "print the cookies whose names start with this")
+	prefix := flag.String("cookie-prefix", "__Host-_iap", "print the cookies whose names start with this")
 	flag.Parse()
 	if *target == "" || *user == "" {
 		flag.Usage()

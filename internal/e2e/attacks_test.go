@@ -293,14 +293,14 @@ func dexTokens(t *testing.T, dex *testenv.Dex, user testenv.DexUser) (idToken, a
 	return tok.IDToken, tok.AccessToken
 }
 
-// sessionCookies is the Cookie header carrying every _iap* cookie the
+// sessionCookies is the Cookie header carrying every __Host-_iap* cookie the
 // browser holds for host: the session, chunked or not.
 func sessionCookies(t *testing.T, ua *testenv.UserAgent, host string) string {
 	t.Helper()
 	u, _ := url.Parse(ua.URL(host, "/"))
 	var parts []string
 	for _, c := range ua.Client.Jar.Cookies(u) {
-		if strings.HasPrefix(c.Name, "_iap") && c.Name != "_iap_login" {
+		if strings.HasPrefix(c.Name, "__Host-_iap") && !strings.HasPrefix(c.Name, "__Host-_iap_login") {
 			parts = append(parts, c.Name+"="+c.Value)
 		}
 	}
@@ -810,7 +810,7 @@ func TestAttacks(t *testing.T) {
 			if i > 0 {
 				b.WriteString("; ")
 			}
-			fmt.Fprintf(&b, "_iap_%d=x", i)
+			fmt.Fprintf(&b, "__Host-_iap_%d=x", i)
 		}
 		chunks := b.String()
 		for _, c := range []struct {
@@ -819,9 +819,9 @@ func TestAttacks(t *testing.T) {
 			reason                     string
 		}{
 			{"chunks only", "GET", "/", chunks, 401, "user-unauthenticated"},
-			{"a bogus session and chunks", "GET", "/", "_iap=v1.bogus; " + chunks, 401, "user-unauthenticated"},
-			{"a chunked bogus session", "GET", "/", "_iap=chunks.16; " + chunks, 401, "user-unauthenticated"},
-			{"sign_out", "POST", "/.iap/sign_out", "_iap=v1.bogus; " + chunks, 403, "csrf-token-mismatch"},
+			{"a bogus session and chunks", "GET", "/", "__Host-_iap=v1.bogus; " + chunks, 401, "user-unauthenticated"},
+			{"a chunked bogus session", "GET", "/", "__Host-_iap=chunks.16; " + chunks, 401, "user-unauthenticated"},
+			{"sign_out", "POST", "/.iap/sign_out", "__Host-_iap=v1.bogus; " + chunks, 403, "csrf-token-mismatch"},
 		} {
 			for _, proto := range []int{1, 2} {
 				t.Run(fmt.Sprintf("HTTP/%d %s", proto, c.name), func(t *testing.T) {

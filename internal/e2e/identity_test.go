@@ -157,7 +157,7 @@ func TestSignIn(t *testing.T) {
 		if h.Get("X-Email") != alice.Email || h.Get("X-Groups") != "admins,eng" {
 			t.Errorf("claim headers: X-Email %q X-Groups %q", h.Get("X-Email"), h.Get("X-Groups"))
 		}
-		session = ua.Cookie("app.test", "_iap")
+		session = ua.Cookie("app.test", "__Host-_iap")
 		if session == "" {
 			t.Fatal("no session cookie")
 		}
@@ -175,15 +175,16 @@ func TestSignIn(t *testing.T) {
 		ua2.SignIn(t, app("/"), alice.Email, alice.Password)
 		found := false
 		for _, c := range setCookies {
-			if strings.HasPrefix(c, "_iap=") {
+			if strings.HasPrefix(c, "__Host-_iap=") {
 				found = true
-				if !strings.Contains(c, "Secure") || !strings.Contains(c, "HttpOnly") || !strings.Contains(c, "SameSite=Lax") {
+				if !strings.Contains(c, "Secure") || !strings.Contains(c, "HttpOnly") || !strings.Contains(c, "SameSite=Lax") ||
+					!strings.Contains(c, "Path=/;") || strings.Contains(c, "Domain=") {
 					t.Errorf("session cookie attributes: %s", c)
 				}
 			}
 		}
 		if !found {
-			t.Errorf("no _iap cookie set: %q", setCookies)
+			t.Errorf("no __Host-_iap cookie set: %q", setCookies)
 		}
 	})
 
@@ -201,7 +202,7 @@ func TestSignIn(t *testing.T) {
 	})
 
 	t.Run("the session cookie never reaches the upstream; other cookies do", func(t *testing.T) {
-		_, body := ua.Get(t, app("/"), http.Header{"Cookie": {"theme=dark; _iap_login=stale; _iap_7=leftover; _iapx=app-owned"}})
+		_, body := ua.Get(t, app("/"), http.Header{"Cookie": {"theme=dark; __Host-_iap_login_0123456789ab=stale; __Host-_iap_7=leftover; _iap_login=old; _iap=old; _iapx=app-owned"}})
 		h := echoed(t, body)
 		if got := strings.Join(h.Values("Cookie"), " | "); got != "theme=dark; _iapx=app-owned" {
 			t.Errorf("the upstream got Cookie %q, want only the app's own cookies", got)
@@ -209,7 +210,7 @@ func TestSignIn(t *testing.T) {
 		if h.Get("X-Pomerium-Jwt-Assertion") == "" && h.Get("X-Iap-Jwt-Assertion") == "" {
 			t.Errorf("no assertion: %v", h)
 		}
-		r := e.caddy.Get(t, "public.test", "/", http.Header{"Cookie": {"_iap=" + ua.Cookie("app.test", "_iap") + "; theme=dark"}})
+		r := e.caddy.Get(t, "public.test", "/", http.Header{"Cookie": {"__Host-_iap=" + ua.Cookie("app.test", "__Host-_iap") + "; theme=dark"}})
 		if got := strings.Join(echoed(t, r.Body).Values("Cookie"), " | "); got != "theme=dark" {
 			t.Errorf("a public route passed Cookie %q", got)
 		}
@@ -268,16 +269,16 @@ func TestSignIn(t *testing.T) {
 			"garbage":   "v1.%%%",
 			"foreign":   foreignSession(t, e),
 		} {
-			r := e.caddy.Get(t, "app.test", "/", http.Header{"Cookie": {"_iap=" + value}, "Accept": {"application/json"}})
+			r := e.caddy.Get(t, "app.test", "/", http.Header{"Cookie": {"__Host-_iap=" + value}, "Accept": {"application/json"}})
 			if r.Status != 401 {
 				t.Errorf("%s cookie: status %d: %s", name, r.Status, r.Body)
 			}
 		}
-		r := e.caddy.Get(t, "app.test", "/", http.Header{"Cookie": {"_iap=chunks.3; _iap_0=" + session}, "Accept": {"application/json"}})
+		r := e.caddy.Get(t, "app.test", "/", http.Header{"Cookie": {"__Host-_iap=chunks.3; __Host-_iap_0=" + session}, "Accept": {"application/json"}})
 		if r.Status != 401 {
 			t.Errorf("missing chunks: status %d", r.Status)
 		}
-		r = e.caddy.Get(t, "app.test", "/", http.Header{"Cookie": {"_iap=" + session}, "Accept": {"application/json"}})
+		r = e.caddy.Get(t, "app.test", "/", http.Header{"Cookie": {"__Host-_iap=" + session}, "Accept": {"application/json"}})
 		if r.Status != 200 {
 			t.Errorf("the genuine cookie: status %d", r.Status)
 		}
@@ -358,10 +359,10 @@ func TestSignIn(t *testing.T) {
 		if r := post(url.Values{"csrf_token": {token}}); r.StatusCode != 302 {
 			t.Errorf("sign-out: %d", r.StatusCode)
 		}
-		if ua.Cookie("app.test", "_iap") != "" {
+		if ua.Cookie("app.test", "__Host-_iap") != "" {
 			t.Errorf("the session cookie survived sign-out")
 		}
-		r := e.caddy.Get(t, "app.test", "/", http.Header{"Cookie": {"_iap=" + session}, "Accept": {"application/json"}})
+		r := e.caddy.Get(t, "app.test", "/", http.Header{"Cookie": {"__Host-_iap=" + session}, "Accept": {"application/json"}})
 		if r.Status != 200 {
 			// Cookies carry the session, so a copy kept elsewhere stays
 			// valid until it expires: sign-out clears this browser.
@@ -404,7 +405,7 @@ func foreignSession(t *testing.T, e *idEnv) string {
 	other := startIdentity(t, testenv.DexOptions{}, "")
 	ua := other.caddy.NewUserAgent(t)
 	ua.SignIn(t, ua.URL("app.test", "/"), alice.Email, alice.Password)
-	c := ua.Cookie("app.test", "_iap")
+	c := ua.Cookie("app.test", "__Host-_iap")
 	if c == "" {
 		t.Fatal("no session on the second Caddy")
 	}
@@ -420,21 +421,21 @@ func TestSessionRefresh(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("sign-in: %d %s", resp.StatusCode, body)
 	}
-	first := ua.Cookie("app.test", "_iap")
+	first := ua.Cookie("app.test", "__Host-_iap")
 
 	// The ID token expires within a minute: the next request refreshes.
 	resp, body = ua.Get(t, ua.URL("app.test", "/"), nil)
 	if resp.StatusCode != 200 || echoed(t, body).Get("X-Email") != alice.Email {
 		t.Fatalf("after refresh: %d %s", resp.StatusCode, body)
 	}
-	if second := ua.Cookie("app.test", "_iap"); second == first || second == "" {
+	if second := ua.Cookie("app.test", "__Host-_iap"); second == first || second == "" {
 		t.Errorf("the session cookie was not re-issued on refresh")
 	}
 
 	// Dex forgets its refresh tokens when restarted: the refresh fails and
 	// the user must sign in again.
 	e.dex.Restart()
-	r := e.caddy.Get(t, "app.test", "/", http.Header{"Cookie": {"_iap=" + ua.Cookie("app.test", "_iap")}, "Accept": {"application/json"}})
+	r := e.caddy.Get(t, "app.test", "/", http.Header{"Cookie": {"__Host-_iap=" + ua.Cookie("app.test", "__Host-_iap")}, "Accept": {"application/json"}})
 	if r.Status != 401 {
 		t.Errorf("after a failed refresh: %d %s", r.Status, r.Body)
 	}
@@ -466,9 +467,9 @@ func TestCookieExpireCapsTheSession(t *testing.T) {
 	if resp, body := ua.SignIn(t, ua.URL("app.test", "/"), alice.Email, alice.Password); resp.StatusCode != 200 {
 		t.Fatalf("sign-in: %d %s", resp.StatusCode, body)
 	}
-	cookie := ua.Cookie("app.test", "_iap")
+	cookie := ua.Cookie("app.test", "__Host-_iap")
 	time.Sleep(3500 * time.Millisecond)
-	r := e.caddy.Get(t, "app.test", "/", http.Header{"Cookie": {"_iap=" + cookie}, "Accept": {"application/json"}})
+	r := e.caddy.Get(t, "app.test", "/", http.Header{"Cookie": {"__Host-_iap=" + cookie}, "Accept": {"application/json"}})
 	if r.Status != 401 {
 		t.Errorf("an expired session: %d %s", r.Status, r.Body)
 	}
@@ -508,7 +509,7 @@ func TestIdPDownAtStart(t *testing.T) {
 	if resp, body := ua.SignIn(t, ua.URL("app.test", "/"), alice.Email, alice.Password); resp.StatusCode != 200 {
 		t.Errorf("sign-in after recovery: %d %s", resp.StatusCode, body)
 	}
-	session := ua.Cookie("app.test", "_iap")
+	session := ua.Cookie("app.test", "__Host-_iap")
 
 	// The IdP goes down: signed-in users keep access, new sign-ins get 503
 	// once the health check notices, and all recovers when it is back.
@@ -523,7 +524,7 @@ func TestIdPDownAtStart(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	if r := caddy.Get(t, "app.test", "/", http.Header{"Cookie": {"_iap=" + session}, "Accept": {"application/json"}}); r.Status != 200 {
+	if r := caddy.Get(t, "app.test", "/", http.Header{"Cookie": {"__Host-_iap=" + session}, "Accept": {"application/json"}}); r.Status != 200 {
 		t.Errorf("a signed-in user with the IdP down: %d %s", r.Status, r.Body)
 	}
 	dex.Restart()
