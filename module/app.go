@@ -40,7 +40,10 @@ type App struct {
 	// idp_client_id, idp_client_secret and idp_scopes.
 	IDP *IDP `json:"idp,omitempty"`
 
-	// The session cookie's name. Default: _iap.
+	// The session cookie's name. Default: __Host-_iap (__Host-_pomerium
+	// under compat pomerium), or _iap without the prefix when cookie_domain
+	// is set: browsers refuse __Host- cookies that a sibling subdomain
+	// plants. A name given here is used as written.
 	CookieName string `json:"cookie_name,omitempty"`
 
 	// 32 random bytes, base64-encoded, from which the cookie keys are
