@@ -40,11 +40,13 @@ type Authenticator struct {
 	cfg     Config
 	names   names
 	idp     *idp
-	session *codec
-	login   *codec
-	csrfKey []byte
-	jar     jar
-	loginJ  jar // its name is the login cookies' prefix
+	session codecs
+	login   codecs
+	// csrfKeys sign sign-out forms: the first signs, all verify, as the
+	// cookie secrets they derive from.
+	csrfKeys [][]byte
+	jar      jar
+	loginJ   jar // its name is the login cookies' prefix
 	// legacy is the session's jar under the default name before it took
 	// the __Host- prefix (_iap), when the name is defaulted: StripCookies
 	// removes those too, which a browser may hold for a while after an
@@ -57,9 +59,21 @@ type Authenticator struct {
 
 	// decoded remembers sessions by their exact cookie value, so that a
 	// cookie is opened (AES-GCM, inflate, JSON) once per instance rather
-	// than on every request. Only values that authenticated are kept.
+	// than on every request. Only values that authenticated are kept, with
+	// whether a previous cookie secret sealed them, so that a cached value
+	// is sealed again as one just opened is. The cache belongs to this
+	// Authenticator and its secrets: a new list of secrets is a new
+	// Authenticator (a config reload) with an empty cache, so a secret
+	// removed from the list opens nothing, cached or not.
 	decodedMu sync.RWMutex
-	decoded   map[string]*Session
+	decoded   map[string]*decodedSession
+}
+
+// decodedSession is a session opened from a cookie value.
+type decodedSession struct {
+	s Session
+	// stale: a previous cookie secret sealed it.
+	stale bool
 }
 
 // maxDecoded bounds the decoded-session cache; it is emptied when full.
@@ -83,19 +97,23 @@ func New(cfg Config) (*Authenticator, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	a := &Authenticator{cfg: cfg, names: namesFor(cfg.Compat), keep: map[string]bool{}, decoded: map[string]*Session{}}
+	a := &Authenticator{cfg: cfg, names: namesFor(cfg.Compat), keep: map[string]bool{}, decoded: map[string]*decodedSession{}}
 	for _, claim := range cfg.ClaimHeaders {
 		a.keep[claim] = true
 	}
 	var err error
-	if a.session, err = newCodec(cfg.CookieSecret, "session"); err != nil {
+	if a.session, err = newCodecs(cfg.CookieSecret, cfg.PreviousCookieSecrets, "session"); err != nil {
 		return nil, err
 	}
-	if a.login, err = newCodec(cfg.CookieSecret, "login"); err != nil {
+	if a.login, err = newCodecs(cfg.CookieSecret, cfg.PreviousCookieSecrets, "login"); err != nil {
 		return nil, err
 	}
-	if a.csrfKey, err = hkdf.Key(sha256.New, cfg.CookieSecret, nil, "caddy-iap csrf", 32); err != nil {
-		return nil, err
+	for _, secret := range append([][]byte{cfg.CookieSecret}, cfg.PreviousCookieSecrets...) {
+		k, err := hkdf.Key(sha256.New, secret, nil, "caddy-iap csrf", 32)
+		if err != nil {
+			return nil, err
+		}
+		a.csrfKeys = append(a.csrfKeys, k)
 	}
 	a.jar = jar{name: cfg.CookieName, domain: cfg.CookieDomain, sameSite: cfg.CookieSameSite}
 	if defaultName && cfg.CookieName != legacyCookieName {
@@ -111,7 +129,7 @@ func New(cfg Config) (*Authenticator, error) {
 	// top-level cross-site GET), so they are Lax whatever the session's
 	// SameSite.
 	a.loginJ = jar{name: hostPrefix + unprefixed(cfg.CookieName) + "_login", sameSite: http.SameSiteLaxMode}
-	if a.signer, err = newAssertionSigner(cfg.SigningKey, cfg.Now); err != nil {
+	if a.signer, err = newAssertionSigner(cfg.SigningKeys, cfg.Now); err != nil {
 		return nil, err
 	}
 	a.idp = newIdP(&a.cfg)
@@ -222,9 +240,10 @@ func (a *Authenticator) Session(w http.ResponseWriter, r *http.Request) (*Sessio
 	if err != nil {
 		return nil, err
 	}
-	s, err := a.openSession(raw)
+	s, stale, err := a.openSession(raw)
 	if err != nil {
 		a.sessionJar().clear(w, r)
+		a.cfg.Logger.Info("session cookie refused, and cleared", zap.String("host", r.Host), zap.Error(err))
 		return nil, err
 	}
 	now := a.cfg.Now()
@@ -240,6 +259,9 @@ func (a *Authenticator) Session(w http.ResponseWriter, r *http.Request) (*Sessio
 			return nil, fmt.Errorf("the session predates the use of claim %q and has no refresh token", missing)
 		}
 	} else if now.Add(refreshBefore).Before(s.IDTokenExpiry) {
+		if stale {
+			a.reseal(w, r, &s)
+		}
 		return &s, nil
 	}
 	if err := a.refresh(r.Context(), &s); err != nil {
@@ -267,26 +289,39 @@ func (a *Authenticator) keepIDToken() bool {
 }
 
 // openSession decodes a session cookie's value, from the cache when this
-// exact value was opened before. It returns a copy the caller may change.
-func (a *Authenticator) openSession(raw string) (Session, error) {
+// exact value was opened before. It returns a copy the caller may change,
+// and whether a previous cookie secret sealed it (stale).
+func (a *Authenticator) openSession(raw string) (s Session, stale bool, err error) {
 	a.decodedMu.RLock()
 	cached, ok := a.decoded[raw]
 	a.decodedMu.RUnlock()
 	if ok {
-		return *cached, nil
+		return cached.s, cached.stale, nil
 	}
-	var s Session
-	if err := a.session.open(a.cfg.CookieName, raw, &s); err != nil {
-		return Session{}, err
+	if stale, err = a.session.open(a.cfg.CookieName, raw, &s); err != nil {
+		return Session{}, false, err
 	}
 	a.decodedMu.Lock()
 	if len(a.decoded) >= maxDecoded {
 		clear(a.decoded)
 	}
-	kept := s
-	a.decoded[raw] = &kept
+	a.decoded[raw] = &decodedSession{s: s, stale: stale}
 	a.decodedMu.Unlock()
-	return s, nil
+	return s, stale, nil
+}
+
+// reseal sets the session's cookies again, sealed under the current
+// cookie_secret, for a session a previous one sealed: the browser holds a
+// current cookie from this response on, and the previous secret can leave
+// the list once every session was seen (or cookie_expire has passed). The
+// request is served whether or not this works.
+func (a *Authenticator) reseal(w http.ResponseWriter, r *http.Request, s *Session) {
+	if err := a.writeSession(w, r, s); err != nil {
+		a.cfg.Logger.Warn("session sealed under a previous cookie secret could not be sealed again under cookie_secret",
+			zap.String("user_id", s.Subject), zap.Error(err))
+		return
+	}
+	a.cfg.Logger.Debug("session sealed again under the current cookie_secret", zap.String("user_id", s.Subject))
 }
 
 // writeSession sets the session cookies, within Config.CookieBudget: a

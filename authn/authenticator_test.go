@@ -81,7 +81,7 @@ func TestCallbackRefusesANonceMismatch(t *testing.T) {
 
 	// Reseal the login cookie with another nonce.
 	var ls loginState
-	if err := a.login.open(loginCookie.Name, loginCookie.Value, &ls); err != nil {
+	if _, err := a.login.open(loginCookie.Name, loginCookie.Value, &ls); err != nil {
 		t.Fatal(err)
 	}
 	ls.Nonce = "not-the-nonce-dex-saw"

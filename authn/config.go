@@ -38,7 +38,12 @@ type Config struct {
 	CookieName string
 	// CookieSecret is 32 random bytes; the cookie keys are derived from it.
 	CookieSecret []byte
-	CookieDomain string
+	// PreviousCookieSecrets are secrets CookieSecret replaced, 32 bytes
+	// each: cookies they sealed still open, and a session cookie that
+	// opens only with one of them is sealed again under CookieSecret on
+	// the response. A session sealed under a secret in neither ends.
+	PreviousCookieSecrets [][]byte
+	CookieDomain          string
 	// CookieExpire caps a session's whole life. Default: 14h.
 	CookieExpire time.Duration
 	// CookieSameSite defaults to Lax.
@@ -56,8 +61,19 @@ type Config struct {
 	// every later request fail with 431 until cookie_expire.
 	CookieBudget int
 
-	// SigningKey signs identity assertions (ECDSA P-256, ES256).
+	// SigningKey signs identity assertions (ECDSA P-256, ES256). It is
+	// shorthand for SigningKeys with that one key.
 	SigningKey crypto.Signer
+	// SigningKeys is the assertions' key ring, when there is more than
+	// one key: all are published in the JWKS, and the one whose time has
+	// come signs (SigningKey.SignsFrom). Authenticator.SetSigningKeys
+	// replaces it while serving.
+	SigningKeys []SigningKey
+	// JWKSMaxAge is the JWKS's Cache-Control max-age: how long a client
+	// may use it without fetching it again. A ring that gains keys on a
+	// schedule needs it well under the time between a key's publication
+	// and its first signature. Default 5 minutes.
+	JWKSMaxAge time.Duration
 
 	// ClaimHeaders maps upstream header names to ID token claims, e.g.
 	// X-Email: email. Their claims are kept in the session.
@@ -138,6 +154,12 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if len(c.SigningKeys) == 0 && c.SigningKey != nil {
+		c.SigningKeys = []SigningKey{{Key: c.SigningKey}}
+	}
+	if c.JWKSMaxAge == 0 {
+		c.JWKSMaxAge = defaultJWKSMaxAge
+	}
 	if c.AllowedRedirectHosts == nil {
 		c.AllowedRedirectHosts = func(string) bool { return false }
 	}
@@ -154,7 +176,12 @@ func (c *Config) validate() error {
 	if len(c.CookieSecret) != 32 {
 		errs = append(errs, fmt.Errorf("cookie_secret must be 32 bytes (base64 of `head -c32 /dev/urandom`), got %d", len(c.CookieSecret)))
 	}
-	if c.SigningKey == nil {
+	for i, p := range c.PreviousCookieSecrets {
+		if len(p) != 32 {
+			errs = append(errs, fmt.Errorf("previous cookie secret %d must be 32 bytes, got %d", i+1, len(p)))
+		}
+	}
+	if len(c.SigningKeys) == 0 {
 		errs = append(errs, errors.New("a signing key is required"))
 	}
 	if c.KeySetRefreshInterval < 0 {

@@ -52,6 +52,10 @@ var ErrSessionTooLarge = errors.New("session too large for the cookie budget")
 // truncated, too large, or sealed under another secret.
 var ErrCookie = errors.New("invalid cookie")
 
+// errNotAuthentic is a well-formed value that does not open under a key:
+// sealed under another secret, or altered.
+var errNotAuthentic = fmt.Errorf("%w: does not authenticate (sealed under another cookie_secret, or tampered with)", ErrCookie)
+
 type codec struct {
 	aead cipher.AEAD
 }
@@ -106,7 +110,7 @@ func (c *codec) open(name, value string, v any) error {
 	ns := c.aead.NonceSize()
 	payload, err := c.aead.Open(sealed[ns:ns], sealed[:ns], sealed[ns:], []byte(name))
 	if err != nil || len(payload) == 0 {
-		return fmt.Errorf("%w: does not authenticate (tampered, or another cookie_secret)", ErrCookie)
+		return errNotAuthentic
 	}
 	plain := payload[1:]
 	switch payload[0] {
@@ -125,6 +129,44 @@ func (c *codec) open(name, value string, v any) error {
 		return fmt.Errorf("%w: %v", ErrCookie, err)
 	}
 	return nil
+}
+
+// codecs seal under the current cookie_secret's key (the first) and open
+// under any of them: the current one, then the previous ones, so that a
+// rotation of cookie_secret signs nobody out.
+type codecs []*codec
+
+func newCodecs(current []byte, previous [][]byte, purpose string) (codecs, error) {
+	var cs codecs
+	for _, secret := range append([][]byte{current}, previous...) {
+		c, err := newCodec(secret, purpose)
+		if err != nil {
+			return nil, err
+		}
+		cs = append(cs, c)
+	}
+	return cs, nil
+}
+
+func (cs codecs) seal(name string, v any) (string, error) { return cs[0].seal(name, v) }
+
+// open opens a value sealed under any of the secrets; stale reports that
+// it was a previous one, so the value should be sealed again.
+func (cs codecs) open(name, value string, v any) (stale bool, err error) {
+	for i, c := range cs {
+		err = c.open(name, value, v)
+		if err == nil {
+			return i > 0, nil
+		}
+		if !errors.Is(err, errNotAuthentic) {
+			return false, err // malformed: the same under every key
+		}
+	}
+	if len(cs) > 1 {
+		return false, fmt.Errorf("%w: does not authenticate under cookie_secret or any previous cookie secret "+
+			"(sealed under a secret since removed from the list, or tampered with)", ErrCookie)
+	}
+	return false, err
 }
 
 // jar reads and writes one logical cookie, chunked when large.

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -104,9 +105,24 @@ func certInfo(c *x509.Certificate) *clientCertInfo {
 
 // csrfToken binds the sign-out form to the session.
 func (a *Authenticator) csrfToken(s *Session) string {
-	mac := hmac.New(sha256.New, a.csrfKey)
+	return csrfTokenWith(a.csrfKeys[0], s)
+}
+
+func csrfTokenWith(key []byte, s *Session) string {
+	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte("sign_out " + s.ID))
 	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// csrfValid reports whether a sign-out form's token is the session's,
+// under the current cookie secret or a previous one: a sign-out page shown
+// before a rotation still works after it.
+func (a *Authenticator) csrfValid(token string, s *Session) bool {
+	ok := false
+	for _, k := range a.csrfKeys {
+		ok = constantEqual(token, csrfTokenWith(k, s)) || ok
+	}
+	return ok
 }
 
 // crossOrigin refuses what browsers mark as cross-site: Sec-Fetch-Site
@@ -146,7 +162,7 @@ func (a *Authenticator) signOut(w http.ResponseWriter, r *http.Request) {
 			refuse("no session", nil)
 			return
 		}
-		if !constantEqual(r.PostFormValue("csrf_token"), a.csrfToken(s)) {
+		if !a.csrfValid(r.PostFormValue("csrf_token"), s) {
 			refuse("the form token does not match the session", nil)
 			return
 		}
@@ -179,15 +195,18 @@ func (a *Authenticator) cookieSession(r *http.Request) *Session {
 	if err != nil {
 		return nil
 	}
-	s, err := a.openSession(raw)
+	s, _, err := a.openSession(raw)
 	if err != nil || a.cfg.Now().After(s.IssuedAt.Add(a.cfg.CookieExpire)) {
 		return nil
 	}
 	return &s
 }
 
+// serveJWKS answers the public keys of every key in the ring: the one
+// that signs, those scheduled to sign next, and those retired while their
+// assertions may live.
 func (a *Authenticator) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "public, max-age=300")
-	_, _ = w.Write(a.signer.jwks)
+	w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(a.cfg.JWKSMaxAge.Seconds())))
+	_, _ = w.Write(a.signer.ring.Load().jwks)
 }

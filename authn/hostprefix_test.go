@@ -35,7 +35,7 @@ func TestPlantedCookiesAreIgnored(t *testing.T) {
 	}
 	callback := dexCallback(t, rec.Header().Get("Location"), "mallory@example.com", "pw")
 	var ls loginState
-	if err := a.login.open(loginCookie.Name, loginCookie.Value, &ls); err != nil {
+	if _, err := a.login.open(loginCookie.Name, loginCookie.Value, &ls); err != nil {
 		t.Fatal(err)
 	}
 

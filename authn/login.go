@@ -79,7 +79,7 @@ func (a *Authenticator) dropOldLogins(w http.ResponseWriter, r *http.Request) {
 		}
 		seen[c.Name] = true
 		var ls loginState
-		_ = a.login.open(c.Name, c.Value, &ls) // a zero expiry when it does not open
+		_, _ = a.login.open(c.Name, c.Value, &ls) // a zero expiry when it does not open
 		logins = append(logins, pending{c.Name, ls.Expires})
 	}
 	excess := len(logins) - (maxLogins - 1)
@@ -168,7 +168,10 @@ func (a *Authenticator) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var ls loginState
-	if err := a.login.open(name, c.Value, &ls); err != nil {
+	// A login cookie sealed under a previous cookie secret still opens;
+	// the callback clears it whatever it holds, so it is never sealed
+	// again.
+	if _, err := a.login.open(name, c.Value, &ls); err != nil {
 		bad("the sign-in cookie is not valid", err)
 		return
 	}
