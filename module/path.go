@@ -28,6 +28,9 @@ func normalizePath(u *url.URL) error {
 	if !strings.HasPrefix(raw, "/") {
 		return nil
 	}
+	if !strings.ContainsAny(raw, "%;") && !strings.Contains(raw, "//") && !strings.Contains(raw, "/.") {
+		return nil // the common case: nothing to clean, nothing to decode
+	}
 	if strings.Contains(raw, "%") && hasAmbiguousEscape(raw) {
 		return errAmbiguousPath
 	}
