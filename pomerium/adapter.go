@@ -39,13 +39,20 @@ func (Adapter) Adapt(body []byte, options map[string]any) ([]byte, []caddyconfig
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil, nil, fmt.Errorf("%s: a Pomerium config is a mapping of settings", name)
 	}
-	c := &converter{file: name, env: os.LookupEnv}
+	c := &converter{file: name, env: lookupEnv}
 	cfg, err := c.convert(doc.Content[0])
 	if err != nil {
 		return nil, c.warnings, err
 	}
 	out, err := json.Marshal(cfg)
 	return out, c.warnings, err
+}
+
+// lookupEnv reads an environment variable as Pomerium (viper) does: set
+// but empty counts as unset.
+func lookupEnv(key string) (string, bool) {
+	v, ok := os.LookupEnv(key)
+	return v, ok && v != ""
 }
 
 // converter walks the YAML and builds the Caddy config.

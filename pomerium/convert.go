@@ -56,6 +56,7 @@ var removedGlobal = map[string]string{
 	"client_ca":      "client_ca has been removed: use downstream_mtls.ca",
 	"client_ca_file": "client_ca_file has been removed: use downstream_mtls.ca_file",
 	"client_crl":     "client_crl has been removed: use downstream_mtls.crl",
+	"policy_file":    "policy_file has been removed: put the routes under routes",
 }
 
 // providerURLs are the issuers of the IdPs Pomerium names, where fixed.
@@ -87,6 +88,7 @@ func (s settings) value(key string) (string, bool) {
 }
 
 func (c *converter) convert(root *yaml.Node) (map[string]any, error) {
+	file := c.file
 	s := settings{scalar: map[string]*yaml.Node{}, env: map[string]string{}, nodes: map[string]*yaml.Node{}}
 	for _, kv := range pairs(root) {
 		key, val := kv[0].Value, kv[1]
@@ -121,17 +123,18 @@ func (c *converter) convert(root *yaml.Node) (map[string]any, error) {
 		return nil, err
 	}
 
-	routesNode := s.nodes["routes"]
-	if routesNode == nil && s.nodes["policy"] != nil {
-		routesNode = s.nodes["policy"]
-		c.warn(routesNode, "the top-level policy setting is Pomerium's old name for routes")
-	}
+	// Pomerium serves the routes of policy first, then those of routes
+	// (config.Options.GetAllPolicies), each host's in this order: both
+	// lists count, and a policy route wins over a routes route for the
+	// same request.
 	var routes []route
-	if routesNode != nil {
-		if routesNode.Kind != yaml.SequenceNode {
-			return nil, c.errf(routesNode, "routes is a list")
+	for _, key := range []string{"policy", "routes"} {
+		c.file = file
+		list, err := c.routeList(s, key)
+		if err != nil {
+			return nil, err
 		}
-		for _, rn := range routesNode.Content {
+		for _, rn := range list {
 			r, err := c.route(rn, app, s)
 			if err != nil {
 				return nil, err
@@ -139,7 +142,39 @@ func (c *converter) convert(root *yaml.Node) (map[string]any, error) {
 			routes = append(routes, r)
 		}
 	}
+	c.file = file
 	return c.assemble(s, app, dmtls, routes)
+}
+
+// routeList returns the route nodes of the policy or routes setting. Its
+// environment variable (POLICY or ROUTES: the list as base64-encoded YAML)
+// replaces the file's, as in Pomerium; errors in it then name the variable
+// instead of the file.
+func (c *converter) routeList(s settings, key string) ([]*yaml.Node, error) {
+	n := s.nodes[key]
+	envKey := strings.ToUpper(key)
+	if v, ok := c.env(envKey); ok {
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
+		if err != nil {
+			return nil, fmt.Errorf("%s: the environment variable %s is not base64: %v", c.file, envKey, err)
+		}
+		var doc yaml.Node
+		if err := yaml.Unmarshal(raw, &doc); err != nil {
+			return nil, fmt.Errorf("%s (base64-decoded): %v", envKey, err)
+		}
+		c.file = envKey + " (base64-decoded)"
+		n = nil
+		if len(doc.Content) > 0 {
+			n = doc.Content[0]
+		}
+	}
+	if n == nil || n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil, nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		return nil, c.errf(n, "%s is a list of routes", key)
+	}
+	return n.Content, nil
 }
 
 // app builds the iap app from the identity and cookie settings.
