@@ -191,3 +191,130 @@ func TestPolicyAndRoutesFromTheEnvironment(t *testing.T) {
 		t.Errorf("error %v, want one naming ROUTES and its line", err)
 	}
 }
+
+// Finding 2: a route that sets regex, path and prefix matches by regex,
+// else by path, else by prefix, as Pomerium does; the others are ignored,
+// with a warning.
+func TestRegexThenPathThenPrefix(t *testing.T) {
+	src := routesYAML("routes",
+		"from: https://app.example.com, prefix: /, regex: ^/health$, to: http://health",
+		"from: https://app.example.com, prefix: /, path: /status, to: http://status",
+		"from: https://app.example.com, to: http://guarded, allow_any_authenticated_user: true")
+	checkReach(t, src,
+		probe{"", "app.example.com", "/health", "health:80"},
+		probe{"", "app.example.com", "/status", "status:80"},
+		probe{"", "app.example.com", "/admin", "guarded:80"},
+		probe{"", "app.example.com", "/", "guarded:80"},
+	)
+	_, warnings, err := adapt(t, src, "config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, w := range warnings {
+		got = append(got, w.String())
+	}
+	joined := strings.Join(got, "\n")
+	for _, want := range []string{"config.yaml:3: prefix is ignored: regex decides", "config.yaml:8: prefix is ignored: path decides"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("warnings lack %q:\n%s", want, joined)
+		}
+	}
+}
+
+// Within a host, routes keep their config order (Pomerium sorts only the
+// routes it gets from its databroker): the first that matches wins, even a
+// prefix before a longer one.
+func TestRoutesOfAHostKeepConfigOrder(t *testing.T) {
+	src := routesYAML("routes",
+		"from: https://app.example.com, prefix: /api, to: http://api",
+		"from: https://app.example.com, prefix: /api/admin, to: http://never",
+		"from: https://app.example.com, to: http://rest")
+	checkReach(t, src,
+		probe{"", "app.example.com", "/api/admin", "api:80"},
+		probe{"", "app.example.com", "/apiary", "api:80"},
+		probe{"", "app.example.com", "/x", "rest:80"},
+	)
+}
+
+// Finding 3: a regex must match the whole path, as Envoy's safe_regex
+// does.
+func TestRegexMatchesTheWholePath(t *testing.T) {
+	src := routesYAML("routes",
+		"from: https://app.example.com, regex: /static/.*, to: http://static",
+		"from: https://app.example.com, regex: '^/a$|/b', to: http://ab",
+		"from: https://app.example.com, regex: '(?m)^/c$', to: http://c",
+		"from: https://app.example.com, to: http://guarded, allow_any_authenticated_user: true")
+	checkReach(t, src,
+		probe{"", "app.example.com", "/static/app.js", "static:80"},
+		probe{"", "app.example.com", "/admin/static/x", "guarded:80"},
+		probe{"", "app.example.com", "/static", "guarded:80"},
+		probe{"", "app.example.com", "/a", "ab:80"},
+		probe{"", "app.example.com", "/b", "ab:80"},
+		probe{"", "app.example.com", "/x/b", "guarded:80"},
+		probe{"", "app.example.com", "/b/x", "guarded:80"},
+		probe{"", "app.example.com", "/c", "c:80"},
+		probe{"", "app.example.com", "/c%0Ax", "guarded:80"},
+	)
+	if _, _, err := adapt(t, routesYAML("routes", "from: https://a.example, regex: '/(', to: http://b"), "config.yaml"); err == nil || !strings.Contains(err.Error(), "config.yaml:3: regex:") {
+		t.Errorf("a bad regex: error %v, want one naming its line", err)
+	}
+}
+
+func TestAnchored(t *testing.T) {
+	for re, want := range map[string]string{
+		"^/a$":        "^/a$",
+		`^/a/\d+\z`:   `^/a/\d+\z`,
+		"/a":          "^(?:/a)$",
+		"^/a":         "^(?:^/a)$",
+		"/a$":         "^(?:/a$)$",
+		"^/a$|^/b$":   "^(?:^/a$|^/b$)$",
+		"(?m)^/a$":    "^(?:(?m)^/a$)$",
+		"^(/a|/b)$":   "^(/a|/b)$",
+		"^/a$|/b":     "^(?:^/a$|/b)$",
+		"^/a(?m:$)":   "^(?:^/a(?m:$))$",
+		"^/a$(?:x)?":  "^(?:^/a$(?:x)?)$",
+		"(?:^/a$)":    "(?:^/a$)",
+		"^/(healthz)": "^(?:^/(healthz))$",
+	} {
+		if got := anchored(re); got != want {
+			t.Errorf("anchored(%q) = %q, want %q", re, got, want)
+		}
+	}
+}
+
+// path and prefix are matched as written: Caddy's path matcher would read
+// * as a wildcard and {...} as a placeholder, which Pomerium does not.
+func TestPathAndPrefixAreLiteral(t *testing.T) {
+	src := routesYAML("routes",
+		"from: https://app.example.com, path: /files/*/public, to: http://glob",
+		"from: https://app.example.com, prefix: '/{http.request.header.X-P}', to: http://placeholder",
+		"from: https://app.example.com, prefix: /a.b, to: http://dot",
+		"from: https://app.example.com, to: http://guarded, allow_any_authenticated_user: true")
+	checkReach(t, src,
+		probe{"", "app.example.com", "/files/x/public", "guarded:80"},
+		probe{"", "app.example.com", "/files/*/public", "glob:80"},
+		probe{"", "app.example.com", "/admin", "guarded:80"},
+		probe{"", "app.example.com", "/{http.request.header.X-P}", "placeholder:80"},
+		probe{"", "app.example.com", "/aXb", "guarded:80"},
+		probe{"", "app.example.com", "/a.b/c", "dot:80"},
+	)
+}
+
+// prefix_rewrite replaces what the route matched: the prefix, or the
+// whole path of a path or regex route (as Envoy does), letters of any
+// case, as the match compares them.
+func TestPrefixRewriteReplacesWhatMatched(t *testing.T) {
+	src := routesYAML("routes",
+		"from: https://app.example.com, prefix: /api/, prefix_rewrite: /v2/, to: http://api",
+		"from: https://app.example.com, path: /old, prefix_rewrite: /new, to: http://path",
+		"from: https://app.example.com, regex: '^/r/[0-9]+$', prefix: /r/, prefix_rewrite: /item, to: http://regex",
+		"from: https://app.example.com, prefix_rewrite: /root/, to: http://rest")
+	checkReach(t, src,
+		probe{"", "app.example.com", "/api/x", "api:80 /v2/x"},
+		probe{"", "app.example.com", "/API/x", "api:80 /v2/x"},
+		probe{"", "app.example.com", "/old", "path:80 /new"},
+		probe{"", "app.example.com", "/r/12", "regex:80 /item"},
+		probe{"", "app.example.com", "/x", "rest:80 /root/x"},
+	)
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strconv"
 	"strings"
@@ -164,14 +166,20 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 		c.warn(fromNode, "%s", w)
 	}
 
-	// prefix_rewrite replaces the matched prefix before proxying.
+	match := caddy.ModuleMap{"host": caddyconfig.JSON(caddyhttp.MatchHost{host}, nil)}
+	paths, err := c.pathMatch(fields)
+	if err != nil {
+		return out, err
+	}
+	if paths.pattern != "" {
+		match["path_regexp"] = caddyconfig.JSON(map[string]string{"pattern": paths.pattern}, nil)
+	}
+
+	// prefix_rewrite replaces what the route matched (its prefix; the
+	// whole path for path and regex routes, as Envoy does) before proxying.
 	if v := fields["prefix_rewrite"]; v != nil {
-		prefix := "/"
-		if p := fields["prefix"]; p != nil {
-			prefix = p.Value
-		}
 		rw := caddyconfig.JSON(map[string]any{"handler": "rewrite",
-			"path_regexp": []map[string]string{{"find": "^" + regexpQuote(prefix), "replace": v.Value}}}, nil)
+			"path_regexp": []map[string]string{{"find": paths.rewrite, "replace": strings.ReplaceAll(v.Value, "$", "$$")}}}, nil)
 		proxy := handlers[len(handlers)-1]
 		handlers = append(handlers[:len(handlers)-1:len(handlers)-1], rw, proxy)
 	}
@@ -191,15 +199,6 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 		}
 	}
 
-	match := caddy.ModuleMap{"host": caddyconfig.JSON(caddyhttp.MatchHost{host}, nil)}
-	switch {
-	case fields["prefix"] != nil:
-		match["path"] = caddyconfig.JSON(caddyhttp.MatchPath{fields["prefix"].Value + "*"}, nil)
-	case fields["path"] != nil:
-		match["path"] = caddyconfig.JSON(caddyhttp.MatchPath{fields["path"].Value}, nil)
-	case fields["regex"] != nil:
-		match["path_regexp"] = caddyconfig.JSON(map[string]string{"pattern": fields["regex"].Value}, nil)
-	}
 	sub := &caddyhttp.Subroute{Routes: caddyhttp.RouteList{{HandlersRaw: handlers}}}
 	out.caddy = caddyhttp.Route{
 		MatcherSetsRaw: caddyhttp.RawMatcherSets{match},
@@ -303,13 +302,74 @@ func (c *converter) proxy(fields map[string]*yaml.Node) (*reverseproxy.Handler, 
 	return rp, nil
 }
 
-func regexpQuote(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`\.+*?()|[]{}^$`, r) {
-			b.WriteByte('\\')
+// pathSpec is how a route matches paths, as Caddy config.
+type pathSpec struct {
+	pattern string // the path_regexp pattern; "" matches every path
+	rewrite string // what prefix_rewrite replaces
+}
+
+// pathMatch reads the route's regex, path and prefix. Pomerium
+// (envoyconfig mkRouteMatch) takes the first one set of regex, path,
+// prefix and ignores the others; an empty value counts as unset.
+//
+// Every kind becomes a path_regexp, so that the value is matched as
+// written: Caddy's path matcher would read * as a wildcard, {...} as a
+// placeholder and % as escaped-path matching, none of which Pomerium does.
+// A regex must match the whole path, as Envoy's safe_regex does, and is
+// case-sensitive, as in Pomerium. A path or prefix compares letters
+// without case, as Caddy's path matcher does, and unlike Pomerium: a
+// guarded /admin route then guards /ADMIN too.
+func (c *converter) pathMatch(fields map[string]*yaml.Node) (pathSpec, error) {
+	kind := ""
+	var value string
+	for _, k := range []string{"regex", "path", "prefix"} {
+		n := fields[k]
+		if n == nil {
+			continue
 		}
-		b.WriteRune(r)
+		v, err := c.str(n)
+		if err != nil {
+			return pathSpec{}, err
+		}
+		if v == "" {
+			continue
+		}
+		if kind != "" {
+			c.warn(n, "%s is ignored: %s decides which paths this route matches, as in Pomerium", k, kind)
+			continue
+		}
+		kind, value = k, v
+		if k == "regex" {
+			if _, err := regexp.Compile(anchored(v)); err != nil {
+				return pathSpec{}, c.errf(n, "regex: %v", err)
+			}
+		}
 	}
-	return b.String()
+	// The matcher reads the decoded path, rewrite the escaped one.
+	decoded := value
+	if u, err := url.PathUnescape(value); err == nil {
+		decoded = u
+	}
+	literal := func(p string) string { return "(?i)^" + regexp.QuoteMeta(p) }
+	switch kind {
+	case "regex":
+		return pathSpec{pattern: anchored(value), rewrite: `^.*$`}, nil
+	case "path":
+		return pathSpec{pattern: literal(decoded) + "$", rewrite: literal(value) + "$"}, nil
+	case "prefix":
+		return pathSpec{pattern: literal(decoded), rewrite: literal(value)}, nil
+	}
+	return pathSpec{rewrite: "^/"}, nil
+}
+
+// anchored returns re made to match the whole path, as Envoy's safe_regex
+// does: "^(?:re)$", unless re already begins with ^ and ends with $ (in
+// single-line mode, where they mean the ends of the path).
+func anchored(re string) string {
+	p, err := syntax.Parse(re, syntax.Perl)
+	if err == nil && p.Op == syntax.OpConcat && len(p.Sub) >= 2 &&
+		p.Sub[0].Op == syntax.OpBeginText && p.Sub[len(p.Sub)-1].Op == syntax.OpEndText {
+		return re
+	}
+	return "^(?:" + re + ")$"
 }
