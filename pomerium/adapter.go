@@ -60,6 +60,9 @@ type converter struct {
 	file     string
 	env      func(string) (string, bool)
 	warnings []caddyconfig.Warning
+
+	// upgrades is the global allow_upgrades, nil when unset.
+	upgrades []string
 }
 
 // warn adds a warning at n's line; n is nil for a setting that came from

@@ -33,7 +33,7 @@ var scalarKeys = []string{
 }
 
 // listKeys are the global settings the converter reads as YAML structures.
-var listKeys = []string{"certificates", "idp_scopes", "downstream_mtls", "jwt_claims_headers", "routes", "policy"}
+var listKeys = []string{"certificates", "idp_scopes", "downstream_mtls", "jwt_claims_headers", "routes", "policy", "allow_upgrades"}
 
 // unsupportedGlobal are Pomerium settings this adapter knows but does not
 // do yet: each is a warning naming it.
@@ -120,6 +120,10 @@ func (c *converter) convert(root *yaml.Node) (map[string]any, error) {
 	}
 	dmtls, err := c.downstream(s)
 	if err != nil {
+		return nil, err
+	}
+
+	if c.upgrades, err = c.upgradeList(s.nodes["allow_upgrades"], "ALLOW_UPGRADES"); err != nil {
 		return nil, err
 	}
 

@@ -318,3 +318,44 @@ func TestPrefixRewriteReplacesWhatMatched(t *testing.T) {
 		probe{"", "app.example.com", "/x", "rest:80 /root/x"},
 	)
 }
+
+// Finding 4: WebSockets are off unless the route turns them on with
+// allow_websockets, as in Pomerium, whose default is false.
+func TestWebsocketsAreOffByDefault(t *testing.T) {
+	src := routesYAML("routes",
+		"from: https://default.example.com, to: http://default",
+		"from: https://off.example.com, to: http://off, allow_websockets: false",
+		"from: https://on.example.com, to: http://on, allow_websockets: true")
+	for host, want := range map[string]string{"default.example.com": "status 400", "off.example.com": "status 400", "on.example.com": "on:80"} {
+		if got := reachUpgrade(t, src, host); got != want {
+			t.Errorf("a WebSocket upgrade to %s reaches %q, want %q", host, got, want)
+		}
+		if got := reach(t, src, "GET", host, "/"); got == "status 400" {
+			t.Errorf("a plain request to %s is refused", host)
+		}
+	}
+}
+
+// allow_upgrades, the route's if set, else the global one, may turn
+// WebSockets on too (Pomerium's Policy.GetAllowWebsockets).
+func TestAllowUpgradesMayNameWebsocket(t *testing.T) {
+	src := "allow_upgrades: [websocket]\n" + routesYAML("routes",
+		"from: https://global.example.com, to: http://global",
+		"from: https://off.example.com, to: http://off, allow_upgrades: []",
+		"from: https://on.example.com, to: http://on, allow_upgrades: [websocket]",
+		"from: https://both.example.com, to: http://both, allow_websockets: true, allow_upgrades: []")
+	for host, want := range map[string]string{"global.example.com": "global:80", "off.example.com": "status 400",
+		"on.example.com": "on:80", "both.example.com": "both:80"} {
+		if got := reachUpgrade(t, src, host); got != want {
+			t.Errorf("a WebSocket upgrade to %s reaches %q, want %q", host, got, want)
+		}
+	}
+	t.Setenv("ALLOW_UPGRADES", "spdy/3.1")
+	if got := reachUpgrade(t, src, "global.example.com"); got != "status 400" {
+		t.Errorf("ALLOW_UPGRADES without websocket: an upgrade reaches %q, want status 400", got)
+	}
+	_, warnings, _ := adapt(t, src, "config.yaml")
+	if len(warnings) == 0 || !strings.Contains(warnings[0].Message, "allow_upgrades: spdy/3.1 upgrades are not supported") {
+		t.Errorf("warnings %v, want one about spdy/3.1", warnings)
+	}
+}

@@ -42,7 +42,7 @@ var routeKeys = []string{"from", "to", "prefix", "path", "regex", "prefix_rewrit
 	"allowed_users", "allowed_domains", "allowed_idp_claims", "allow_public_unauthenticated_access",
 	"allow_any_authenticated_user", "cors_allow_preflight", "tls_downstream_client_ca", "tls_downstream_client_ca_file",
 	"preserve_host_header", "host_rewrite", "set_request_headers", "remove_request_headers", "set_response_headers",
-	"pass_identity_headers", "allow_websockets", "timeout", "idle_timeout", "name", "description", "id"}
+	"pass_identity_headers", "allow_websockets", "allow_upgrades", "timeout", "idle_timeout", "name", "description", "id"}
 
 var unsupportedRouteKeys = []string{"regex_rewrite_pattern", "regex_rewrite_substitution", "host_rewrite_header",
 	"host_path_regex_rewrite_pattern", "host_path_regex_rewrite_substitution", "kubernetes_service_account_token",
@@ -81,6 +81,14 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 	}
 	out.host = host
 	r := module.Route{Name: fromNode.Value, Hosts: []string{host}}
+
+	// WebSockets: off unless the route (or the global allow_upgrades) turns
+	// them on, as Pomerium's Policy.GetAllowWebsockets decides.
+	allow, err := c.websockets(fields)
+	if err != nil {
+		return out, err
+	}
+	r.AllowWebsockets = &allow
 
 	// Upstream TLS: the same options, decoded by their Pomerium names.
 	tlsFields := map[string]any{}
@@ -291,14 +299,6 @@ func (c *converter) proxy(fields map[string]*yaml.Node) (*reverseproxy.Handler, 
 			rp.Headers.Response.Set.Set(k, val)
 		}
 	}
-	if v := fields["allow_websockets"]; v != nil {
-		// Caddy proxies WebSocket upgrades whenever the client asks.
-		if b, err := c.boolean(v); err != nil {
-			return nil, err
-		} else if !b {
-			c.warn(v, "allow_websockets: false is ignored: Caddy always proxies WebSocket upgrades")
-		}
-	}
 	return rp, nil
 }
 
@@ -372,4 +372,59 @@ func anchored(re string) string {
 		return re
 	}
 	return "^(?:" + re + ")$"
+}
+
+// websockets decides whether the route proxies WebSocket upgrades, as
+// Pomerium does: allow_websockets: true, else the route's allow_upgrades
+// if set, else the global one, naming "websocket"; off by default.
+func (c *converter) websockets(fields map[string]*yaml.Node) (bool, error) {
+	if v := fields["allow_websockets"]; v != nil {
+		b, err := c.boolean(v)
+		if err != nil || b {
+			return b, err
+		}
+	}
+	upgrades := c.upgrades
+	if v := fields["allow_upgrades"]; v != nil {
+		list, err := c.upgradeList(v, "")
+		if err != nil {
+			return false, err
+		}
+		upgrades = list
+	}
+	return slices.ContainsFunc(upgrades, func(u string) bool { return strings.EqualFold(u, "websocket") }), nil
+}
+
+// upgradeList reads an allow_upgrades list (a YAML list, or values
+// separated by commas), or its environment variable, which wins. Only
+// websocket is proxied: any other upgrade is a warning.
+func (c *converter) upgradeList(n *yaml.Node, envKey string) ([]string, error) {
+	var list []string
+	if n != nil {
+		if n.Kind == yaml.ScalarNode {
+			list = strings.Split(n.Value, ",")
+		} else {
+			var err error
+			if list, err = c.strings(n); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if envKey != "" {
+		if v, ok := c.env(envKey); ok {
+			list, n = strings.Split(v, ","), nil
+		}
+	}
+	var out []string
+	for _, u := range list {
+		u = strings.TrimSpace(u)
+		if u == "" {
+			continue
+		}
+		if !strings.EqualFold(u, "websocket") {
+			c.warn(n, "allow_upgrades: %s upgrades are not supported by caddy-iap and are refused", u)
+		}
+		out = append(out, u)
+	}
+	return out, nil
 }

@@ -124,6 +124,17 @@ var twins = []twin{
 			allow_any_authenticated_user: true`,
 	},
 	{
+		name: "allow_websockets lets WebSocket upgrades through",
+		iapRoute: `
+			to http://127.0.0.1:8080
+			allow_websockets
+			allow_any_authenticated_user`,
+		route: `
+			to: http://127.0.0.1:8080
+			allow_websockets: true
+			allow_any_authenticated_user: true`,
+	},
+	{
 		name: "tls_skip_verify trusts any upstream certificate",
 		iapRoute: `
 			to https://127.0.0.1:8443
@@ -288,7 +299,13 @@ func TestCaddyfileAndPomeriumTwinsAdaptAlike(t *testing.T) {
 			if c.iapMTLS != "" {
 				site.WriteString("\tiap_mtls {\n" + indent(c.iapMTLS, "\t\t") + "\t}\n")
 			}
-			site.WriteString("\tiap_route {\n" + indent(c.iapRoute, "\t\t") + "\t}\n}\n")
+			iapRoute := c.iapRoute
+			if !strings.Contains(c.route, "allow_websockets") {
+				// Pomerium's allow_websockets is off by default, the
+				// Caddyfile's on.
+				iapRoute += "\n\t\t\tallow_websockets false"
+			}
+			site.WriteString("\tiap_route {\n" + indent(iapRoute, "\t\t") + "\t}\n}\n")
 			var yaml strings.Builder
 			if c.downstreamMTLS != "" {
 				yaml.WriteString("downstream_mtls:\n" + indent(c.downstreamMTLS, "  "))
