@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 	"go.yaml.in/yaml/v3"
@@ -395,7 +396,7 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 		policies = append(policies, &caddytls.ConnectionPolicy{})
 		srv["tls_connection_policies"] = policies
 	}
-	srv["routes"] = caddyRoutes
+	srv["routes"] = append([]caddyhttp.Route{healthRoute()}, caddyRoutes...)
 
 	apps := map[string]any{"http": httpApp, "iap": app}
 	tlsApp := map[string]any{}
@@ -460,4 +461,42 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 		cfg["logging"] = map[string]any{"logs": map[string]any{"default": map[string]any{"level": strings.ToUpper(lvl)}}}
 	}
 	return cfg, nil
+}
+
+// healthRoute answers Pomerium's health checks, /healthz and /ping, on
+// every host before any route, without a client certificate or a user,
+// as Pomerium's control plane does (handlers.HealthCheck): GET and HEAD
+// get 200 "OK", other methods 405.
+func healthRoute() caddyhttp.Route {
+	sub := &caddyhttp.Subroute{Routes: caddyhttp.RouteList{
+		{
+			MatcherSetsRaw: caddyhttp.RawMatcherSets{{"method": caddyconfig.JSON(caddyhttp.MatchMethod{"GET", "HEAD"}, nil)}},
+			HandlersRaw:    []json.RawMessage{staticResponse(200, map[string]string{"Content-Type": "text/plain"}, "OK\n")},
+		},
+		{
+			HandlersRaw: []json.RawMessage{staticResponse(405, map[string]string{"Content-Type": "text/plain; charset=utf-8",
+				"X-Content-Type-Options": "nosniff"}, "Method Not Allowed\n")},
+		},
+	}}
+	return caddyhttp.Route{
+		MatcherSetsRaw: caddyhttp.RawMatcherSets{{"path": caddyconfig.JSON(caddyhttp.MatchPath{"/healthz", "/ping"}, nil)}},
+		HandlersRaw:    []json.RawMessage{caddyconfig.JSONModuleObject(sub, "handler", "subroute", nil)},
+		Terminal:       true,
+	}
+}
+
+// staticResponse is a static_response handler.
+func staticResponse(status int, header map[string]string, body string) json.RawMessage {
+	h := map[string]any{"handler": "static_response", "status_code": status}
+	if len(header) > 0 {
+		hdr := map[string][]string{}
+		for k, v := range header {
+			hdr[k] = []string{v}
+		}
+		h["headers"] = hdr
+	}
+	if body != "" {
+		h["body"] = body
+	}
+	return caddyconfig.JSON(h, nil)
 }

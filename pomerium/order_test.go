@@ -359,3 +359,51 @@ func TestAllowUpgradesMayNameWebsocket(t *testing.T) {
 		t.Errorf("warnings %v, want one about spdy/3.1", warnings)
 	}
 }
+
+// Finding 5: /healthz and /ping are answered on every host before any
+// route, without sign-in or a client certificate, as Pomerium's control
+// plane does.
+func TestHealthChecksComeFirst(t *testing.T) {
+	src := `downstream_mtls:
+  ca_file: $DIR/rootCA.pem
+` + routesYAML("routes",
+		"from: https://app.example.com, to: http://app, allowed_users: [alice@example.com]",
+		"from: https://app.example.com, path: /healthz, to: http://shadowed")
+	src = strings.ReplaceAll(src, "$DIR", fixtures(t))
+	checkReach(t, src,
+		probe{"GET", "app.example.com", "/healthz", "status 200"},
+		probe{"HEAD", "app.example.com", "/ping", "status 200"},
+		probe{"POST", "app.example.com", "/ping", "status 405"},
+		probe{"GET", "unknown.example.com", "/ping", "status 200"},
+		probe{"GET", "app.example.com", "/healthz/x", "app:80"},
+		probe{"GET", "app.example.com", "/", "app:80"},
+	)
+	// Nothing but the static response runs: no iap_mtls, no sign-in.
+	out, warnings, err := adapt(t, src, "config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Routes []json.RawMessage `json:"routes"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	first := string(cfg.Apps.HTTP.Servers["pomerium"].Routes[0])
+	if !strings.Contains(first, `"/healthz"`) || strings.Contains(first, "iap_") {
+		t.Errorf("the first route is not the bare health check: %s", first)
+	}
+	var got []string
+	for _, w := range warnings {
+		got = append(got, w.String())
+	}
+	if !strings.Contains(strings.Join(got, "\n"), "config.yaml:8: path /healthz is answered by the health check") {
+		t.Errorf("no warning about the shadowed /healthz route: %v", got)
+	}
+}

@@ -339,9 +339,14 @@ func (c *converter) pathMatch(fields map[string]*yaml.Node) (pathSpec, error) {
 			continue
 		}
 		kind, value = k, v
-		if k == "regex" {
+		switch k {
+		case "regex":
 			if _, err := regexp.Compile(anchored(v)); err != nil {
 				return pathSpec{}, c.errf(n, "regex: %v", err)
+			}
+		case "path":
+			if v == "/healthz" || v == "/ping" {
+				c.warn(n, "path %s is answered by the health check on every host, as in Pomerium: this route never gets it", v)
 			}
 		}
 	}
