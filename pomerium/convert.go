@@ -354,13 +354,26 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 		}
 	}
 
-	var hosts []string
+	// Envoy picks the virtual host first: a host that some route names
+	// exactly is served by its own routes only, and wildcard routes are
+	// tried for the other hosts, whatever their place in the config
+	// (envoyconfig buildMainRouteConfiguration). So the exact hosts' routes
+	// go first, in config order, and a request for such a host that none of
+	// them matches gets 404 instead of falling to a wildcard route.
+	exact := slices.DeleteFunc(slices.Clone(routes), func(r route) bool { return r.wildcard })
+	wild := slices.DeleteFunc(slices.Clone(routes), func(r route) bool { return !r.wildcard })
+	routes = append(exact, wild...)
+
+	var hosts, exactHosts []string
 	var caddyRoutes []caddyhttp.Route
 	var policies []*caddytls.ConnectionPolicy
 	for _, r := range routes {
 		caddyRoutes = append(caddyRoutes, r.caddy)
 		if !slices.Contains(hosts, r.host) {
 			hosts = append(hosts, r.host)
+			if !r.wildcard {
+				exactHosts = append(exactHosts, r.host)
+			}
 		}
 		if r.downstream != nil {
 			// The deprecated per-route client CA; route put its handler first.
@@ -395,6 +408,14 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 	if len(policies) > 0 {
 		policies = append(policies, &caddytls.ConnectionPolicy{})
 		srv["tls_connection_policies"] = policies
+	}
+	if len(wild) > 0 && len(exactHosts) > 0 {
+		notFound := caddyhttp.Route{
+			MatcherSetsRaw: caddyhttp.RawMatcherSets{{"host": caddyconfig.JSON(caddyhttp.MatchHost(exactHosts), nil)}},
+			HandlersRaw:    []json.RawMessage{staticResponse(404, nil, "")},
+			Terminal:       true,
+		}
+		caddyRoutes = slices.Insert(caddyRoutes, len(exact), notFound)
 	}
 	srv["routes"] = append([]caddyhttp.Route{healthRoute()}, caddyRoutes...)
 

@@ -407,3 +407,19 @@ func TestHealthChecksComeFirst(t *testing.T) {
 		t.Errorf("no warning about the shadowed /healthz route: %v", got)
 	}
 }
+
+// A host that a route names exactly is served by its own routes only,
+// as Envoy picks the virtual host before the route: a wildcard route
+// listed first does not take its requests, nor those its routes leave.
+func TestExactHostsBeforeWildcards(t *testing.T) {
+	src := routesYAML("routes",
+		"from: https://*.example.com, to: http://wild",
+		"from: https://admin.example.com, prefix: /admin, to: http://admin, allowed_users: [alice@example.com]",
+		"from: https://other.example.com, to: http://other")
+	checkReach(t, src,
+		probe{"", "admin.example.com", "/admin", "admin:80"},
+		probe{"", "admin.example.com", "/", "status 404"},
+		probe{"", "other.example.com", "/", "other:80"},
+		probe{"", "x.example.com", "/", "wild:80"},
+	)
+}

@@ -28,6 +28,7 @@ import (
 // route is one converted Pomerium route.
 type route struct {
 	host       string
+	wildcard   bool // host has a *: Pomerium tries it only for hosts that no route names exactly
 	caddy      caddyhttp.Route
 	downstream *downstreamtls.Options // the deprecated per-route client CA
 }
@@ -80,6 +81,7 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 		return out, err
 	}
 	out.host = host
+	out.wildcard = strings.Contains(host, "*")
 	r := module.Route{Name: fromNode.Value, Hosts: []string{host}}
 
 	// WebSockets: off unless the route (or the global allow_upgrades) turns
