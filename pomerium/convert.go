@@ -388,6 +388,25 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 			policies = append(policies, site.ConnectionPolicy)
 		}
 	}
+	// Pomerium answers its own endpoints (/.pomerium/...: the sign-in
+	// callback, the user page, the JWKS) on every host before the routes.
+	// Here the iap_authenticate of whichever route matches answers them;
+	// for an exact host whose routes all have a path, prefix or regex that
+	// leaves them out, a route after that host's routes does, or signing in
+	// could never finish there.
+	var own []caddyhttp.Route
+	for _, h := range exactHosts {
+		var mtls json.RawMessage
+		for _, r := range exact {
+			if r.host == h && r.mtls != nil {
+				mtls = r.mtls
+				break
+			}
+		}
+		own = append(own, ownEndpoints(h, mtls))
+	}
+	caddyRoutes = slices.Insert(caddyRoutes, len(exact), own...)
+
 	if dmtls != nil && len(hosts) > 0 {
 		// The global downstream mTLS guards every route: a connection
 		// policy for all their hosts, and its handler first on each route,
@@ -415,7 +434,7 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 			HandlersRaw:    []json.RawMessage{staticResponse(404, nil, "")},
 			Terminal:       true,
 		}
-		caddyRoutes = slices.Insert(caddyRoutes, len(exact), notFound)
+		caddyRoutes = slices.Insert(caddyRoutes, len(exact)+len(own), notFound)
 	}
 	srv["routes"] = append([]caddyhttp.Route{healthRoute()}, caddyRoutes...)
 
@@ -503,6 +522,30 @@ func healthRoute() caddyhttp.Route {
 		MatcherSetsRaw: caddyhttp.RawMatcherSets{{"path": caddyconfig.JSON(caddyhttp.MatchPath{"/healthz", "/ping"}, nil)}},
 		HandlersRaw:    []json.RawMessage{caddyconfig.JSONModuleObject(sub, "handler", "subroute", nil)},
 		Terminal:       true,
+	}
+}
+
+// ownEndpoints is the route that answers caddy-iap's endpoints under
+// Pomerium's names on host when none of the host's routes took the
+// request: the host's client certificate check (the deprecated per-route
+// CA, if any), then iap_authenticate, which answers them, then 404 for a
+// path it does not know.
+func ownEndpoints(host string, mtls json.RawMessage) caddyhttp.Route {
+	var handlers []json.RawMessage
+	if mtls != nil {
+		handlers = append(handlers, mtls)
+	}
+	handlers = append(handlers,
+		caddyconfig.JSONModuleObject(&module.Authenticate{Hosts: []string{host}, SignIn: module.SignInPolicy}, "handler", "iap_authenticate", nil),
+		staticResponse(404, nil, ""))
+	sub := &caddyhttp.Subroute{Routes: caddyhttp.RouteList{{HandlersRaw: handlers}}}
+	return caddyhttp.Route{
+		MatcherSetsRaw: caddyhttp.RawMatcherSets{{
+			"host": caddyconfig.JSON(caddyhttp.MatchHost{host}, nil),
+			"path": caddyconfig.JSON(caddyhttp.MatchPath{"/.pomerium", "/.pomerium/*", "/.well-known/pomerium/*"}, nil),
+		}},
+		HandlersRaw: []json.RawMessage{caddyconfig.JSONModuleObject(sub, "handler", "subroute", nil)},
+		Terminal:    true,
 	}
 }
 

@@ -97,6 +97,11 @@ func follow(t *testing.T, ctx caddy.Context, routes caddyhttp.RouteList, req *ht
 				if answer, done := follow(t, ctx, h.Routes, req); done {
 					return answer, true
 				}
+			case "iap_authenticate":
+				// It answers its own endpoints.
+				if strings.HasPrefix(req.URL.Path, "/.pomerium/") {
+					return "iap_authenticate", true
+				}
 			case "static_response":
 				return fmt.Sprintf("status %d", h.StatusCode), true
 			case "iap_authorize":
@@ -421,5 +426,21 @@ func TestExactHostsBeforeWildcards(t *testing.T) {
 		probe{"", "admin.example.com", "/", "status 404"},
 		probe{"", "other.example.com", "/", "other:80"},
 		probe{"", "x.example.com", "/", "wild:80"},
+	)
+}
+
+// Pomerium answers its own endpoints on every host before the routes:
+// the sign-in callback reaches iap_authenticate on a host whose routes all
+// have a prefix that leaves /.pomerium/ out, and is never proxied.
+func TestOwnEndpointsOnEveryRouteHost(t *testing.T) {
+	src := routesYAML("routes",
+		"from: https://app.example.com, prefix: /app/, to: http://app, allow_any_authenticated_user: true",
+		"from: https://all.example.com, to: http://all, allow_any_authenticated_user: true")
+	checkReach(t, src,
+		probe{"", "app.example.com", "/.pomerium/callback", "iap_authenticate"},
+		probe{"", "app.example.com", "/app/x", "app:80"},
+		probe{"", "app.example.com", "/other", "none"},
+		probe{"", "all.example.com", "/.pomerium/callback", "iap_authenticate"},
+		probe{"", "all.example.com", "/x", "all:80"},
 	)
 }

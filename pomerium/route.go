@@ -31,6 +31,7 @@ type route struct {
 	wildcard   bool // host has a *: Pomerium tries it only for hosts that no route names exactly
 	caddy      caddyhttp.Route
 	downstream *downstreamtls.Options // the deprecated per-route client CA
+	mtls       json.RawMessage        // its iap_mtls handler
 }
 
 // tlsKeys are the route's upstream TLS options, decoded into
@@ -205,7 +206,8 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 				o.CAFile = v.Value
 			}
 			out.downstream = o
-			handlers = append([]json.RawMessage{caddyconfig.JSONModuleObject(&module.MTLS{Options: *o}, "handler", "iap_mtls", nil)}, handlers...)
+			out.mtls = caddyconfig.JSONModuleObject(&module.MTLS{Options: *o}, "handler", "iap_mtls", nil)
+			handlers = append([]json.RawMessage{out.mtls}, handlers...)
 		}
 	}
 
