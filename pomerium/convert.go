@@ -319,11 +319,34 @@ func (c *converter) downstream(s settings) (*downstreamtls.Options, error) {
 			return nil, c.errf(n, "downstream_mtls: %v", err)
 		}
 	}
+	// Pomerium binds an environment variable to each downstream_mtls
+	// setting (DOWNSTREAM_MTLS_<NAME>); a variable wins over the file.
 	for key, field := range map[string]*string{"DOWNSTREAM_MTLS_CA": &o.CA, "DOWNSTREAM_MTLS_CA_FILE": &o.CAFile,
 		"DOWNSTREAM_MTLS_CRL": &o.CRL, "DOWNSTREAM_MTLS_CRL_FILE": &o.CRLFile, "DOWNSTREAM_MTLS_ENFORCEMENT": &o.Enforcement} {
 		if v, ok := c.env(key); ok {
 			*field = v
 		}
+	}
+	if v, ok := c.env("DOWNSTREAM_MTLS_MAX_VERIFY_DEPTH"); ok {
+		d, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("%s: DOWNSTREAM_MTLS_MAX_VERIFY_DEPTH: %q is not a whole number", c.file, v)
+		}
+		depth := uint32(d)
+		o.MaxVerifyDepth = &depth
+	}
+	if v, ok := c.env("DOWNSTREAM_MTLS_MATCH_SUBJECT_ALT_NAMES"); ok {
+		// A list of {type: pattern}, in YAML or JSON, as in the file.
+		var list []map[string]string
+		if err := yaml.Unmarshal([]byte(v), &list); err != nil {
+			return nil, fmt.Errorf("%s: DOWNSTREAM_MTLS_MATCH_SUBJECT_ALT_NAMES: a list of {type: pattern}, such as [{email: .*@example.com}]: %v", c.file, err)
+		}
+		b, _ := json.Marshal(list)
+		var sans downstreamtls.SANMatchers
+		if err := json.Unmarshal(b, &sans); err != nil {
+			return nil, fmt.Errorf("%s: DOWNSTREAM_MTLS_MATCH_SUBJECT_ALT_NAMES: %v", c.file, err)
+		}
+		o.MatchSubjectAltNames = sans
 	}
 	if o.CA == "" && o.CAFile == "" {
 		if n != nil && (o.CRL != "" || o.CRLFile != "" || len(o.MatchSubjectAltNames) > 0) {

@@ -444,3 +444,33 @@ func TestOwnEndpointsOnEveryRouteHost(t *testing.T) {
 		probe{"", "all.example.com", "/x", "all:80"},
 	)
 }
+
+// Finding 6: every DOWNSTREAM_MTLS_* variable Pomerium reads, the depth
+// and the subject alt names included, overrides the file.
+func TestDownstreamMTLSEnvironment(t *testing.T) {
+	dir := fixtures(t)
+	t.Setenv("DOWNSTREAM_MTLS_CA_FILE", dir+"/rootCA.pem")
+	t.Setenv("DOWNSTREAM_MTLS_ENFORCEMENT", "reject_connection")
+	t.Setenv("DOWNSTREAM_MTLS_MAX_VERIFY_DEPTH", "3")
+	t.Setenv("DOWNSTREAM_MTLS_MATCH_SUBJECT_ALT_NAMES", `[{"email": ".*@example\\.com"}]`)
+	src := "downstream_mtls:\n  ca_file: /nope.pem\n  max_verify_depth: 1\n" + routesYAML("routes", "from: https://app.example.com, to: http://app")
+	out, _, err := adapt(t, src, "config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"max_verify_depth":3`, `"email":".*@example\\.com"`, `"mode":"require"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("lacks %s:\n%s", want, out)
+		}
+	}
+
+	t.Setenv("DOWNSTREAM_MTLS_MAX_VERIFY_DEPTH", "deep")
+	if _, _, err := adapt(t, src, "config.yaml"); err == nil || !strings.Contains(err.Error(), "DOWNSTREAM_MTLS_MAX_VERIFY_DEPTH") {
+		t.Errorf("a bad depth: error %v, want one naming the variable", err)
+	}
+	// Set but empty counts as unset, as in Pomerium.
+	t.Setenv("DOWNSTREAM_MTLS_MAX_VERIFY_DEPTH", "")
+	if out, _, err = adapt(t, src, "config.yaml"); err != nil || !strings.Contains(string(out), `"max_verify_depth":1`) {
+		t.Errorf("an empty DOWNSTREAM_MTLS_MAX_VERIFY_DEPTH: %v\n%s", err, out)
+	}
+}
