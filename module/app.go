@@ -1,20 +1,12 @@
 package module
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -52,6 +44,14 @@ type App struct {
 	// `head -c32 /dev/urandom | base64`.
 	CookieSecret string `json:"cookie_secret,omitempty"`
 
+	// Secrets that cookie_secret replaced, to rotate it without signing
+	// anyone out: cookies they sealed still open, and a session is sealed
+	// again under cookie_secret on its next response. Remove a secret once
+	// every session has been seen since (at the latest after
+	// cookie_expire); sessions it still seals then end, which the log
+	// says. Default: none.
+	CookieSecretPrevious []string `json:"cookie_secret_previous,omitempty"`
+
 	// The cookie's Domain attribute, e.g. `.example.com` to share sessions
 	// across subdomains. Default: none (host-only cookies).
 	CookieDomain string `json:"cookie_domain,omitempty"`
@@ -62,14 +62,26 @@ type App struct {
 	// The cookie's SameSite: lax (default), strict or none.
 	CookieSameSite string `json:"cookie_same_site,omitempty"`
 
-	// A PEM file with the ECDSA P-256 key that signs identity assertions.
-	// Default: a key generated once and kept in Caddy's storage, so every
-	// instance sharing that storage signs with the same key.
+	// A PEM file with the ECDSA P-256 keys of the identity assertion: the
+	// first signs, and every key is published in the JWKS, as with
+	// Pomerium's signing_key. To rotate: add the new key after the current
+	// one, then (once upstreams may have fetched the JWKS again, the JWKS
+	// max-age of 5 minutes) put it first, then (once the old key's
+	// assertions have expired, 5 minutes) remove the old one. Default: a
+	// key generated once and kept in Caddy's storage, so every instance
+	// sharing that storage signs with the same key.
 	SigningKeyFile string `json:"signing_key_file,omitempty"`
 
-	// The same key as base64-encoded PEM (Pomerium's signing_key). If both
+	// The same keys as base64-encoded PEM (Pomerium's signing_key). If both
 	// are set, the file wins.
 	SigningKey string `json:"signing_key,omitempty"`
+
+	// Rotate the generated key (the one kept in Caddy's storage) on this
+	// schedule, e.g. 24h: each key is generated and published in the JWKS
+	// one interval before it signs, signs for one interval, and stays
+	// published while its assertions live. Instances sharing the storage
+	// switch together. Not with signing_key(_file). Default: off.
+	SigningKeyRotate caddy.Duration `json:"signing_key_rotate,omitempty"`
 
 	// Headers to send upstream with a claim of the user's ID token each,
 	// e.g. {"X-Email": "email", "X-Groups": "groups"}. Clients' own values
@@ -92,6 +104,11 @@ type App struct {
 	auth   *authn.Authenticator
 	hosts  *sync.Map // route hosts, for return URLs across routes
 	logger *zap.Logger
+
+	// Set when the keys come from storage and may change: Start watches
+	// them until Stop.
+	keyWatch     func(stop <-chan struct{})
+	stopKeyWatch chan struct{}
 }
 
 // IDP is an OpenID Connect identity provider.
@@ -133,21 +150,35 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("iap: cookie_secret: %v", err)
 	}
+	var previous [][]byte
+	for i, s := range a.CookieSecretPrevious {
+		p, err := decodeSecret(s)
+		if err != nil {
+			return fmt.Errorf("iap: cookie_secret_previous %d: %v", i+1, err)
+		}
+		previous = append(previous, p)
+	}
 	sameSite, err := parseSameSite(a.CookieSameSite)
 	if err != nil {
 		return fmt.Errorf("iap: %v", err)
 	}
-	key, err := a.signingKey(ctx)
+	keys, fromStorage, err := a.signingKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("iap: signing key: %v", err)
+	}
+	jwksMaxAge := time.Duration(0) // authn's default
+	if rotate := time.Duration(a.SigningKeyRotate); rotate > 0 {
+		// A JWKS fetched just before a next key is added must expire
+		// well before that key signs, one interval later.
+		jwksMaxAge = max(min(5*time.Minute, rotate/4), time.Second)
 	}
 	pass := a.PassIdentityHeaders == nil || *a.PassIdentityHeaders
 	a.auth, err = authn.New(authn.Config{
 		ProviderURL: a.IDP.ProviderURL, ClientID: a.IDP.ClientID, ClientSecret: a.IDP.ClientSecret,
 		Scopes: a.IDP.Scopes, GroupsClaim: a.IDP.GroupsClaim,
-		CookieName: a.CookieName, CookieSecret: secret, CookieDomain: a.CookieDomain,
+		CookieName: a.CookieName, CookieSecret: secret, PreviousCookieSecrets: previous, CookieDomain: a.CookieDomain,
 		CookieExpire: time.Duration(a.CookieExpire), CookieSameSite: sameSite,
-		SigningKey: key, ClaimHeaders: a.JWTClaimsHeaders, PassIdentityHeaders: pass, Compat: a.Compat,
+		SigningKeys: keys, JWKSMaxAge: jwksMaxAge, ClaimHeaders: a.JWTClaimsHeaders, PassIdentityHeaders: pass, Compat: a.Compat,
 		AllowedRedirectHosts: func(hostport string) bool {
 			host := hostport
 			if h, _, err := net.SplitHostPort(hostport); err == nil {
@@ -169,22 +200,35 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("iap: %v", err)
 	}
-	return nil
-}
-
-// Start discovers the IdP in the background: a down IdP does not stop
-// Caddy; routes answer 503 until it is back.
-func (a *App) Start() error {
-	if a.auth != nil {
-		a.auth.Start()
+	if fromStorage && (a.SigningKeyRotate > 0 || len(keys) > 1) {
+		storage := ctx.Storage()
+		a.keyWatch = func(stop <-chan struct{}) { a.watchSigningKeys(ctx, storage, keys, stop) }
 	}
 	return nil
 }
 
-// Stop ends the background discovery.
+// Start discovers the IdP in the background: a down IdP does not stop
+// Caddy; routes answer 503 until it is back. With a rotating key, it also
+// follows the key ring in storage.
+func (a *App) Start() error {
+	if a.auth != nil {
+		a.auth.Start()
+	}
+	if a.keyWatch != nil {
+		a.stopKeyWatch = make(chan struct{})
+		go a.keyWatch(a.stopKeyWatch)
+	}
+	return nil
+}
+
+// Stop ends the background work.
 func (a *App) Stop() error {
 	if a.auth != nil {
 		a.auth.Stop()
+	}
+	if a.stopKeyWatch != nil {
+		close(a.stopKeyWatch)
+		a.stopKeyWatch = nil
 	}
 	return nil
 }
@@ -213,6 +257,13 @@ func (a *App) expandPlaceholders() error {
 			return fmt.Errorf("%s: %v", f.name, err)
 		}
 		*f.v = v
+	}
+	for i, s := range a.CookieSecretPrevious {
+		v, err := repl.ReplaceOrErr(s, true, true)
+		if err != nil {
+			return fmt.Errorf("cookie_secret_previous %d: %v", i+1, err)
+		}
+		a.CookieSecretPrevious[i] = v
 	}
 	return nil
 }
@@ -278,78 +329,6 @@ func parseSameSite(s string) (http.SameSite, error) {
 		return http.SameSiteNoneMode, nil
 	}
 	return 0, fmt.Errorf("cookie_same_site: %q is not lax, strict or none", s)
-}
-
-const signingKeyStorageKey = "iap/signing-key.pem"
-
-// signingKey loads signing_key_file, or the key kept in Caddy's storage,
-// generating and storing it the first time.
-func (a *App) signingKey(ctx caddy.Context) (crypto.Signer, error) {
-	if a.SigningKeyFile != "" {
-		b, err := os.ReadFile(a.SigningKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("signing_key_file: %v", err)
-		}
-		k, err := parseECKey(b)
-		if err != nil {
-			return nil, fmt.Errorf("signing_key_file %s: %v", a.SigningKeyFile, err)
-		}
-		return k, nil
-	}
-	if a.SigningKey != "" {
-		b, err := base64.StdEncoding.DecodeString(a.SigningKey)
-		if err != nil {
-			return nil, fmt.Errorf("signing_key: not base64: %v", err)
-		}
-		k, err := parseECKey(b)
-		if err != nil {
-			return nil, fmt.Errorf("signing_key: %v", err)
-		}
-		return k, nil
-	}
-	storage := ctx.Storage()
-	b, err := storage.Load(ctx, signingKeyStorageKey)
-	if errors.Is(err, fs.ErrNotExist) {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		der, err := x509.MarshalPKCS8PrivateKey(k)
-		if err != nil {
-			return nil, err
-		}
-		if err := storage.Store(ctx, signingKeyStorageKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
-			return nil, fmt.Errorf("storing a new key: %v", err)
-		}
-		// Load again, so instances racing on a shared storage agree.
-		if b, err = storage.Load(ctx, signingKeyStorageKey); err != nil {
-			return nil, err
-		}
-	} else if err != nil {
-		return nil, fmt.Errorf("loading %s from storage: %v", signingKeyStorageKey, err)
-	}
-	return parseECKey(b)
-}
-
-func parseECKey(b []byte) (crypto.Signer, error) {
-	block, _ := pem.Decode(b)
-	if block == nil {
-		return nil, errors.New("no PEM block")
-	}
-	if k, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
-		if ec, ok := k.(*ecdsa.PrivateKey); ok && ec.Curve == elliptic.P256() {
-			return ec, nil
-		}
-		return nil, errors.New("not an ECDSA P-256 key")
-	}
-	k, err := x509.ParseECPrivateKey(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("not a PKCS#8 or EC private key: %v", err)
-	}
-	if k.Curve != elliptic.P256() {
-		return nil, errors.New("not an ECDSA P-256 key")
-	}
-	return k, nil
 }
 
 // Interface guards
