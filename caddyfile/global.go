@@ -32,10 +32,13 @@ func init() {
 //			}
 //			cookie_name <name>
 //			cookie_secret <base64 of 32 bytes>
+//			cookie_secret_previous <base64 of 32 bytes...>
 //			cookie_domain <domain>
 //			cookie_expire <duration>
 //			cookie_same_site lax|strict|none
 //			signing_key_file <path>
+//			signing_key <base64 PEM>
+//			signing_key_rotate <duration>
 //			jwt_claims_headers <Header=claim...>
 //			pass_identity_headers true|false
 //			compat pomerium
@@ -85,6 +88,22 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 			err = one(&app.SigningKeyFile)
 		case "signing_key":
 			err = one(&app.SigningKey)
+		case "cookie_secret_previous":
+			// Repeatable; each line adds to the list.
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.Err("cookie_secret_previous takes one or more secrets that cookie_secret replaced")
+			}
+			app.CookieSecretPrevious = append(app.CookieSecretPrevious, args...)
+		case "signing_key_rotate":
+			var s string
+			if err = one(&s); err == nil {
+				dur, perr := parseDuration(s)
+				if perr != nil || dur <= 0 {
+					return nil, d.Errf("signing_key_rotate takes a positive duration such as 24h, got %q", s)
+				}
+				app.SigningKeyRotate = dur
+			}
 		case "compat":
 			err = one(&app.Compat)
 		case "certificate_authority_file":
