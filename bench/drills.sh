@@ -103,6 +103,65 @@ rotate)
 	say "rotate: $rotations rotations; the upstream saw the new certificate on the next new connection after $seen; the old pair kept while half-rotated: $halfway_ok; $reloaded reloads logged; $errors failed requests under load"
 	[ "$seen" = 12 ] && [ "$halfway_ok" = 12 ] && [ "$errors" = 0 ] || fail "rotate drill"
 	;;
+keys)
+	# Under load on /keys (signed in; bench/keys is both the browser-like
+	# clients, each keeping the cookies it is given, and the upstream, which
+	# verifies every assertion against the JWKS it fetched, fetching it
+	# again only for a key ID it does not hold), six reloads, one every
+	# DURATION/6 s: the signing key is rotated as Pomerium's docs say (add
+	# the new key second, put it first, remove the old one), then the cookie
+	# secret (the new one current with the old one previous, then the old
+	# one removed).
+	step=$((duration / 6 > 2 ? duration / 6 : 2))
+	openssl ecparam -genkey -name prime256v1 -noout -out k-old.pem 2>/dev/null
+	openssl ecparam -genkey -name prime256v1 -noout -out k-new.pem 2>/dev/null
+	secret_old=$(awk '$1 == "cookie_secret" {print $2; exit}' bench.Caddyfile)
+	secret_new=$(head -c32 /dev/urandom | base64)
+	reloads=0
+	# keys_reload <name> <signing key files> <cookie lines, | between>:
+	# bench.Caddyfile with those keys, reloaded (each step its own key file,
+	# so that every config differs).
+	keys_reload() {
+		cat $2 >"keys-$1.pem"
+		awk -v f="$work/keys-$1.pem" -v c="$3" '$1 == "cookie_secret" {
+			print "\t\tsigning_key_file " f
+			n = split(c, l, "|"); for (i = 1; i <= n; i++) print "\t\t" l[i]
+			next
+		} { print }' bench.Caddyfile >"keys-$1.Caddyfile"
+		"$caddy" reload --address 127.0.0.1:2999 --adapter caddyfile --config "keys-$1.Caddyfile" >>reload.log 2>&1 ||
+			fail "keys drill, reload $1: $(tail -n3 reload.log)"
+		reloads=$((reloads + 1))
+	}
+	keys_reload 0-own-key k-old.pem "cookie_secret $secret_old"
+	say "Keys: ${duration}s of load on /keys, 16 clients; a reload every ${step}s"
+	(cd "$root" && go run ./bench/keys -caddy "127.0.0.1:$https_port" -url "https://bench.localhost:$https_port/keys/" \
+		-cookie "$cookie" -upstream 127.0.0.1:9091 -clients 16 -duration "${duration}s") >keys.txt 2>&1 &
+	keys_pid=$!
+	pids+=($keys_pid)
+	wait_port 9091 || fail "bench/keys did not start: $(cat keys.txt)"
+	sleep "$step"
+	keys_reload 1-new-key-published "k-old.pem k-new.pem" "cookie_secret $secret_old"
+	say "1. the new signing key is published second"
+	sleep "$step"
+	keys_reload 2-new-key-signs "k-new.pem k-old.pem" "cookie_secret $secret_old"
+	say "2. the new signing key is first: it signs"
+	sleep "$step"
+	keys_reload 3-old-key-retired k-new.pem "cookie_secret $secret_old"
+	say "3. the old signing key is removed"
+	sleep "$step"
+	keys_reload 4-new-secret k-new.pem "cookie_secret $secret_new|cookie_secret_previous $secret_old"
+	say "4. cookie_secret is the new one, the old one previous"
+	sleep "$step"
+	keys_reload 5-old-secret-removed k-new.pem "cookie_secret $secret_new"
+	say "5. the old cookie secret is removed"
+	status=0
+	wait "$keys_pid" || status=$?
+	cat keys.txt
+	after=$(curl -sk -o /dev/null -w '%{http_code}' -H "Cookie: $cookie" -H "Accept: text/html" --resolve "bench.localhost:$https_port:127.0.0.1" "https://bench.localhost:$https_port/keys/")
+	refused=$(grep -c "session cookie refused" caddy.log || true)
+	say "keys: $reloads reloads; $(grep '^keys:' keys.txt); $(grep '^upstream:' keys.txt | cut -d';' -f1); the first session cookie, never sealed again, now gets $after ($refused refusals logged)"
+	[ "$status" = 0 ] && [ "$after" = 302 ] || fail "keys drill"
+	;;
 serve)
 	printf '%s\n' "$cookie" >cookie.txt
 	say "serve: the bench stack runs until ^C; Caddy on :$https_port (admin :2999), the session cookie in $work/cookie.txt"
@@ -120,6 +179,6 @@ profile)
 	say "profile: $work/cpu.pprof; browse it with: go tool pprof -http=: $caddy $work/cpu.pprof"
 	;;
 *)
-	fail "unknown mode $mode (bench, soak, reload, idp-down, rotate, profile, serve)"
+	fail "unknown mode $mode (bench, soak, reload, idp-down, rotate, keys, profile, serve)"
 	;;
 esac

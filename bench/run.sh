@@ -7,6 +7,7 @@
 #   bench/run.sh reload          # drill: caddy reload every 2 s for a minute under load
 #   bench/run.sh idp-down        # drill: Dex stopped under load, then started again
 #   bench/run.sh rotate          # drill: the upstream client certificate replaced on disk under load
+#   bench/run.sh keys            # drill: the signing key and the cookie secret rotated by reload under load
 #   bench/run.sh profile         # a CPU profile of Caddy under load on PROFILE_PATH (default /signed)
 #   bench/run.sh serve           # start everything and wait, to try routes by hand
 #
@@ -178,6 +179,10 @@ bench.localhost {
 	handle /.iap/* {
 		iap_authenticate
 	}
+	# the JWKS, for upstreams that verify the assertion (the keys drill's)
+	handle /.well-known/iap/* {
+		iap_authenticate
+	}
 	# 1. plain Caddy reverse_proxy: the limit
 	handle /plain* {
 		reverse_proxy 127.0.0.1:9080
@@ -231,6 +236,14 @@ bench.localhost {
 		iap_route {
 			$mtls_upstream
 			$policy
+		}
+	}
+	# the keys drill: bench/keys serves this upstream and verifies every
+	# assertion against the JWKS
+	handle /keys* {
+		iap_route {
+			to http://127.0.0.1:9091
+			allow_any_authenticated_user
 		}
 	}
 	# the rotate drill: the same client certificate files, a new upstream
