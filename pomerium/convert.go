@@ -263,6 +263,8 @@ func (c *converter) app(s settings) (*module.App, error) {
 	if v, ok := s.value("cookie_http_only"); ok && v == "false" {
 		c.warn(s.scalar["cookie_http_only"], "cookie_http_only: false is ignored: session cookies are always HttpOnly")
 	}
+	// One or more PEM keys, as Pomerium reads them: the first signs and
+	// every key is published, so its three-step rotation works unchanged.
 	app.SigningKey = get("signing_key")
 	app.SigningKeyFile = get("signing_key_file")
 	app.CertificateAuthority = get("certificate_authority")
