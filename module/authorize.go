@@ -86,7 +86,7 @@ func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		st.logRefusal(a.logger, r, "request refused")
 		return refused.respond(w, r)
 	}
-	if a.RefuseWebSockets && r.Header.Get("Upgrade") != "" {
+	if a.RefuseWebSockets && len(upgradeOf(r)) > 0 {
 		f := st.refuse(http.StatusBadRequest, authz.ReasonUpgradeRefused, "", "WebSockets are turned off on this route (allow_websockets).")
 		st.logRefusal(a.logger, r, "request refused")
 		return f.respond(w, r)

@@ -1,6 +1,8 @@
 package module
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path"
 	"strings"
@@ -134,4 +136,54 @@ func mustCompile(tb testing.TB, src string) *authz.Evaluator {
 		tb.Fatal(err)
 	}
 	return e
+}
+
+func TestUpgradeOf(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		r      func() *http.Request
+		want   string
+		onlyWS bool
+	}{
+		{"no upgrade", func() *http.Request { return httptest.NewRequest("GET", "/", nil) }, "", true},
+		{"a websocket upgrade", func() *http.Request {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.Header.Set("Upgrade", "websocket")
+			return r
+		}, "websocket", true},
+		{"h2c smuggling", func() *http.Request {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.Header.Set("Upgrade", "h2c")
+			return r
+		}, "h2c", false},
+		{"two tokens, one of them not websocket", func() *http.Request {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.Header.Set("Upgrade", "websocket, h2c")
+			return r
+		}, "websocket, h2c", false},
+		{"an HTTP/2 extended CONNECT for websocket", func() *http.Request {
+			r := httptest.NewRequest("CONNECT", "/chat", nil)
+			r.ProtoMajor = 2
+			r.Header.Set(":protocol", "websocket")
+			return r
+		}, "websocket", true},
+		{"an HTTP/2 extended CONNECT for another protocol", func() *http.Request {
+			r := httptest.NewRequest("CONNECT", "/x", nil)
+			r.ProtoMajor = 2
+			r.Header.Set(":protocol", "connect-udp")
+			return r
+		}, "connect-udp", false},
+		{"an HTTP/3 extended CONNECT", func() *http.Request {
+			r := httptest.NewRequest("CONNECT", "/x", nil)
+			r.ProtoMajor, r.Proto = 3, "webtransport"
+			return r
+		}, "webtransport", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := upgradeOf(tc.r())
+			if got := strings.Join(up, ", "); got != tc.want || (len(up) == 0 || onlyWebSocket(up)) != tc.onlyWS {
+				t.Errorf("got %q (only websocket: %v)", got, onlyWebSocket(up))
+			}
+		})
+	}
 }

@@ -81,9 +81,9 @@ func begin(r *http.Request, app *App) (*request, *refusal) {
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Map(st.placeholder)
 	}
-	if up := r.Header.Get("Upgrade"); up != "" && !onlyWebSocket(r.Header.Values("Upgrade")) {
+	if up := upgradeOf(r); len(up) > 0 && !onlyWebSocket(up) {
 		return st, st.refuse(http.StatusBadRequest, authz.ReasonUpgradeRefused, "",
-			"Only WebSocket upgrades are allowed here; the Upgrade "+strings.TrimSpace(up)+" is refused.")
+			"Only WebSocket upgrades are allowed here; the upgrade to "+strings.TrimSpace(strings.Join(up, ", "))+" is refused.")
 	}
 	if err := normalizePath(r.URL); err != nil {
 		return st, st.refuse(http.StatusBadRequest, authz.ReasonAmbiguousPath, "",
@@ -91,6 +91,22 @@ func begin(r *http.Request, app *App) (*request, *refusal) {
 	}
 	r.RequestURI = r.URL.RequestURI()
 	return st, nil
+}
+
+// upgradeOf returns the protocols a request asks to switch to: its Upgrade
+// header over HTTP/1.1, or the :protocol of an extended CONNECT over HTTP/2
+// and HTTP/3 (RFC 8441, RFC 9220), which Caddy's reverse_proxy turns into an
+// HTTP/1.1 Upgrade to the upstream.
+func upgradeOf(r *http.Request) []string {
+	if r.Method == http.MethodConnect {
+		if p := r.Header.Get(":protocol"); r.ProtoMajor == 2 && p != "" {
+			return []string{p}
+		}
+		if r.ProtoMajor == 3 && r.Proto != "" && !strings.HasPrefix(r.Proto, "HTTP/") {
+			return []string{r.Proto}
+		}
+	}
+	return r.Header.Values("Upgrade")
 }
 
 func onlyWebSocket(values []string) bool {
