@@ -28,6 +28,12 @@ type Adapter struct{}
 
 // Adapt converts the config. options["filename"] names the file in errors.
 func (Adapter) Adapt(body []byte, options map[string]any) ([]byte, []caddyconfig.Warning, error) {
+	return adaptWithEnv(body, options, lookupEnv)
+}
+
+// adaptWithEnv is Adapt with the environment read through env, so that
+// tests can give each case its own environment.
+func adaptWithEnv(body []byte, options map[string]any, env func(string) (string, bool)) ([]byte, []caddyconfig.Warning, error) {
 	name, _ := options["filename"].(string)
 	if name == "" {
 		name = "config.yaml"
@@ -39,7 +45,7 @@ func (Adapter) Adapt(body []byte, options map[string]any) ([]byte, []caddyconfig
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil, nil, fmt.Errorf("%s: a Pomerium config is a mapping of settings", name)
 	}
-	c := &converter{file: name, env: lookupEnv}
+	c := &converter{file: name, env: env}
 	cfg, err := c.convert(doc.Content[0])
 	if err != nil {
 		return nil, c.warnings, err
