@@ -188,7 +188,11 @@ func (st *request) setIdentityOut(r *http.Request) error {
 	if s.Bearer && !st.passBearer {
 		r.Header.Del("Authorization")
 	}
-	if app.PassIdentityHeaders != nil && !*app.PassIdentityHeaders {
+	pass := app.PassIdentityHeaders == nil || *app.PassIdentityHeaders
+	if st.passIdentity != nil {
+		pass = *st.passIdentity
+	}
+	if !pass {
 		return nil
 	}
 	_, header, _ := app.auth.Names()

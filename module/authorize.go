@@ -47,6 +47,13 @@ type Authorize struct {
 	// websocket are refused on every route.
 	RefuseWebSockets bool `json:"refuse_websockets,omitempty"`
 
+	// Send the identity assertion and claim headers upstream for this
+	// route, overriding the app's pass_identity_headers; nil follows the
+	// app. The Pomerium adapter sets it from a route's own
+	// pass_identity_headers. (Under iap_authenticate's sign_in "required"
+	// the headers are set before this handler runs, by the app's setting.)
+	PassIdentityHeaders *bool `json:"pass_identity_headers,omitempty"`
+
 	eval       *authz.Evaluator
 	testsCert  bool // an allow rule tests the client certificate
 	deniesCert bool // a deny rule does
@@ -121,6 +128,7 @@ func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		st.logRefusal(a.logger, r, "request refused", zap.Int("rule", d.Rule))
 		return st.refuse(http.StatusForbidden, d.Reason, "", forbiddenMessage(d.Reason)).respond(w, r)
 	}
+	st.passIdentity = a.PassIdentityHeaders
 	if err := st.setIdentityOut(r); err != nil {
 		return err
 	}

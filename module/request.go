@@ -47,6 +47,9 @@ type request struct {
 	passBearer bool
 	// identityOut: the assertion and claim headers are set.
 	identityOut bool
+	// passIdentity is the route's pass_identity_headers (iap_authorize's),
+	// which overrides the app's; nil follows the app.
+	passIdentity *bool
 
 	// Decision is the policy's decision, once iap_authorize ran.
 	Decision *authz.Decision

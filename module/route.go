@@ -61,6 +61,11 @@ type Route struct {
 	// adapter sets it from Pomerium's allow_websockets, whose default is
 	// false. Other upgrades (h2c, ...) are always refused.
 	AllowWebsockets *bool `json:"allow_websockets,omitempty"`
+
+	// Send the identity assertion and claim headers upstream on this
+	// route, overriding the app's pass_identity_headers; nil follows the
+	// app. The Pomerium adapter sets it from the route's own setting.
+	PassIdentityHeaders *bool `json:"pass_identity_headers,omitempty"`
 }
 
 // Handlers returns the handlers the route becomes, in order:
@@ -107,7 +112,8 @@ func (r Route) Handlers(rp *reverseproxy.Handler, env upstreamtls.Env) (handlers
 		caddyconfig.JSONModuleObject(&Authenticate{Hosts: r.Hosts, SignIn: SignInPolicy, PassBearerToken: r.PassBearerToken},
 			"handler", "iap_authenticate", nil),
 		caddyconfig.JSONModuleObject(&Authorize{Route: r.Name, Policy: policy,
-			RefuseWebSockets: r.AllowWebsockets != nil && !*r.AllowWebsockets}, "handler", "iap_authorize", nil),
+			RefuseWebSockets: r.AllowWebsockets != nil && !*r.AllowWebsockets, PassIdentityHeaders: r.PassIdentityHeaders},
+			"handler", "iap_authorize", nil),
 		caddyconfig.JSONModuleObject(rp, "handler", "reverse_proxy", nil))
 	return handlers, warnings, nil
 }

@@ -269,13 +269,19 @@ func (c *converter) app(s settings) (*module.App, error) {
 	app.SigningKeyFile = get("signing_key_file")
 	app.CertificateAuthority = get("certificate_authority")
 	app.CertificateAuthorityFile = get("certificate_authority_file")
+	// Pomerium sends the assertion and claim headers only when
+	// pass_identity_headers is true, the route's if set, else the
+	// global one (Policy.GetPassIdentityHeaders): off by default, unlike
+	// the iap app's default. A route's own setting is its iap_authorize's.
+	pass := false
 	if v, ok := s.value("pass_identity_headers"); ok {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			return nil, fmt.Errorf("%s: pass_identity_headers: %q is not true or false", c.file, v)
 		}
-		app.PassIdentityHeaders = &b
+		pass = b
 	}
+	app.PassIdentityHeaders = &pass
 	if n := s.nodes["jwt_claims_headers"]; n != nil {
 		app.JWTClaimsHeaders = map[string]string{}
 		switch n.Kind {

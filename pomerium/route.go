@@ -152,11 +152,12 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 		}
 	}
 	if v := fields["pass_identity_headers"]; v != nil {
-		if b, err := c.boolean(v); err != nil {
+		// The route's own setting wins over the global one, as in Pomerium.
+		b, err := c.boolean(v)
+		if err != nil {
 			return out, err
-		} else if app.PassIdentityHeaders != nil && b != *app.PassIdentityHeaders || app.PassIdentityHeaders == nil && !b {
-			c.warn(v, "a per-route pass_identity_headers is not supported yet: the global setting applies")
 		}
+		r.PassIdentityHeaders = &b
 	}
 
 	if app.IDP == nil && !r.IsPublic() {
