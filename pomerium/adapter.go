@@ -17,6 +17,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/caddy-iap/caddy-iap/downstreamtls"
 )
 
 func init() {
@@ -69,6 +71,10 @@ type converter struct {
 
 	// upgrades is the global allow_upgrades, nil when unset.
 	upgrades []string
+
+	// routeMTLS is a global downstream_mtls without ca or ca_file (a CRL,
+	// say): it adds to the deprecated per-route client CAs, nil when unset.
+	routeMTLS *downstreamtls.Options
 }
 
 // warn adds a warning at n's line; n is nil for a setting that came from

@@ -123,6 +123,13 @@ func (c *converter) convert(root *yaml.Node) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if dmtls != nil && dmtls.CA == "" && dmtls.CAFile == "" {
+		// Pomerium takes downstream_mtls without a CA (a CRL, SAN rules,
+		// a depth) for the routes that name their own client CA: each of
+		// those checks its CA plus these. Other routes ask for no client
+		// certificate.
+		c.routeMTLS, dmtls = dmtls, nil
+	}
 
 	if c.upgrades, err = c.upgradeList(s.nodes["allow_upgrades"], "ALLOW_UPGRADES"); err != nil {
 		return nil, err
@@ -148,6 +155,9 @@ func (c *converter) convert(root *yaml.Node) (map[string]any, error) {
 		}
 	}
 	c.file = file
+	if c.routeMTLS != nil && !slices.ContainsFunc(routes, func(r route) bool { return r.downstream != nil }) {
+		c.warn(s.nodes["downstream_mtls"], "downstream_mtls has no ca or ca_file, and no route names its own client CA (tls_downstream_client_ca): no client certificate is asked for or checked")
+	}
 	return c.assemble(s, app, dmtls, routes)
 }
 
@@ -356,10 +366,8 @@ func (c *converter) downstream(s settings) (*downstreamtls.Options, error) {
 		}
 		o.MatchSubjectAltNames = sans
 	}
-	if o.CA == "" && o.CAFile == "" {
-		if n != nil && (o.CRL != "" || o.CRLFile != "" || len(o.MatchSubjectAltNames) > 0) {
-			return nil, c.errf(n, "downstream_mtls needs ca or ca_file")
-		}
+	if o.CA == "" && o.CAFile == "" && o.CRL == "" && o.CRLFile == "" && len(o.MatchSubjectAltNames) == 0 && o.MaxVerifyDepth == nil {
+		// Nothing to check (an enforcement alone changes nothing).
 		return nil, nil
 	}
 	return o, nil
@@ -415,6 +423,9 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 					key += "_file"
 				}
 				return nil, fmt.Errorf("%s: route %s: %s: %v", c.file, r.host, key, err)
+			}
+			for _, w := range site.Warnings {
+				c.warn(nil, "route %s: client certificates: %s", r.host, w)
 			}
 			policies = append(policies, site.ConnectionPolicy)
 		}

@@ -201,6 +201,14 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 		if v := fields[k]; v != nil {
 			c.warn(v, "%s is deprecated in Pomerium: use downstream_mtls", k)
 			o := &downstreamtls.Options{Enforcement: downstreamtls.PolicyWithDefaultDeny}
+			if g := c.routeMTLS; g != nil {
+				// A global downstream_mtls without a CA: its CRL and
+				// checks apply to this route's CA.
+				*o = *g
+				if o.Enforcement == "" {
+					o.Enforcement = downstreamtls.PolicyWithDefaultDeny
+				}
+			}
 			if k == "tls_downstream_client_ca" {
 				o.CA = v.Value
 			} else {
