@@ -31,12 +31,14 @@ func init() {
 //		pass_client_certificate
 //	}
 //
-// It yields two things: the TLS connection policy for the site's hosts,
-// with client_authentication (merged by Caddy with the site's own `tls`
-// settings), and the http.handlers.iap_mtls handler, ordered before every
-// other handler of the site. Both come from module.MTLS.ForSite, as they do
-// for the Pomerium adapter's downstream_mtls. A host gets one iap_mtls: a
-// second is an error.
+// It yields two things: client_authentication for the site's hosts, and
+// the http.handlers.iap_mtls handler, ordered before every other handler of
+// the site. Both come from module.MTLS.ForSite, as they do for the Pomerium
+// adapter's downstream_mtls. The client_authentication goes into the
+// connection policy of the site's own `tls` directive, as Caddy's
+// `tls { client_auth }` does (see mtls_tls.go); a site without `tls` gets a
+// connection policy of its own for its hosts. A host gets one iap_mtls: a
+// second is an error, and so is `tls { client_auth }` beside it.
 func parseMTLS(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	h.Next() // the directive name
 	if h.NextArg() {
@@ -53,62 +55,9 @@ func parseMTLS(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 		h.State[key] = here
 	}
 
-	var m module.MTLS
-	set := map[string]bool{}
-	for h.NextBlock(0) {
-		opt := h.Val()
-		if set[opt] && opt != "match_subject_alt_names" {
-			return nil, h.Errf("%s is set twice", opt)
-		}
-		set[opt] = true
-		str := map[string]*string{
-			"ca": &m.CA, "ca_file": &m.CAFile, "crl": &m.CRL, "crl_file": &m.CRLFile, "enforcement": &m.Enforcement,
-		}
-		switch {
-		case str[opt] != nil:
-			args := h.RemainingArgs()
-			if len(args) != 1 {
-				return nil, h.Errf("%s takes exactly one value, got %d", opt, len(args))
-			}
-			*str[opt] = args[0]
-		case opt == "max_verify_depth":
-			args := h.RemainingArgs()
-			if len(args) != 1 {
-				return nil, h.Errf("max_verify_depth takes one number")
-			}
-			n, err := strconv.ParseUint(args[0], 10, 32)
-			if err != nil {
-				return nil, h.Errf("max_verify_depth: %q is not a whole number (0 means no limit)", args[0])
-			}
-			d := uint32(n)
-			m.MaxVerifyDepth = &d
-		case opt == "pass_client_certificate":
-			args := h.RemainingArgs()
-			m.PassClientCertificate = true
-			if len(args) == 1 {
-				b, err := strconv.ParseBool(args[0])
-				if err != nil {
-					return nil, h.Errf("pass_client_certificate takes true or false, got %q", args[0])
-				}
-				m.PassClientCertificate = b
-			} else if len(args) > 1 {
-				return nil, h.ArgErr()
-			}
-		case opt == "match_subject_alt_names":
-			if h.NextArg() {
-				return nil, h.Errf("match_subject_alt_names takes a block of <type> <regexp> lines")
-			}
-			for nesting := h.Nesting(); h.NextBlock(nesting); {
-				typ := h.Val()
-				args := h.RemainingArgs()
-				if len(args) != 1 {
-					return nil, h.Errf("match_subject_alt_names: %s takes one regular expression, got %d", typ, len(args))
-				}
-				m.MatchSubjectAltNames = append(m.MatchSubjectAltNames, downstreamtls.SANMatcher{Type: typ, Pattern: args[0]})
-			}
-		default:
-			return nil, h.Errf("unrecognized iap_mtls option %q", opt)
-		}
+	m, err := parseMTLSOptions(h)
+	if err != nil {
+		return nil, err
 	}
 
 	// ForSite checks files, CRL windows and patterns now, so `caddy adapt`
@@ -121,8 +70,75 @@ func parseMTLS(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	for _, w := range site.Warnings {
 		caddy.Log().Named("iap").Warn(w, zap.String("file", h.File()), zap.Int("line", h.Line()))
 	}
-	return []httpcaddyfile.ConfigValue{
-		{Class: "tls.connection_policy", Value: site.ConnectionPolicy},
-		{Class: "route", Value: caddyhttp.Route{HandlersRaw: []json.RawMessage{site.Handler}}},
-	}, nil
+	route := httpcaddyfile.ConfigValue{Class: "route", Value: caddyhttp.Route{HandlersRaw: []json.RawMessage{site.Handler}}}
+	if hasTLSDirective(h) {
+		// The site's `tls` directive carries the client_authentication in
+		// its own connection policy (see mtls_tls.go).
+		return []httpcaddyfile.ConfigValue{route}, nil
+	}
+	return []httpcaddyfile.ConfigValue{{Class: "tls.connection_policy", Value: site.ConnectionPolicy}, route}, nil
+}
+
+// parseMTLSOptions reads the options block of an iap_mtls directive whose
+// name has been consumed.
+func parseMTLSOptions(h httpcaddyfile.Helper) (module.MTLS, error) {
+	var m module.MTLS
+	set := map[string]bool{}
+	for h.NextBlock(0) {
+		opt := h.Val()
+		if set[opt] && opt != "match_subject_alt_names" {
+			return m, h.Errf("%s is set twice", opt)
+		}
+		set[opt] = true
+		str := map[string]*string{
+			"ca": &m.CA, "ca_file": &m.CAFile, "crl": &m.CRL, "crl_file": &m.CRLFile, "enforcement": &m.Enforcement,
+		}
+		switch {
+		case str[opt] != nil:
+			args := h.RemainingArgs()
+			if len(args) != 1 {
+				return m, h.Errf("%s takes exactly one value, got %d", opt, len(args))
+			}
+			*str[opt] = args[0]
+		case opt == "max_verify_depth":
+			args := h.RemainingArgs()
+			if len(args) != 1 {
+				return m, h.Errf("max_verify_depth takes one number")
+			}
+			n, err := strconv.ParseUint(args[0], 10, 32)
+			if err != nil {
+				return m, h.Errf("max_verify_depth: %q is not a whole number (0 means no limit)", args[0])
+			}
+			d := uint32(n)
+			m.MaxVerifyDepth = &d
+		case opt == "pass_client_certificate":
+			args := h.RemainingArgs()
+			m.PassClientCertificate = true
+			if len(args) == 1 {
+				b, err := strconv.ParseBool(args[0])
+				if err != nil {
+					return m, h.Errf("pass_client_certificate takes true or false, got %q", args[0])
+				}
+				m.PassClientCertificate = b
+			} else if len(args) > 1 {
+				return m, h.ArgErr()
+			}
+		case opt == "match_subject_alt_names":
+			if h.NextArg() {
+				return m, h.Errf("match_subject_alt_names takes a block of <type> <regexp> lines")
+			}
+			for nesting := h.Nesting(); h.NextBlock(nesting); {
+				typ := h.Val()
+				args := h.RemainingArgs()
+				if len(args) != 1 {
+					return m, h.Errf("match_subject_alt_names: %s takes one regular expression, got %d", typ, len(args))
+				}
+				m.MatchSubjectAltNames = append(m.MatchSubjectAltNames, downstreamtls.SANMatcher{Type: typ, Pattern: args[0]})
+			}
+		default:
+			return m, h.Errf("unrecognized iap_mtls option %q", opt)
+		}
+	}
+
+	return m, nil
 }
