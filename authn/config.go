@@ -78,10 +78,6 @@ type Config struct {
 	// ClaimHeaders maps upstream header names to ID token claims, e.g.
 	// X-Email: email. Their claims are kept in the session.
 	ClaimHeaders map[string]string
-	// PassIdentityHeaders is Pomerium's pass_identity_headers. authn does
-	// not read it: the module decides what goes upstream from its own
-	// setting (module/authenticate.go), and only sets this copy.
-	PassIdentityHeaders bool
 
 	// Compat "pomerium" uses Pomerium's names: /.pomerium/ endpoints,
 	// X-Pomerium-Jwt-Assertion and /.well-known/pomerium/jwks.json.

@@ -172,13 +172,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 		// well before that key signs, one interval later.
 		jwksMaxAge = max(min(5*time.Minute, rotate/4), time.Second)
 	}
-	pass := a.PassIdentityHeaders == nil || *a.PassIdentityHeaders
 	a.auth, err = authn.New(authn.Config{
 		ProviderURL: a.IDP.ProviderURL, ClientID: a.IDP.ClientID, ClientSecret: a.IDP.ClientSecret,
 		Scopes: a.IDP.Scopes, GroupsClaim: a.IDP.GroupsClaim,
 		CookieName: a.CookieName, CookieSecret: secret, PreviousCookieSecrets: previous, CookieDomain: a.CookieDomain,
 		CookieExpire: time.Duration(a.CookieExpire), CookieSameSite: sameSite,
-		SigningKeys: keys, JWKSMaxAge: jwksMaxAge, ClaimHeaders: a.JWTClaimsHeaders, PassIdentityHeaders: pass, Compat: a.Compat,
+		SigningKeys: keys, JWKSMaxAge: jwksMaxAge, ClaimHeaders: a.JWTClaimsHeaders, Compat: a.Compat,
 		AllowedRedirectHosts: func(hostport string) bool {
 			host := hostport
 			if h, _, err := net.SplitHostPort(hostport); err == nil {
