@@ -21,6 +21,8 @@
 # table and a plot go to bench/results.md and bench/results.png.
 set -euo pipefail
 mode="${1:-bench}"
+# The soak and profile drills leave their results in the work directory.
+case "$mode" in soak | profile) KEEP_WORK="${KEEP_WORK:-1}" ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="${WORK:-$(mktemp -d /tmp/caddy-iap-bench.XXXXXX)}"
 duration="${DURATION:-15}"
@@ -521,4 +523,4 @@ set xtics rotate by -20 offset -1,0
 set bmargin 6
 plot "plot.dat" using 0:2:xtic(1) with boxes lc rgb "#3b6ea5"
 EOF
-say "Wrote bench/results.md and bench/results.png (work files in $work)"
+say "Wrote bench/results.md and bench/results.png (work files in $work are removed on exit; KEEP_WORK=1 keeps them)"

@@ -20,9 +20,15 @@ need() {
 	$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# cleanup stops what the script started and removes its scratch directory
+# (certificates and private keys included) unless the user named it
+# (WORK=...) or asked to keep it (KEEP_WORK=1); on exit and on Ctrl-C.
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
+	if [ -z "${WORK:-}" ] && [ -z "${KEEP_WORK:-}" ] && [[ "${work:-}" == /tmp/caddy-iap-* ]]; then
+		rm -rf "$work"
+	fi
 }
 trap cleanup EXIT INT TERM
 
