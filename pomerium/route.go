@@ -44,7 +44,7 @@ var routeKeys = []string{"from", "to", "prefix", "path", "regex", "prefix_rewrit
 	"allowed_users", "allowed_domains", "allowed_idp_claims", "allow_public_unauthenticated_access",
 	"allow_any_authenticated_user", "cors_allow_preflight", "tls_downstream_client_ca", "tls_downstream_client_ca_file",
 	"preserve_host_header", "host_rewrite", "set_request_headers", "remove_request_headers", "set_response_headers",
-	"pass_identity_headers", "allow_websockets", "allow_upgrades", "timeout", "idle_timeout", "name", "description", "id"}
+	"pass_identity_headers", "allow_websockets", "allow_upgrades", "timeout", "idle_timeout", "name", "description", "id", "redirect", "response"}
 
 var unsupportedRouteKeys = []string{"regex_rewrite_pattern", "regex_rewrite_substitution", "host_rewrite_header",
 	"host_path_regex_rewrite_pattern", "host_path_regex_rewrite_substitution", "kubernetes_service_account_token",
@@ -65,8 +65,6 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 		switch {
 		case slices.Contains(routeKeys, key) || slices.Contains(tlsKeys, key):
 			fields[key] = kv[1]
-		case key == "redirect" || key == "response":
-			return out, c.errf(kv[0], "%s routes are not supported yet", key)
 		case slices.Contains(unsupportedRouteKeys, key):
 			c.warn(kv[0], "route setting %s is not supported by caddy-iap yet and is ignored", key)
 		default:
@@ -164,10 +162,19 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 		c.warn(fromNode, "route %s needs signed-in users but no identity provider is configured (idp_provider_url): it will refuse everyone", fromNode.Value)
 	}
 
-	// The upstreams and the proxy settings.
-	rp, err := c.proxy(fields)
+	// The upstreams and the proxy settings; a redirect or response route
+	// answers itself, after its policy, as in Pomerium.
+	act, err := c.action(n, fields)
 	if err != nil {
 		return out, err
+	}
+	var rp *reverseproxy.Handler
+	if act == "to" {
+		if rp, err = c.proxy(fields); err != nil {
+			return out, err
+		}
+	} else {
+		rp = &reverseproxy.Handler{TransportRaw: caddyconfig.JSONModuleObject(new(reverseproxy.HTTPTransport), "protocol", "http", nil)}
 	}
 	env := upstreamtls.Env{Defaults: app.Defaults}
 	handlers, warnings, err := r.Handlers(rp, env)
@@ -187,9 +194,24 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 		match["path_regexp"] = caddyconfig.JSON(map[string]string{"pattern": paths.pattern}, nil)
 	}
 
+	switch act {
+	case "redirect":
+		h, err := c.redirect(fields["redirect"], paths)
+		if err != nil {
+			return out, err
+		}
+		handlers = append(handlers[:len(handlers)-1:len(handlers)-1], h...)
+	case "response":
+		h, err := c.response(fields["response"])
+		if err != nil {
+			return out, err
+		}
+		handlers = append(handlers[:len(handlers)-1:len(handlers)-1], h)
+	}
+
 	// prefix_rewrite replaces what the route matched (its prefix; the
 	// whole path for path and regex routes, as Envoy does) before proxying.
-	if v := fields["prefix_rewrite"]; v != nil {
+	if v := fields["prefix_rewrite"]; v != nil && act == "to" {
 		rw := caddyconfig.JSON(map[string]any{"handler": "rewrite",
 			"path_regexp": []map[string]string{{"find": paths.rewrite, "replace": strings.ReplaceAll(v.Value, "$", "$$")}}}, nil)
 		proxy := handlers[len(handlers)-1]
