@@ -44,7 +44,8 @@ var routeKeys = []string{"from", "to", "prefix", "path", "regex", "prefix_rewrit
 	"allowed_users", "allowed_domains", "allowed_idp_claims", "allow_public_unauthenticated_access",
 	"allow_any_authenticated_user", "cors_allow_preflight", "tls_downstream_client_ca", "tls_downstream_client_ca_file",
 	"preserve_host_header", "host_rewrite", "set_request_headers", "remove_request_headers", "set_response_headers",
-	"pass_identity_headers", "allow_websockets", "allow_upgrades", "timeout", "idle_timeout", "name", "description", "id", "redirect", "response"}
+	"pass_identity_headers", "allow_websockets", "allow_upgrades", "timeout", "idle_timeout", "name", "description", "id", "redirect", "response",
+	"rewrite_response_headers"}
 
 var unsupportedRouteKeys = []string{"regex_rewrite_pattern", "regex_rewrite_substitution", "host_rewrite_header",
 	"host_path_regex_rewrite_pattern", "host_path_regex_rewrite_substitution", "kubernetes_service_account_token",
@@ -82,6 +83,17 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 	out.host = host
 	out.wildcard = strings.Contains(host, "*")
 	r := module.Route{Name: fromNode.Value, Hosts: []string{host}}
+	// Pomerium's name, when set, names the route in logs and errors, as
+	// in Pomerium's own logs; description and id are for its console.
+	if v := fields["name"]; v != nil {
+		name, err := c.str(v)
+		if err != nil {
+			return out, err
+		}
+		if name = strings.TrimSpace(name); name != "" {
+			r.Name = name
+		}
+	}
 
 	// WebSockets: off unless the route (or the global allow_upgrades) turns
 	// them on, as Pomerium's Policy.GetAllowWebsockets decides.
@@ -194,6 +206,21 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 		match["path_regexp"] = caddyconfig.JSON(map[string]string{"pattern": paths.pattern}, nil)
 	}
 
+	if act != "to" {
+		// No upstream: the response header settings go on the route's own
+		// answer, through a headers handler before it.
+		resp, err := c.responseHeaders(fields)
+		if err != nil {
+			return out, err
+		}
+		if resp != nil {
+			// Deferred: the headers the route's answer writes (Location)
+			// are there to rewrite.
+			resp.Deferred = true
+			h := caddyconfig.JSONModuleObject(&headers.Handler{Response: resp}, "handler", "headers", nil)
+			handlers = append(handlers[:len(handlers)-1:len(handlers)-1], h, handlers[len(handlers)-1])
+		}
+	}
 	switch act {
 	case "redirect":
 		h, err := c.redirect(fields["redirect"], paths)
@@ -321,20 +348,60 @@ func (c *converter) proxy(fields map[string]*yaml.Node) (*reverseproxy.Handler, 
 	if v := fields["host_rewrite"]; v != nil {
 		rp.Headers = &headers.Handler{Request: &headers.HeaderOps{Set: http.Header{"Host": {v.Value}}}}
 	}
+	resp, err := c.responseHeaders(fields)
+	if err != nil {
+		return nil, err
+	}
+	if resp != nil {
+		if rp.Headers == nil {
+			rp.Headers = new(headers.Handler)
+		}
+		rp.Headers.Response = resp
+	}
+	return rp, nil
+}
+
+// responseHeaders reads the route's set_response_headers and
+// rewrite_response_headers; nil when it has neither.
+//
+// rewrite_response_headers is a list of {header, prefix, value}: a header
+// whose value begins with prefix gets value in its place, as Pomerium's
+// rewrite-headers script does (an empty prefix prepends value).
+func (c *converter) responseHeaders(fields map[string]*yaml.Node) (*headers.RespHeaderOps, error) {
+	ops := &headers.HeaderOps{}
 	if v := fields["set_response_headers"]; v != nil {
 		var h map[string]string
 		if err := v.Decode(&h); err != nil {
 			return nil, c.errf(v, "set_response_headers: a mapping of header names to values")
 		}
-		if rp.Headers == nil {
-			rp.Headers = new(headers.Handler)
-		}
-		rp.Headers.Response = &headers.RespHeaderOps{HeaderOps: &headers.HeaderOps{Set: http.Header{}}}
+		ops.Set = http.Header{}
 		for k, val := range h {
-			rp.Headers.Response.Set.Set(k, val)
+			ops.Set.Set(k, literal(val))
 		}
 	}
-	return rp, nil
+	if v := fields["rewrite_response_headers"]; v != nil {
+		var list []struct {
+			Header string `yaml:"header"`
+			Prefix string `yaml:"prefix"`
+			Value  string `yaml:"value"`
+		}
+		if err := v.Decode(&list); err != nil {
+			return nil, c.errf(v, "rewrite_response_headers: a list of {header, prefix, value}")
+		}
+		ops.Replace = map[string][]headers.Replacement{}
+		for _, r := range list {
+			if r.Header == "" {
+				return nil, c.errf(v, "rewrite_response_headers: each entry names a header")
+			}
+			name := http.CanonicalHeaderKey(r.Header)
+			ops.Replace[name] = append(ops.Replace[name], headers.Replacement{
+				SearchRegexp: "^" + regexp.QuoteMeta(r.Prefix), Replace: strings.ReplaceAll(literal(r.Value), "$", "$$")})
+		}
+	}
+	if ops.Set == nil && ops.Replace == nil {
+		return nil, nil
+	}
+	return &headers.RespHeaderOps{HeaderOps: ops}, nil
 }
 
 // pathSpec is how a route matches paths, as Caddy config.
