@@ -233,6 +233,9 @@ func (n names) isEndpoint(path string) bool {
 // to w). Any failure is an error; ErrIdPUnavailable means the session
 // needed the IdP and it is down.
 func (a *Authenticator) Session(w http.ResponseWriter, r *http.Request) (*Session, error) {
+	if token, ok := a.programmaticCredential(r); ok {
+		return a.tokenSession(r, token)
+	}
 	if auth := r.Header.Get("Authorization"); len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
 		return a.bearer(r.Context(), strings.TrimSpace(auth[7:]))
 	}
@@ -351,6 +354,12 @@ func (a *Authenticator) writeSession(w http.ResponseWriter, r *http.Request, s *
 }
 
 func (a *Authenticator) bearer(ctx context.Context, raw string) (*Session, error) {
+	if a.isProgrammaticToken(raw) {
+		// Reached without the request (Peek): a programmatic token is bound
+		// to the route host it was issued for, which is not known here, so
+		// it is refused rather than opened for any host.
+		return nil, fmt.Errorf("%w: a programmatic login token is accepted only where the request's host is known", ErrBadBearer)
+	}
 	verifier, _, _, err := a.idp.get()
 	if err != nil {
 		return nil, err

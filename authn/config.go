@@ -233,11 +233,18 @@ type names struct {
 	prefix          string // /.iap/
 	jwksPath        string
 	assertionHeader string
+	// Programmatic login (prefix + "api/v1/login"): the query parameter
+	// naming the client's loopback redirect URI, the one carrying the
+	// token to it, and the token's Authorization scheme ("IAP <token>",
+	// also "Bearer IAP-<token>").
+	redirectParam, tokenParam, tokenScheme string
 }
 
 func namesFor(compat string) names {
 	if compat == "pomerium" {
-		return names{"/.pomerium/", "/.well-known/pomerium/jwks.json", "X-Pomerium-Jwt-Assertion"}
+		return names{"/.pomerium/", "/.well-known/pomerium/jwks.json", "X-Pomerium-Jwt-Assertion",
+			"pomerium_redirect_uri", "pomerium_jwt", "Pomerium"}
 	}
-	return names{"/.iap/", "/.well-known/iap/jwks.json", "X-Iap-Jwt-Assertion"}
+	return names{"/.iap/", "/.well-known/iap/jwks.json", "X-Iap-Jwt-Assertion",
+		"redirect_uri", "iap_token", "IAP"}
 }

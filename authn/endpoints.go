@@ -18,13 +18,20 @@ import (
 )
 
 // serveEndpoint answers the endpoints that need no session: the callback,
-// sign-in and sign-out. It reports whether it answered.
+// sign-in, sign-out and the programmatic login API. It reports whether it
+// answered.
 func (a *Authenticator) serveEndpoint(w http.ResponseWriter, r *http.Request) bool {
 	switch strings.TrimPrefix(r.URL.Path, a.names.prefix) {
 	case "callback":
 		a.callback(w, r)
 	case "sign_in":
+		if r.URL.Query().Has(programmaticParam) {
+			a.programmaticSignIn(w, r)
+			return true
+		}
 		a.startLogin(w, r, a.returnURL(r.URL.Query().Get("redirect_uri"), r.Host))
+	case loginAPIPath:
+		a.programmaticLogin(w, r)
 	case "sign_out":
 		a.signOut(w, r)
 	default:
@@ -91,6 +98,10 @@ func (a *Authenticator) userInfo(r *http.Request, s *Session) userInfo {
 	if s.Bearer {
 		u.AuthenticatedVia = "bearer"
 		u.SessionExpires = s.IDTokenExpiry
+	}
+	if s.viaToken {
+		u.AuthenticatedVia = "programmatic-token"
+		u.SessionExpires = s.IssuedAt.Add(a.cfg.CookieExpire)
 	}
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		u.ClientCert = certInfo(r.TLS.PeerCertificates[0])

@@ -27,6 +27,10 @@ type loginState struct {
 	ReturnTo string    `json:"r"`
 	Host     string    `json:"h"`
 	Expires  time.Time `json:"e"`
+	// Programmatic is the loopback redirect URI of a programmatic login
+	// (checked by loopbackRedirect): the callback sends the browser there
+	// with a token instead of to ReturnTo.
+	Programmatic string `json:"p,omitempty"`
 }
 
 // Each sign-in in progress has its own login cookie, named for its state
@@ -111,6 +115,12 @@ func (a *Authenticator) callbackURL(host string) string {
 // startLogin binds a new state, nonce and PKCE verifier to a login cookie
 // of its own and redirects to the IdP.
 func (a *Authenticator) startLogin(w http.ResponseWriter, r *http.Request, returnTo string) {
+	a.beginLogin(w, r, returnTo, "")
+}
+
+// beginLogin is startLogin, for a programmatic login when programmatic
+// (its loopback redirect URI) is set.
+func (a *Authenticator) beginLogin(w http.ResponseWriter, r *http.Request, returnTo, programmatic string) {
 	_, oauth, _, err := a.idp.get()
 	if err == nil {
 		err = a.idp.reachable()
@@ -121,7 +131,7 @@ func (a *Authenticator) startLogin(w http.ResponseWriter, r *http.Request, retur
 	}
 	ls := loginState{
 		State: randomID(), Nonce: randomID(), Verifier: oauth2.GenerateVerifier(),
-		ReturnTo: returnTo, Host: r.Host, Expires: a.cfg.Now().Add(loginTTL),
+		ReturnTo: returnTo, Host: r.Host, Expires: a.cfg.Now().Add(loginTTL), Programmatic: programmatic,
 	}
 	name := a.loginName(ls.State)
 	v, err := a.login.seal(name, ls)
@@ -235,6 +245,10 @@ func (a *Authenticator) callback(w http.ResponseWriter, r *http.Request) {
 			"You signed in, but your account carries more than this site can keep in its session cookies (%d groups), "+
 				"so no session was started: browsers would send more than the server accepts. "+
 				"Ask the administrator to send fewer groups or claims to this application.", len(s.Groups)))
+		return
+	}
+	if ls.Programmatic != "" {
+		a.finishProgrammatic(w, r, s, ls.Programmatic)
 		return
 	}
 	a.cfg.Logger.Info("signed in", zap.String("user_id", s.Subject), zap.String("email", s.Email), zap.String("host", r.Host))

@@ -34,6 +34,9 @@ type Session struct {
 	// Bearer is true for an identity from an Authorization header rather
 	// than a cookie.
 	Bearer bool `json:"-"`
+	// viaToken: the identity came from a programmatic login token
+	// (Bearer is true too).
+	viaToken bool
 }
 
 // Claim returns one of the user's claims by name: the standard ones and

@@ -1,0 +1,264 @@
+package authn
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-iap/caddy-iap/authz"
+)
+
+// Programmatic login, for command-line and desktop clients, as Pomerium's
+// /.pomerium/api/v1/login:
+//
+//  1. The client GETs /.iap/api/v1/login?redirect_uri=http://127.0.0.1:PORT/...
+//     on the route, with no session. The answer (200, text/plain) is a
+//     sign-in URL on the route's host: /.iap/sign_in?programmatic=<sealed>,
+//     where <sealed> holds the redirect URI, the host and an expiry
+//     (loginTTL), sealed under the login key with the host as associated
+//     data. The token is never in this answer.
+//  2. The client opens that URL in the user's browser. sign_in opens the
+//     sealed request and starts an ordinary sign-in (login cookie, state,
+//     nonce, PKCE) that remembers the redirect URI.
+//  3. The callback signs the browser in as usual, then redirects it to the
+//     redirect URI with iap_token=<token> added to its query.
+//  4. The client sends the token to the route as "Authorization: IAP <token>"
+//     or "Authorization: Bearer IAP-<token>".
+//
+// Under compat pomerium the names are Pomerium's: /.pomerium/api/v1/login,
+// pomerium_redirect_uri, pomerium_jwt, "Authorization: Pomerium <token>"
+// and "Authorization: Bearer Pomerium-<token>".
+//
+// The token is the session (without its refresh token and raw ID token)
+// sealed by the session codec under the name "programmatic <host>": the
+// route's host is the associated data, so a token issued for one route
+// does not open on another. It lasts as long as the session would
+// (IssuedAt + cookie_expire) and is not refreshed: its claims are those
+// of the sign-in. A request that carries it is a bearer session
+// (Session.Bearer), so its Authorization header never reaches the
+// upstream unless pass_bearer_token is set.
+//
+// The redirect URI must be a loopback address (loopbackRedirect), as
+// Pomerium's default programmatic_redirect_domain_whitelist [localhost]
+// allows: the token goes only to the machine the browser runs on.
+
+const (
+	// loginAPIPath is the login API, below the prefix.
+	loginAPIPath = "api/v1/login"
+	// programmaticParam carries the sealed request on sign_in.
+	programmaticParam = "programmatic"
+	// maxRedirectURI bounds a programmatic redirect URI.
+	maxRedirectURI = 2048
+)
+
+// programmaticRequest is what the sign-in URL of a programmatic login
+// carries, sealed.
+type programmaticRequest struct {
+	RedirectURI string    `json:"u"`
+	Host        string    `json:"h"`
+	Expires     time.Time `json:"e"`
+}
+
+// programmaticLogin answers the login API: the sign-in URL for a loopback
+// redirect URI, or 400 invalid-callback.
+func (a *Authenticator) programmaticLogin(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		a.errorPage(w, r, http.StatusMethodNotAllowed, string(authz.ReasonMethodNotAllowed),
+			"Use GET "+a.names.prefix+loginAPIPath+"?"+a.names.redirectParam+"=<loopback URL>.")
+		return
+	}
+	raw := r.URL.Query().Get(a.names.redirectParam)
+	host, hostOK := canonicalAuthority(r.Host)
+	redirect, ok := loopbackRedirect(raw)
+	if !ok || !hostOK {
+		a.cfg.Logger.Warn("programmatic login refused", zap.String("reason", string(authz.ReasonBadCallback)),
+			zap.String("host", r.Host), zap.String(a.names.redirectParam, raw), zap.String("remote_addr", r.RemoteAddr))
+		a.errorPage(w, r, http.StatusBadRequest, string(authz.ReasonBadCallback),
+			a.names.redirectParam+" must be a loopback URL, such as http://127.0.0.1:8000/callback, http://[::1]:8000/ or http://localhost:8000/: "+
+				"the sign-in sends its token there, so it may go only to the machine the browser runs on.")
+		return
+	}
+	v, err := a.login.seal(programmaticName(host), programmaticRequest{
+		RedirectURI: redirect, Host: host, Expires: a.cfg.Now().Add(loginTTL),
+	})
+	if err != nil {
+		a.errorPage(w, r, http.StatusInternalServerError, string(authz.ReasonInternal), "Could not start the sign-in.")
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = fmt.Fprintf(w, "https://%s%ssign_in?%s=%s", r.Host, a.names.prefix, programmaticParam, url.QueryEscape(v))
+}
+
+// programmaticSignIn starts the sign-in of a sign-in URL the login API
+// gave: one for this host, not expired, with a loopback redirect URI.
+func (a *Authenticator) programmaticSignIn(w http.ResponseWriter, r *http.Request) {
+	bad := func(err error) {
+		a.cfg.Logger.Warn("programmatic sign-in refused", zap.String("reason", string(authz.ReasonBadCallback)),
+			zap.String("host", r.Host), zap.String("remote_addr", r.RemoteAddr), zap.Error(err))
+		a.errorPage(w, r, http.StatusBadRequest, string(authz.ReasonBadCallback),
+			"This sign-in link is not valid here or has expired. Start the sign-in again from the application that opened it.")
+	}
+	host, ok := canonicalAuthority(r.Host)
+	if !ok {
+		bad(errors.New("the Host is not a host name"))
+		return
+	}
+	var pr programmaticRequest
+	if _, err := a.login.open(programmaticName(host), r.URL.Query().Get(programmaticParam), &pr); err != nil {
+		bad(err)
+		return
+	}
+	if pr.Host != host || a.cfg.Now().After(pr.Expires) {
+		bad(errors.New("the sign-in link expired or is for another host"))
+		return
+	}
+	redirect, ok := loopbackRedirect(pr.RedirectURI)
+	if !ok {
+		bad(errors.New("the redirect URI is not a loopback URL"))
+		return
+	}
+	a.beginLogin(w, r, "https://"+r.Host+"/", redirect)
+}
+
+// finishProgrammatic ends the callback of a programmatic login: it sends
+// the browser to the loopback redirect URI with the token for this host.
+func (a *Authenticator) finishProgrammatic(w http.ResponseWriter, r *http.Request, s *Session, redirect string) {
+	host, ok := canonicalAuthority(r.Host)
+	redirect, loopback := loopbackRedirect(redirect)
+	var token string
+	var err error
+	if !ok || !loopback {
+		err = errors.New("the host or redirect URI is no longer acceptable")
+	} else {
+		token, err = a.programmaticToken(s, host)
+	}
+	if err != nil {
+		a.cfg.Logger.Error("programmatic sign-in could not issue its token", zap.String("host", r.Host), zap.Error(err))
+		a.errorPage(w, r, http.StatusInternalServerError, string(authz.ReasonInternal), "Could not issue the sign-in token.")
+		return
+	}
+	a.cfg.Logger.Info("signed in (programmatic login)", zap.String("user_id", s.Subject), zap.String("email", s.Email),
+		zap.String("host", r.Host))
+	sep := "?"
+	if strings.Contains(redirect, "?") {
+		sep = "&"
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	http.Redirect(w, r, redirect+sep+a.names.tokenParam+"="+url.QueryEscape(token), http.StatusFound)
+}
+
+// programmaticName is the associated data of a programmatic login's
+// sealed values for a host (canonicalAuthority's form): the sign-in
+// request (login key) and the token (session key).
+func programmaticName(host string) string { return "programmatic " + host }
+
+// programmaticToken seals a token for host from a new session: s without
+// its refresh token and raw ID token, under an ID of its own.
+func (a *Authenticator) programmaticToken(s *Session, host string) (string, error) {
+	t := *s
+	t.ID, t.RefreshToken, t.RawIDToken, t.Bearer, t.viaToken = randomID(), "", "", false, false
+	return a.session.seal(programmaticName(host), &t)
+}
+
+// programmaticCredential returns the programmatic token of a request:
+// "Authorization: <scheme> <token>" or "Authorization: Bearer
+// <scheme>-<token>" (scheme IAP, or Pomerium under compat pomerium).
+func (a *Authenticator) programmaticCredential(r *http.Request) (string, bool) {
+	auth := r.Header.Get("Authorization")
+	if p := a.names.tokenScheme + " "; hasPrefixFold(auth, p) {
+		return strings.TrimSpace(auth[len(p):]), true
+	}
+	if hasPrefixFold(auth, "bearer ") {
+		if raw := strings.TrimSpace(auth[len("bearer "):]); a.isProgrammaticToken(raw) {
+			return raw[len(a.names.tokenScheme)+1:], true
+		}
+	}
+	return "", false
+}
+
+// isProgrammaticToken reports whether a bearer token is "<scheme>-...".
+func (a *Authenticator) isProgrammaticToken(raw string) bool {
+	return hasPrefixFold(raw, a.names.tokenScheme+"-")
+}
+
+// tokenSession opens a programmatic token for the request's host. Any
+// failure wraps ErrBadBearer (401 invalid-bearer-token).
+func (a *Authenticator) tokenSession(r *http.Request, token string) (*Session, error) {
+	host, ok := canonicalAuthority(r.Host)
+	if !ok {
+		return nil, fmt.Errorf("%w: the request's Host is not a host name", ErrBadBearer)
+	}
+	var s Session
+	if _, err := a.session.open(programmaticName(host), token, &s); err != nil {
+		return nil, fmt.Errorf("%w: the programmatic login token does not open for %s (issued for another route, sealed under another cookie_secret, or tampered with): %w",
+			ErrBadBearer, host, err)
+	}
+	if a.cfg.Now().After(s.IssuedAt.Add(a.cfg.CookieExpire)) {
+		return nil, fmt.Errorf("%w: the programmatic login token expired with its session (cookie_expire)", ErrBadBearer)
+	}
+	if missing := a.unkeptClaim(&s); missing != "" {
+		return nil, fmt.Errorf("%w: the programmatic login token predates the use of claim %q: sign in again", ErrBadBearer, missing)
+	}
+	s.Bearer, s.viaToken = true, true
+	return &s, nil
+}
+
+// loopbackRedirect checks a programmatic login's redirect URI and returns
+// it as it was checked. It accepts what Pomerium's default
+// programmatic_redirect_domain_whitelist (localhost) does, an http or
+// https URL whose host is localhost or a loopback IP address, written
+// strictly, so that a browser reads it as it was checked: the host is
+// "localhost", a dotted IPv4 loopback address (127.0.0.0/8) or a
+// bracketed IPv6 loopback ([::1]), with an optional port; no user info,
+// escapes, backslashes, fragment, spaces or controls anywhere.
+func loopbackRedirect(raw string) (string, bool) {
+	if raw == "" || len(raw) > maxRedirectURI || strings.ContainsAny(raw, "\\#") {
+		return "", false
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] <= ' ' || raw[i] >= 0x7f {
+			return "", false
+		}
+	}
+	var rest string
+	switch {
+	case hasPrefixFold(raw, "http://"):
+		rest = raw[len("http://"):]
+	case hasPrefixFold(raw, "https://"):
+		rest = raw[len("https://"):]
+	default:
+		return "", false
+	}
+	end := strings.IndexAny(rest, "/?")
+	if end < 0 {
+		end = len(rest)
+	}
+	authority, ok := canonicalAuthority(rest[:end])
+	if !ok {
+		return "", false
+	}
+	host := authority
+	if h, _, err := net.SplitHostPort(authority); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if host != "localhost" {
+		ip := net.ParseIP(host)
+		if ip == nil || !ip.IsLoopback() {
+			return "", false
+		}
+	}
+	if _, err := url.Parse(raw); err != nil {
+		return "", false
+	}
+	return raw, true
+}
