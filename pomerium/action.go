@@ -58,21 +58,24 @@ func (c *converter) redirect(n *yaml.Node, paths pathSpec) ([]json.RawMessage, e
 
 	// The scheme: https_redirect (even false) wins over scheme_redirect,
 	// as in Pomerium; neither keeps the request's.
-	scheme, schemeChanged := "{http.request.scheme}", false
+	scheme := "{http.request.scheme}"
 	if b, set, err := flag("https_redirect"); err != nil {
 		return nil, err
 	} else if set {
 		if b {
-			scheme, schemeChanged = "https", true
+			scheme = "https"
 		}
 	} else if s, set, err := str("scheme_redirect"); err != nil {
 		return nil, err
 	} else if set && s != "" {
-		scheme, schemeChanged = literal(s), true
+		scheme = literal(s)
 	}
 
-	// The host and port. A new host or scheme drops the port the request
-	// named, unless port_redirect gives one.
+	// The host and port, as Envoy builds them: host_redirect replaces the
+	// request's Host (its port too), port_redirect replaces the port, and
+	// otherwise the Host stays as the client sent it. (Envoy also drops an
+	// explicit :80 or :443 when the scheme changes from http or https;
+	// browsers never send those.)
 	host, hostSet, err := str("host_redirect")
 	if err != nil {
 		return nil, err
@@ -81,7 +84,7 @@ func (c *converter) redirect(n *yaml.Node, paths pathSpec) ([]json.RawMessage, e
 	switch {
 	case hostSet && host != "":
 		hostport = literal(host)
-	case schemeChanged || v["port_redirect"] != nil:
+	case v["port_redirect"] != nil:
 		hostport = "{http.request.host}"
 	}
 	if p := v["port_redirect"]; p != nil {

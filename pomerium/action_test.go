@@ -71,7 +71,9 @@ func TestRedirectRoutes(t *testing.T) {
 		wantCode                       int
 	}{
 		{"https_redirect keeps host, path and query", "redirect: {https_redirect: true}", "http://a.example/x/y?q=1", "https://a.example/x/y?q=1", 301},
-		{"https_redirect drops the port of the old scheme", "redirect: {https_redirect: true}", "http://a.example:8080/x", "https://a.example/x", 301},
+		{"https_redirect keeps a port the client named, as Envoy does", "redirect: {https_redirect: true}", "http://a.example:8443/x", "https://a.example:8443/x", 301},
+		{"host_redirect replaces the port too", "redirect: {host_redirect: b.example}", "https://a.example:8443/x", "https://b.example/x", 301},
+		{"port_redirect replaces the port", "redirect: {port_redirect: 9443}", "https://a.example:8443/x", "https://a.example:9443/x", 301},
 		{"scheme_redirect", "redirect: {scheme_redirect: http}", "https://a.example/x", "http://a.example/x", 301},
 		{"host_redirect", "redirect: {host_redirect: b.example}", "https://a.example/x?q=1", "https://b.example/x?q=1", 301},
 		{"port_redirect", "redirect: {port_redirect: 8443}", "https://a.example/x", "https://a.example:8443/x", 301},
