@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -112,6 +113,23 @@ func (c *converter) convert(root *yaml.Node) (map[string]any, error) {
 	for _, key := range scalarKeys {
 		if v, ok := c.env(strings.ToUpper(key)); ok {
 			s.env[key] = v
+		}
+	}
+	// IDP_SCOPES and JWT_CLAIMS_HEADERS are lists in the environment:
+	// values separated by commas (also by spaces, for the claims), as
+	// Pomerium decodes them. Each replaces the file's setting.
+	for key, sep := range map[string]func(rune) bool{
+		"idp_scopes":         func(r rune) bool { return r == ',' },
+		"jwt_claims_headers": func(r rune) bool { return r == ',' || unicode.IsSpace(r) },
+	} {
+		if v, ok := c.env(strings.ToUpper(key)); ok {
+			list := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+			for _, item := range strings.FieldsFunc(v, sep) {
+				if item = strings.TrimSpace(item); item != "" {
+					list.Content = append(list.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: item})
+				}
+			}
+			s.nodes[key] = list
 		}
 	}
 

@@ -92,3 +92,26 @@ func TestEnvironmentOnlySettingsWarnWithoutALine(t *testing.T) {
 		}
 	}
 }
+
+// Issue 13: IDP_SCOPES and JWT_CLAIMS_HEADERS, lists in Pomerium's
+// environment, were not read. They replace the file's settings, as
+// values separated by commas (claims also by spaces).
+func TestListSettingsFromTheEnvironment(t *testing.T) {
+	env := map[string]string{"IDP_SCOPES": "openid,email,groups", "JWT_CLAIMS_HEADERS": "email, groups user"}
+	out, warnings, err := adaptWithEnv([]byte("idp_provider_url: https://idp.example\nidp_client_id: x\nidp_scopes: [openid]\njwt_claims_headers: [name]\n"),
+		map[string]any{"filename": "config.yaml"}, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) > 0 {
+		t.Errorf("warnings: %v", warnings)
+	}
+	for _, want := range []string{`"scopes":["openid","email","groups"]`, `"X-Pomerium-Claim-email":"email"`, `"X-Pomerium-Claim-groups":"groups"`, `"X-Pomerium-Claim-user":"user"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("lacks %s:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "X-Pomerium-Claim-name") {
+		t.Errorf("the file's jwt_claims_headers is kept:\n%s", out)
+	}
+}
