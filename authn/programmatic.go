@@ -262,3 +262,26 @@ func loopbackRedirect(raw string) (string, bool) {
 	}
 	return raw, true
 }
+
+// StripTokens removes an Authorization header that carries a programmatic
+// login token, under either mode's names ("IAP <token>", "Bearer IAP-...",
+// "Pomerium <token>", "Bearer Pomerium-..."), whether or not it was
+// accepted: it is caddy-iap's credential, never the upstream's, and an
+// upstream given one (say, a token for another route) could replay it.
+func StripTokens(h http.Header) {
+	auth := h.Get("Authorization")
+	if auth == "" {
+		return
+	}
+	bearer := ""
+	if hasPrefixFold(auth, "bearer ") {
+		bearer = strings.TrimSpace(auth[len("bearer "):])
+	}
+	for _, compat := range []string{"", "pomerium"} {
+		scheme := namesFor(compat).tokenScheme
+		if hasPrefixFold(auth, scheme+" ") || hasPrefixFold(bearer, scheme+"-") {
+			h.Del("Authorization")
+			return
+		}
+	}
+}

@@ -3,6 +3,7 @@ package authn
 import (
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -334,5 +335,26 @@ func TestProgrammaticTokenPomeriumNames(t *testing.T) {
 	a.finishProgrammatic(w, httptest.NewRequest("GET", "https://app.test/.pomerium/callback", nil), s, "http://127.0.0.1:7/")
 	if !strings.HasPrefix(w.Header().Get("Location"), "http://127.0.0.1:7/?pomerium_jwt=") {
 		t.Fatalf("Location %q", w.Header().Get("Location"))
+	}
+}
+
+func TestStripTokensRemovesEveryProgrammaticToken(t *testing.T) {
+	for value, stripped := range map[string]bool{
+		"IAP abc":                true,
+		"iap abc":                true,
+		"Bearer IAP-abc":         true,
+		"bearer   iap-abc":       true,
+		"Pomerium abc":           true,
+		"Bearer Pomerium-abc":    true,
+		"Bearer eyJhbGciOi.x.y":  false,
+		"Basic YWxpY2U6c2VjcmV0": false,
+		"Bearer IAPish-not-ours": false,
+		"IAPX abc":               false,
+	} {
+		h := http.Header{"Authorization": {value}}
+		StripTokens(h)
+		if got := h.Get("Authorization") == ""; got != stripped {
+			t.Errorf("%q: stripped %v, want %v", value, got, stripped)
+		}
 	}
 }

@@ -178,9 +178,15 @@ func healthzPath(compat string) string {
 
 // setIdentityOut gives an allowed request's upstream the user's identity:
 // the signed assertion and the claim headers (unless pass_identity_headers
-// is off), without the bearer token the user signed in with.
+// is off), without the bearer token the user signed in with, and without
+// any programmatic login token, whoever's it is.
 func (st *request) setIdentityOut(r *http.Request) error {
 	s, app := st.Session, st.app
+	if !(st.passBearer && s != nil && s.Bearer) {
+		// A programmatic login token is ours, accepted or not (one for
+		// another route would let this upstream replay it there).
+		authn.StripTokens(r.Header)
+	}
 	if st.identityOut || s == nil || app == nil || app.auth == nil {
 		return nil
 	}

@@ -50,8 +50,10 @@ func testProgrammaticLogin(t *testing.T, n programmaticNames) {
 %s	}`, dex.Issuer, dex.ClientID, dex.ClientSecret, randomSecret(t), n.compat)
 	caddy := testenv.StartCaddyOn(t, httpPort, httpsPort, globals,
 		site("app.test", "to "+upstream, "allow_any_authenticated_user")+
-			site("other.test", "to "+upstream, "allow_any_authenticated_user"))
+			site("other.test", "to "+upstream, "allow_any_authenticated_user")+
+			site("public.test", "to "+upstream, "allow_public_unauthenticated_access"))
 	app, other := fmt.Sprintf("app.test:%d", httpsPort), fmt.Sprintf("other.test:%d", httpsPort)
+	public := fmt.Sprintf("public.test:%d", httpsPort)
 
 	// The client's loopback listener, where the browser brings the token.
 	var mu sync.Mutex
@@ -143,6 +145,18 @@ func testProgrammaticLogin(t *testing.T, n programmaticNames) {
 		r := call(other, "/api", http.Header{"Authorization": {n.scheme + " " + token}, "Accept": {"application/json"}})
 		if r.Status != 401 || !strings.Contains(r.Body, `"reason":"invalid-bearer-token"`) {
 			t.Fatalf("got %d:\n%s", r.Status, r.Body)
+		}
+	})
+
+	t.Run("the token sent to a public route does not reach its upstream, which could replay it", func(t *testing.T) {
+		for _, auth := range []string{n.scheme + " " + token, "Bearer " + n.scheme + "-" + token} {
+			r := call(public, "/api", http.Header{"Authorization": {auth}, "Accept": {"application/json"}})
+			if r.Status != 200 {
+				t.Fatalf("got %d:\n%s", r.Status, r.Body)
+			}
+			if h := echoed(t, r.Body); h.Get("Authorization") != "" || strings.Contains(r.Body, token) {
+				t.Errorf("the public route's upstream got the token: %v", h)
+			}
 		}
 	})
 
