@@ -105,6 +105,10 @@ type Config struct {
 	// cannot make Caddy hammer the IdP. Default 10s.
 	KeySetRefreshInterval time.Duration
 
+	// Version is the plugin's version, shown in the user endpoint's JSON
+	// (/.iap/user) as "version". Empty leaves it out.
+	Version string
+
 	// HTTPClient makes the calls to the identity provider.
 	HTTPClient *http.Client
 	Logger     *zap.Logger

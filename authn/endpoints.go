@@ -77,6 +77,7 @@ type userInfo struct {
 	CSRFToken        string          `json:"-"`
 	AssertionHeader  string          `json:"-"`
 	AuthenticatedVia string          `json:"authenticated_via"`
+	Version          string          `json:"version,omitempty"` // the plugin's
 }
 
 type clientCertInfo struct {
@@ -91,6 +92,7 @@ func (a *Authenticator) userInfo(r *http.Request, s *Session) userInfo {
 		Subject: s.Subject, Email: s.Email, Name: s.Name, Groups: s.Groups, Claims: s.Claims,
 		SessionExpires: s.IssuedAt.Add(a.cfg.CookieExpire), IDTokenExpires: s.IDTokenExpiry,
 		SignOutURL: a.names.prefix + "sign_out", CSRFToken: a.csrfToken(s), AuthenticatedVia: "cookie",
+		Version: a.cfg.Version,
 	}
 	if u.Groups == nil {
 		u.Groups = []string{}

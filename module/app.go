@@ -136,6 +136,7 @@ func (App) CaddyModule() caddy.ModuleInfo {
 func (a *App) Provision(ctx caddy.Context) error {
 	a.hosts = new(sync.Map)
 	a.logger = ctx.Logger()
+	a.logger.Info("caddy-iap", zap.String("version", Version()), zap.Bool("sign_in", a.IDP != nil))
 	if a.IDP == nil {
 		return nil
 	}
@@ -178,6 +179,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		CookieName: a.CookieName, CookieSecret: secret, PreviousCookieSecrets: previous, CookieDomain: a.CookieDomain,
 		CookieExpire: time.Duration(a.CookieExpire), CookieSameSite: sameSite,
 		SigningKeys: keys, JWKSMaxAge: jwksMaxAge, ClaimHeaders: a.JWTClaimsHeaders, Compat: a.Compat,
+		Version: Version(),
 		AllowedRedirectHosts: func(hostport string) bool {
 			host := hostport
 			if h, _, err := net.SplitHostPort(hostport); err == nil {
