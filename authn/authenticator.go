@@ -540,7 +540,7 @@ func (a *Authenticator) errorPage(w http.ResponseWriter, r *http.Request, status
 		writeJSONError(w, status, reason, message)
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	setPageHeaders(w)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = pages.ExecuteTemplate(w, "error", map[string]any{

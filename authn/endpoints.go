@@ -46,7 +46,7 @@ func (a *Authenticator) serveUserEndpoint(w http.ResponseWriter, r *http.Request
 	w.Header().Set("Cache-Control", "no-store")
 	switch strings.TrimPrefix(r.URL.Path, a.names.prefix) {
 	case "":
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		setPageHeaders(w)
 		_ = pages.ExecuteTemplate(w, "user", a.userInfo(r, s))
 	case "user":
 		w.Header().Set("Content-Type", "application/json")
@@ -154,7 +154,7 @@ func (a *Authenticator) signOut(w http.ResponseWriter, r *http.Request) {
 	returnTo := a.returnURL(r.URL.Query().Get("redirect_uri"), r.Host)
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		setPageHeaders(w)
 		token := ""
 		if s != nil {
 			token = a.csrfToken(s)

@@ -1,6 +1,9 @@
 package authn
 
-import "html/template"
+import (
+	"html/template"
+	"net/http"
+)
 
 // pages are the HTML pages a person sees: errors, the user page and the
 // sign-out confirmation. No script, no external resource.
@@ -39,3 +42,14 @@ button{font-size:1rem;padding:.4rem 1rem}</style></head><body>{{end}}
 </body></html>
 {{end}}
 `))
+
+// setPageHeaders marks a response as one of authn's HTML pages: no framing
+// by other sites (a framed sign-out form would post same-origin with a
+// valid token), no sniffing, no caching.
+func setPageHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", "frame-ancestors 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+}

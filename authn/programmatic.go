@@ -263,25 +263,44 @@ func loopbackRedirect(raw string) (string, bool) {
 	return raw, true
 }
 
-// StripTokens removes an Authorization header that carries a programmatic
-// login token, under either mode's names ("IAP <token>", "Bearer IAP-...",
-// "Pomerium <token>", "Bearer Pomerium-..."), whether or not it was
-// accepted: it is caddy-iap's credential, never the upstream's, and an
-// upstream given one (say, a token for another route) could replay it.
+// StripTokens removes every Authorization header that carries a
+// programmatic login token, under either mode's names ("IAP <token>",
+// "Bearer IAP-...", "Pomerium <token>", "Bearer Pomerium-..."), whatever
+// the whitespace and however many Authorization headers the request has,
+// accepted or not: it is caddy-iap's credential, never the upstream's, and
+// an upstream given one (say, a token for another route) could replay it.
+// Other Authorization headers are kept.
 func StripTokens(h http.Header) {
-	auth := h.Get("Authorization")
-	if auth == "" {
+	values := h.Values("Authorization")
+	if len(values) == 0 {
 		return
 	}
-	bearer := ""
-	if hasPrefixFold(auth, "bearer ") {
-		bearer = strings.TrimSpace(auth[len("bearer "):])
+	kept := values[:0:0]
+	for _, v := range values {
+		if !isTokenCredential(v) {
+			kept = append(kept, v)
+		}
+	}
+	if len(kept) == len(values) {
+		return
+	}
+	h.Del("Authorization")
+	for _, v := range kept {
+		h.Add("Authorization", v)
+	}
+}
+
+func isTokenCredential(v string) bool {
+	fields := strings.Fields(v)
+	if len(fields) == 0 {
+		return false
 	}
 	for _, compat := range []string{"", "pomerium"} {
 		scheme := namesFor(compat).tokenScheme
-		if hasPrefixFold(auth, scheme+" ") || hasPrefixFold(bearer, scheme+"-") {
-			h.Del("Authorization")
-			return
+		if strings.EqualFold(fields[0], scheme) ||
+			strings.EqualFold(fields[0], "bearer") && len(fields) > 1 && hasPrefixFold(fields[1], scheme+"-") {
+			return true
 		}
 	}
+	return false
 }

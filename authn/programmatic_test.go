@@ -338,6 +338,14 @@ func TestProgrammaticTokenPomeriumNames(t *testing.T) {
 	}
 }
 
+func TestStripTokensKeepsTheOtherAuthorizationHeaders(t *testing.T) {
+	h := http.Header{"Authorization": {"Basic Zm9v", "IAP abc", "Bearer\tIAP-x", "Bearer eyJ.x.y"}}
+	StripTokens(h)
+	if got := h.Values("Authorization"); len(got) != 2 || got[0] != "Basic Zm9v" || got[1] != "Bearer eyJ.x.y" {
+		t.Errorf("got %q", got)
+	}
+}
+
 func TestStripTokensRemovesEveryProgrammaticToken(t *testing.T) {
 	for value, stripped := range map[string]bool{
 		"IAP abc":                true,
@@ -350,11 +358,29 @@ func TestStripTokensRemovesEveryProgrammaticToken(t *testing.T) {
 		"Basic YWxpY2U6c2VjcmV0": false,
 		"Bearer IAPish-not-ours": false,
 		"IAPX abc":               false,
+		"IAP\tabc":               true,
+		"Bearer\tIAP-abc":        true,
+		"Pomerium\t abc":         true,
 	} {
 		h := http.Header{"Authorization": {value}}
 		StripTokens(h)
 		if got := h.Get("Authorization") == ""; got != stripped {
 			t.Errorf("%q: stripped %v, want %v", value, got, stripped)
+		}
+	}
+}
+
+// authn's pages cannot be framed by another site: a framed sign-out form
+// would post same-origin with a valid token.
+func TestPagesRefuseFraming(t *testing.T) {
+	a := newTestAuthenticator(t, "http://127.0.0.1:1/unused")
+	for _, path := range []string{"/.iap/sign_out", "/.iap/no-such-page"} {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest("GET", "https://app.test"+path, nil)
+		r.Header.Set("Accept", "text/html")
+		a.ServeEndpoint(w, r)
+		if w.Header().Get("Content-Security-Policy") != "frame-ancestors 'none'" || w.Header().Get("X-Frame-Options") != "DENY" {
+			t.Errorf("%s: %d, headers %v", path, w.Code, w.Header())
 		}
 	}
 }

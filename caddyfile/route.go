@@ -108,6 +108,9 @@ func parseRoute(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	if err := rp.FinalizeUnmarshalCaddyfile(h); err != nil {
 		return nil, err
 	}
+	if len(rp.Upstreams) == 0 && rp.DynamicUpstreamsRaw == nil {
+		return nil, h.Errf("iap_route %s: needs the upstream: `to <url>` (or reverse_proxy's dynamic upstreams)", route.Name)
+	}
 
 	app, err := globalApp(h)
 	if err != nil {

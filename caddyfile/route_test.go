@@ -190,3 +190,14 @@ func TestCaddyfileErrorsNameTheProblem(t *testing.T) {
 		})
 	}
 }
+
+func TestARouteWithoutAnUpstreamIsAnError(t *testing.T) {
+	_, err := adapt(t, `a.example.com {
+	iap_route {
+		allow_public_unauthenticated_access
+	}
+}`)
+	if err == nil || !strings.Contains(err.Error(), "to <url>") || !strings.Contains(err.Error(), "Caddyfile:") {
+		t.Errorf("got %v, want an error naming `to` and the line", err)
+	}
+}

@@ -56,6 +56,8 @@ func (f refusal) write(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	if authn.WantsHTML(r) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Security-Policy", "frame-ancestors 'none'")
+		w.Header().Set("X-Frame-Options", "DENY")
 		w.WriteHeader(f.Status)
 		return refusalPage.Execute(w, f)
 	}
