@@ -198,7 +198,7 @@ func TestTCCC20ClientCertificateFingerprintSPKIAndSANs(t *testing.T) {
 	ca := testpki.NewCA(t, "tc-cc-20 client root")
 	caFile := ca.WriteCert(t, certDir, "ca.pem")
 
-	key := ca.Issue(t, testpki.Client("key holder")).Key  // alice's laptop key
+	key := ca.Issue(t, testpki.Client("key holder")).Key    // alice's laptop key
 	other := ca.Issue(t, testpki.Client("another key")).Key // someone else's
 	emails, dns := []string{"alice@example.com"}, []string{"laptop.corp.example", "alice.corp.example"}
 	certs := map[string]tls.Certificate{
