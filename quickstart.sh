@@ -8,8 +8,8 @@
 # the demo's certificates with mkcert, and starts:
 #   - Dex, a real OpenID Connect provider, with two users, on :5556;
 #   - openssl s_server -Verify 1, an upstream that requires a client
-#     certificate, on :44330;
-#   - Caddy with examples/quickstart/Caddyfile on :8443.
+#     certificate, on 127.0.0.1:44330;
+#   - Caddy with examples/quickstart/Caddyfile on 127.0.0.1:8443.
 set -euo pipefail
 root="$(cd "$(dirname "$0")" && pwd)"
 check=""
@@ -56,7 +56,7 @@ wait_port 5556 || fail "Dex did not start: $(cat dex.log)"
 
 say "openssl s_server -Verify 1 on :44330 (requires a client certificate)"
 openssl s_server -Verify 1 -verifyCAfile "$CAROOT/rootCA.pem" -verify_return_error \
-	-key openssl.localhost-key.pem -cert openssl.localhost.pem -accept 44330 -www >s_server.log 2>&1 &
+	-key openssl.localhost-key.pem -cert openssl.localhost.pem -accept 127.0.0.1:44330 -www >s_server.log 2>&1 &
 pids+=($!)
 wait_port 44330 || fail "s_server did not start: $(cat s_server.log)"
 
