@@ -42,7 +42,7 @@ func parseAuthorize(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 	if h.NextArg() {
 		return nil, h.ArgErr()
 	}
-	var s module.Shortcuts
+	var s authz.Shortcuts
 	var policy authz.Policy
 	for h.NextBlock(0) {
 		opt := h.Val()
@@ -58,7 +58,7 @@ func parseAuthorize(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 			if len(args) != 1 {
 				return nil, h.Err("policy_file takes one file name")
 			}
-			p, err := module.LoadPolicyFile(args[0])
+			p, err := authz.LoadFile(args[0])
 			if err != nil {
 				return nil, h.Err(err.Error())
 			}
@@ -85,7 +85,7 @@ func parseAuthorize(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 }
 
 // parseShortcut reads one of Pomerium's policy shortcuts.
-func parseShortcut(d *caddyfile.Dispenser, s *module.Shortcuts) error {
+func parseShortcut(d *caddyfile.Dispenser, s *authz.Shortcuts) error {
 	opt := d.Val()
 	if opt == "allowed_idp_claims" {
 		return module.ParseAllowedIDPClaims(d, s)

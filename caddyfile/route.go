@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"go.uber.org/zap"
 
+	"github.com/caddy-iap/caddy-iap/authz"
 	"github.com/caddy-iap/caddy-iap/module"
 	"github.com/caddy-iap/caddy-iap/upstreamtls"
 )
@@ -246,7 +247,7 @@ func parseRouteOption(d *caddyfile.Dispenser, r *module.Route) (int, error) {
 		if len(args) != 1 {
 			return 0, d.Errf("policy_file takes one file name")
 		}
-		p, err := module.LoadPolicyFile(args[0])
+		p, err := authz.LoadFile(args[0])
 		if err != nil {
 			return 0, d.Err(err.Error())
 		}

@@ -30,7 +30,7 @@ func TestRoutePassIdentityHeadersOverridesTheApp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	policy, err := Shortcuts{AllowAnyAuthenticatedUser: true}.Policy(nil)
+	policy, err := authz.Shortcuts{AllowAnyAuthenticatedUser: true}.Policy(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -277,7 +277,7 @@ func keyList(s authz.Syntax) string {
 // <value...>` (the dispenser is on its name), whose values are read as the
 // values of claim/<claim> in a policy: an unquoted true, false or number is
 // a boolean or a number.
-func ParseAllowedIDPClaims(d *caddyfile.Dispenser, s *Shortcuts) error {
+func ParseAllowedIDPClaims(d *caddyfile.Dispenser, s *authz.Shortcuts) error {
 	args := remainingTokens(d)
 	if len(args) < 2 {
 		return d.Err("allowed_idp_claims takes a claim name and one or more values")

@@ -222,7 +222,7 @@ func TestCaddyfileValuesAndQuotes(t *testing.T) {
 	}
 	d := caddyfile.NewTestDispenser(`allowed_idp_claims email_verified true "false" 7 eng`)
 	d.Next()
-	var s Shortcuts
+	var s authz.Shortcuts
 	if err := ParseAllowedIDPClaims(d, &s); err != nil {
 		t.Fatal(err)
 	}

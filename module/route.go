@@ -43,7 +43,7 @@ type Route struct {
 	// Pomerium's policy shortcuts: allow_public_unauthenticated_access,
 	// allow_any_authenticated_user, allowed_users, allowed_domains,
 	// allowed_idp_claims and cors_allow_preflight.
-	Shortcuts
+	authz.Shortcuts
 
 	// The route's policy, in Pomerium Policy Language. A route with neither
 	// a policy nor a shortcut denies everyone.
