@@ -1,7 +1,6 @@
 package downstreamtls
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/binary"
@@ -114,20 +113,4 @@ func (c *Cache) verify(key [32]byte, presented []*x509.Certificate, now time.Tim
 	c.entries[key] = cacheEntry{r: &r, until: until}
 	c.mu.Unlock()
 	return &r
-}
-
-type ctxKey struct{}
-
-// WithResult returns a context that carries a request's client certificate
-// result, for the policy criteria client_certificate and
-// invalid_client_certificate.
-func WithResult(ctx context.Context, r *Result) context.Context {
-	return context.WithValue(ctx, ctxKey{}, r)
-}
-
-// ResultFrom returns the request's client certificate result, or nil when
-// the site has no downstream mTLS.
-func ResultFrom(ctx context.Context) *Result {
-	r, _ := ctx.Value(ctxKey{}).(*Result)
-	return r
 }
