@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/caddy-iap/caddy-iap/authn"
 	"github.com/caddy-iap/caddy-iap/authz"
@@ -212,7 +213,7 @@ func (st *request) setIdentityOut(r *http.Request) error {
 		if !ok {
 			continue
 		}
-		if value := claimString(v); validHeaderValue(value) {
+		if value := claimString(v); httpguts.ValidHeaderFieldValue(value) {
 			r.Header.Set(name, value)
 		} else if app.logger != nil {
 			app.logger.Warn("claim header left out: the claim holds control characters",
@@ -253,18 +254,6 @@ func claimString(v any) string {
 		b.WriteString(item)
 	}
 	return b.String()
-}
-
-// validHeaderValue reports whether v can be sent as a header value: no
-// control characters (CR and LF would split the header; Go refuses to
-// send others, which the user would see as a 502).
-func validHeaderValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // stripIdentityHeaders removes the identity headers a client may forge:

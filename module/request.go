@@ -9,6 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/caddy-iap/caddy-iap/authn"
 	"github.com/caddy-iap/caddy-iap/authz"
@@ -180,7 +181,7 @@ func (st *request) placeholder(key string) (any, bool) {
 			v = claimString(s.Groups)
 		}
 		if v != "" {
-			if !validHeaderValue(v) {
+			if !httpguts.ValidHeaderFieldValue(v) {
 				v = "" // no placeholder may split a header it is written into
 			}
 			return v, true
@@ -200,7 +201,7 @@ func (st *request) placeholder(key string) (any, bool) {
 			if !ok {
 				return "", true
 			}
-			if v := claimString(v); validHeaderValue(v) {
+			if v := claimString(v); httpguts.ValidHeaderFieldValue(v) {
 				return v, true
 			}
 			return "", true
