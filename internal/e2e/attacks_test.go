@@ -7,11 +7,9 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -103,20 +101,8 @@ type rawClient struct {
 
 func newRawClient(t *testing.T, c *testenv.Caddy, options ...func(*tls.Config)) *rawClient {
 	t.Helper()
-	roots := x509.NewCertPool()
-	pemBytes, err := os.ReadFile(c.RootFile(t))
-	if err != nil || !roots.AppendCertsFromPEM(pemBytes) {
-		t.Fatalf("reading caddy's local root: %v", err)
-	}
-	cfg := &tls.Config{RootCAs: roots}
-	for _, o := range options {
-		o(cfg)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", c.HTTPSPort)
-	dialer := &net.Dialer{Timeout: 5 * time.Second}
-	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
-		return dialer.DialContext(ctx, network, addr)
-	}
+	cfg := c.TLSConfig(t, options...)
+	dial := c.DialContext
 	h1cfg := cfg.Clone()
 	h1cfg.NextProtos = []string{"http/1.1"}
 	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

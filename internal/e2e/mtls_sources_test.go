@@ -1,13 +1,10 @@
 package e2e
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -102,28 +99,16 @@ func TestMTLSWithEveryCertificateSource(t *testing.T) {
 			caddy := testenv.StartCaddy(t, "", row.sites)
 			roots := serverRoots
 			if !row.fileCert {
-				roots = x509.NewCertPool()
-				pemBytes, err := os.ReadFile(caddy.RootFile(t))
-				if err != nil || !roots.AppendCertsFromPEM(pemBytes) {
-					t.Fatalf("reading caddy's local root: %v", err)
-				}
+				roots = caddy.Roots(t)
 			}
 			client := func(withCert bool) *http.Client {
 				cfg := &tls.Config{RootCAs: roots}
 				if withCert {
 					cfg.Certificates = []tls.Certificate{alicePair}
 				}
-				addr := fmt.Sprintf("127.0.0.1:%d", caddy.HTTPSPort)
-				dialer := &net.Dialer{Timeout: 5 * time.Second}
 				return &http.Client{
-					Timeout: 20 * time.Second,
-					Transport: &http.Transport{
-						DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-							return dialer.DialContext(ctx, network, addr)
-						},
-						TLSClientConfig:   cfg,
-						DisableKeepAlives: true,
-					},
+					Timeout:   20 * time.Second,
+					Transport: &http.Transport{DialContext: caddy.DialContext, TLSClientConfig: cfg, DisableKeepAlives: true},
 				}
 			}
 			for _, hc := range row.hosts {

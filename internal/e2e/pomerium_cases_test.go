@@ -341,11 +341,7 @@ func TestSourceIPv6(t *testing.T) {
 	caddy := testenv.StartCaddy(t, "", sites)
 	caddy.WaitCertificates(t, "v6.test")
 
-	roots := x509.NewCertPool()
-	pemBytes, err := os.ReadFile(caddy.RootFile(t))
-	if err != nil || !roots.AppendCertsFromPEM(pemBytes) {
-		t.Fatalf("reading caddy's local root: %v", err)
-	}
+	roots := caddy.Roots(t)
 	over := func(t *testing.T, addr string) (int, string, bool) {
 		t.Helper()
 		dialer := &net.Dialer{Timeout: 5 * time.Second}

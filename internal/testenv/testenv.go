@@ -255,30 +255,44 @@ func (c *Caddy) rootFile(tries int) string {
 	return ""
 }
 
-// Client returns an HTTP client that reaches every host on this Caddy's
-// HTTPS port and trusts its local CA. Each option may change its TLS
-// config, e.g. to add a client certificate.
-func (c *Caddy) Client(t testing.TB, options ...func(*tls.Config)) *http.Client {
+// Roots is a pool holding Caddy's local CA, which signs the test sites'
+// certificates.
+func (c *Caddy) Roots(t testing.TB) *x509.CertPool {
 	t.Helper()
 	roots := x509.NewCertPool()
 	pemBytes, err := os.ReadFile(c.RootFile(t))
 	if err != nil || !roots.AppendCertsFromPEM(pemBytes) {
 		t.Fatalf("reading caddy's local root: %v", err)
 	}
-	cfg := &tls.Config{RootCAs: roots}
+	return roots
+}
+
+// TLSConfig trusts Caddy's local CA; each option may change it, e.g. to add
+// a client certificate.
+func (c *Caddy) TLSConfig(t testing.TB, options ...func(*tls.Config)) *tls.Config {
+	t.Helper()
+	cfg := &tls.Config{RootCAs: c.Roots(t)}
 	for _, o := range options {
 		o(cfg)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", c.HTTPSPort)
+	return cfg
+}
+
+// DialContext dials this Caddy's HTTPS port whatever address is asked for,
+// so that a client reaches every site by its host name.
+func (c *Caddy) DialContext(ctx context.Context, network, _ string) (net.Conn, error) {
 	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	return dialer.DialContext(ctx, network, fmt.Sprintf("127.0.0.1:%d", c.HTTPSPort))
+}
+
+// Client returns an HTTP client that reaches every host on this Caddy's
+// HTTPS port and trusts its local CA. Each option may change its TLS
+// config, e.g. to add a client certificate.
+func (c *Caddy) Client(t testing.TB, options ...func(*tls.Config)) *http.Client {
+	t.Helper()
 	return &http.Client{
-		Timeout: 20 * time.Second,
-		Transport: &http.Transport{
-			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-				return dialer.DialContext(ctx, network, addr)
-			},
-			TLSClientConfig: cfg,
-		},
+		Timeout:       20 * time.Second,
+		Transport:     &http.Transport{DialContext: c.DialContext, TLSClientConfig: c.TLSConfig(t, options...)},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
