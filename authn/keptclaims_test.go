@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -16,21 +15,9 @@ import (
 // passwordGrant gets tokens for a Dex user from the token endpoint.
 func passwordGrant(t *testing.T, dex *testenv.Dex, email, password string) (idToken, refreshToken, subject string) {
 	t.Helper()
-	form := url.Values{"grant_type": {"password"}, "username": {email}, "password": {password}, "scope": {"openid email profile offline_access"}}
-	req, _ := http.NewRequest("POST", dex.Issuer+"/token", strings.NewReader(form.Encode()))
-	req.SetBasicAuth("caddy", "caddy-secret")
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var tok struct {
-		IDToken      string `json:"id_token"`
-		RefreshToken string `json:"refresh_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.IDToken == "" || tok.RefreshToken == "" {
-		t.Fatalf("password grant: %d %v %+v", resp.StatusCode, err, tok)
+	tok := dex.PasswordGrant(t, "caddy", "caddy-secret", email, password, "openid email profile offline_access")
+	if tok.RefreshToken == "" {
+		t.Fatalf("password grant: no refresh token: %+v", tok)
 	}
 	parts := strings.Split(tok.IDToken, ".")
 	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])

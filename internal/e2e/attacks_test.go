@@ -260,21 +260,9 @@ func redirectURIs(port int, hosts ...string) []string {
 // and the access token.
 func dexTokens(t *testing.T, dex *testenv.Dex, user testenv.DexUser) (idToken, accessToken string) {
 	t.Helper()
-	form := url.Values{"grant_type": {"password"}, "username": {user.Email}, "password": {user.Password}, "scope": {"openid email profile groups"}}
-	req, _ := http.NewRequest(http.MethodPost, dex.Issuer+"/token", strings.NewReader(form.Encode()))
-	req.SetBasicAuth(dex.ClientID, dex.ClientSecret)
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var tok struct {
-		IDToken     string `json:"id_token"`
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.IDToken == "" || tok.AccessToken == "" {
-		t.Fatalf("password grant: %d %v %+v", resp.StatusCode, err, tok)
+	tok := dex.PasswordGrant(t, dex.ClientID, dex.ClientSecret, user.Email, user.Password, "openid email profile groups")
+	if tok.AccessToken == "" {
+		t.Fatalf("password grant: no access token: %+v", tok)
 	}
 	return tok.IDToken, tok.AccessToken
 }

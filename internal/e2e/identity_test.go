@@ -380,22 +380,7 @@ func between(s, start, end string) string {
 // dexPasswordGrant gets an ID token for alice straight from Dex.
 func dexPasswordGrant(t *testing.T, dex *testenv.Dex, client, secret string) string {
 	t.Helper()
-	form := url.Values{"grant_type": {"password"}, "username": {alice.Email}, "password": {alice.Password}, "scope": {"openid email profile groups"}}
-	req, _ := http.NewRequest(http.MethodPost, dex.Issuer+"/token", strings.NewReader(form.Encode()))
-	req.SetBasicAuth(client, secret)
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var tok struct {
-		IDToken string `json:"id_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.IDToken == "" {
-		t.Fatalf("password grant for %s: %d %v", client, resp.StatusCode, err)
-	}
-	return tok.IDToken
+	return dex.PasswordGrant(t, client, secret, alice.Email, alice.Password, "openid email profile groups").IDToken
 }
 
 // foreignSession signs in on a second Caddy with another cookie_secret and
