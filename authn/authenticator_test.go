@@ -4,7 +4,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/cookiejar"
@@ -184,19 +183,7 @@ func BenchmarkAssertionSign(b *testing.B) {
 // Authenticator is moved past the token's 24h life.
 func TestBearerTokenExpiry(t *testing.T) {
 	dex := testenv.StartDex(t, testenv.DexOptions{Users: []testenv.DexUser{{Email: "alice@example.com", Password: "pw"}}})
-	form := url.Values{"grant_type": {"password"}, "username": {"alice@example.com"}, "password": {"pw"}, "scope": {"openid email"}}
-	req, _ := http.NewRequest("POST", dex.Issuer+"/token", strings.NewReader(form.Encode()))
-	req.SetBasicAuth("caddy", "caddy-secret")
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tok struct {
-		IDToken string `json:"id_token"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&tok)
-	resp.Body.Close()
+	tok := dex.PasswordGrant(t, "caddy", "caddy-secret", "alice@example.com", "pw", "openid email")
 
 	for _, c := range []struct {
 		name   string
