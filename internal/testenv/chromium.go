@@ -45,6 +45,9 @@ func StartChromium(t testing.TB) *Chromium {
 		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
 		"--disable-dev-shm-usage", "--user-data-dir="+profile, "--remote-debugging-port=0", "--remote-allow-origins=*",
 		"--ignore-certificate-errors", "--host-resolver-rules=MAP *.test 127.0.0.1", "--window-size=1000,700", "about:blank")
+	// Chromium keeps its singleton socket in a directory of its own under
+	// TMPDIR and never removes it: give it the test's.
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
