@@ -46,8 +46,14 @@ func StartChromium(t testing.TB) *Chromium {
 		"--disable-dev-shm-usage", "--user-data-dir="+profile, "--remote-debugging-port=0", "--remote-allow-origins=*",
 		"--ignore-certificate-errors", "--host-resolver-rules=MAP *.test 127.0.0.1", "--window-size=1000,700", "about:blank")
 	// Chromium keeps its singleton socket in a directory of its own under
-	// TMPDIR and never removes it: give it the test's.
-	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
+	// TMPDIR and never removes it: give it one removed with the test. A
+	// short path, not t.TempDir's: a Unix socket's path has 108 bytes.
+	tmp, err := os.MkdirTemp("", "iap-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(tmp) })
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
