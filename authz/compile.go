@@ -51,16 +51,19 @@ type ClientCert struct {
 	// SPKIHash is the SHA-256 of the leaf's SubjectPublicKeyInfo.
 	SPKIHash               [32]byte
 	Emails, DNSNames, URIs []string
+	// CommonName is the leaf's subject common name.
+	CommonName string
 }
 
 // Decision is the outcome of one evaluation.
 type Decision struct {
 	Allow bool
 	// Reason says why: allowed; denied (a deny rule matched); not-allowed
-	// or no-policy; or user-unauthenticated: the request is anonymous and
-	// criteria that need a signed-in user decided it, so it is to sign in
-	// and be decided again (Pomerium's reason of the same name). Only an
-	// anonymous request gets it, and only from a policy that NeedsUser.
+	// (or client-certificate-user-mismatch) or no-policy; or
+	// user-unauthenticated: the request is anonymous and criteria that
+	// need a signed-in user decided it, so it is to sign in and be decided
+	// again (Pomerium's reason of the same name). Only an anonymous
+	// request gets it, and only from a policy that NeedsUser.
 	Reason Reason
 	// Rule is the 1-based index of the rule that decided (0: none did).
 	Rule int
@@ -77,6 +80,9 @@ type Evaluator struct {
 	// needsUser: some criterion tests the user, so anonymous requests are
 	// evaluated with reasons (is it to sign in?).
 	needsUser bool
+	// certUser are the policy's client_certificate_user criteria, which
+	// say whether a refusal is client-certificate-user-mismatch.
+	certUser []matcher
 }
 
 type ruleMatcher struct {
@@ -141,6 +147,17 @@ func Compile(p Policy) (*Evaluator, error) {
 		}
 	}
 	e.needsUser = p.NeedsIdentity()
+	var err error
+	p.each(func(c Criterion) {
+		if c.Name == "client_certificate_user" && err == nil {
+			var m matcher
+			m, err = compileClientCertificateUser("", c.Data)
+			e.certUser = append(e.certUser, m)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -156,7 +173,10 @@ func (e *Evaluator) NeedsUser() bool { return e.needsUser }
 //  3. any matching deny refuses (denied);
 //  4. any matching allow admits (allowed);
 //  5. otherwise the request is refused (not-allowed, or no-policy when the
-//     policy has no allow rule).
+//     policy has no allow rule); not-allowed is
+//     client-certificate-user-mismatch when a signed-in user sent a valid
+//     certificate that a client_certificate_user criterion of the policy
+//     does not bind to them.
 //
 // Evaluating a signed-in user's request, steps 1 and 2 change nothing,
 // and the rules are tried only until one settles it.
@@ -173,6 +193,9 @@ func (e *Evaluator) Evaluate(in *Input) Decision {
 		if r.n.eval(in) {
 			return Decision{Allow: true, Reason: ReasonAllowed, Rule: r.rule}
 		}
+	}
+	if len(e.certUser) > 0 && len(e.allow) > 0 && e.certUserMismatch(in) {
+		return Decision{Reason: ReasonCertUserMismatch}
 	}
 	return e.refused()
 }

@@ -65,3 +65,11 @@ const (
 	// made for. 421.
 	ReasonMisdirected Reason = "misdirected-request"
 )
+
+// The reasons of a policy's refusal that say more than not-allowed.
+const (
+	// ReasonCertUserMismatch: a signed-in user sent a valid client
+	// certificate that was not issued to them (client_certificate_user),
+	// and the policy let nothing else in. 403.
+	ReasonCertUserMismatch Reason = "client-certificate-user-mismatch"
+)
