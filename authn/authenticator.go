@@ -54,6 +54,14 @@ type Authenticator struct {
 	legacy jar
 	signer *assertionSigner
 
+	// Central sign-in (handoff.go): the sign-in host's canonical
+	// authority, "" without one; the key of hand-offs; the hand-offs
+	// taken. callbackPath is the IdP's redirect URI's path.
+	authHost     string
+	callbackPath string
+	handoff      codecs
+	handoffs     usedHandoffs
+
 	keepMu sync.RWMutex
 	keep   map[string]bool // claims kept in sessions, besides the standard ones
 
@@ -107,6 +115,20 @@ func New(cfg Config) (*Authenticator, error) {
 	}
 	if a.login, err = newCodecs(cfg.CookieSecret, cfg.PreviousCookieSecrets, "login"); err != nil {
 		return nil, err
+	}
+	if a.handoff, err = newCodecs(cfg.CookieSecret, cfg.PreviousCookieSecrets, handoffName); err != nil {
+		return nil, err
+	}
+	a.callbackPath = a.names.prefix + "callback"
+	if cfg.AuthenticateURL != "" {
+		if a.authHost, err = parseAuthenticateURL(cfg.AuthenticateURL); err != nil {
+			return nil, fmt.Errorf("authenticate_url %q: %v", cfg.AuthenticateURL, err)
+		}
+		if cfg.Compat == "pomerium" {
+			// Pomerium's authenticate service takes the IdP's redirect at
+			// /oauth2/callback, and IdPs list that URL.
+			a.callbackPath = "/oauth2/callback"
+		}
 	}
 	for _, secret := range append([][]byte{cfg.CookieSecret}, cfg.PreviousCookieSecrets...) {
 		k, err := hkdf.Key(sha256.New, secret, nil, "caddy-iap csrf", 32)
@@ -171,6 +193,13 @@ func (a *Authenticator) Authenticate(w http.ResponseWriter, r *http.Request) (s 
 func (a *Authenticator) ServeEndpoint(w http.ResponseWriter, r *http.Request) bool {
 	if r.URL.Path == a.names.jwksPath {
 		a.serveJWKS(w, r)
+		return true
+	}
+	if r.URL.Path == a.callbackPath && a.callbackPath != a.names.prefix+"callback" {
+		if !a.SignInHost(r.Host) {
+			return false
+		}
+		a.callback(w, r)
 		return true
 	}
 	if !a.IsEndpoint(r.URL.Path) {

@@ -91,6 +91,16 @@ type Config struct {
 	// another origin, refused whatever this says.
 	AllowedRedirectHosts func(host string) bool
 
+	// AuthenticateURL, when set, is the one host where users sign in
+	// ("https://auth.example.com", Pomerium's authenticate_service_url):
+	// the IdP lists only its callback, https://<host>/.iap/callback
+	// (/oauth2/callback under compat pomerium). Other hosts send a user
+	// who must sign in there, and take the session back in a hand-off
+	// that is good once, for one host, for a minute, in the browser that
+	// started the sign-in (handoff.go). The host needs a route of this
+	// Authenticator, and the other hosts must be AllowedRedirectHosts.
+	AuthenticateURL string
+
 	// Refuse, when set, renders every refusal authn makes (401, 503, a bad
 	// callback, a CSRF mismatch, ...) instead of authn's own page or JSON:
 	// a server with error pages of its own (Caddy's handle_errors) renders

@@ -23,7 +23,14 @@ import (
 func (a *Authenticator) serveEndpoint(w http.ResponseWriter, r *http.Request) bool {
 	switch strings.TrimPrefix(r.URL.Path, a.names.prefix) {
 	case "callback":
+		if a.callbackPath != a.names.prefix+"callback" {
+			return false
+		}
 		a.callback(w, r)
+	case "authenticate":
+		a.issueHandoff(w, r)
+	case "handoff":
+		a.acceptHandoff(w, r)
 	case "sign_in":
 		if r.URL.Query().Has(programmaticParam) {
 			a.programmaticSignIn(w, r)
@@ -181,6 +188,11 @@ func (a *Authenticator) signOut(w http.ResponseWriter, r *http.Request) {
 		}
 		a.sessionJar().clear(w, r)
 		a.cfg.Logger.Info("signed out", zap.String("user_id", s.Subject), zap.String("host", r.Host))
+		if a.central(r) {
+			// The sign-in host keeps a session too, and the IdP's.
+			http.Redirect(w, r, a.signOutCentral(returnTo), http.StatusFound)
+			return
+		}
 		if _, _, endURL, err := a.idp.get(); err == nil && endURL != "" {
 			q := url.Values{"post_logout_redirect_uri": {returnTo}, "client_id": {a.cfg.ClientID}}
 			if s.RawIDToken != "" {

@@ -109,7 +109,7 @@ func (a *Authenticator) hasLogin(r *http.Request) bool {
 }
 
 func (a *Authenticator) callbackURL(host string) string {
-	return "https://" + host + a.names.prefix + "callback"
+	return "https://" + host + a.callbackPath
 }
 
 // startLogin binds a new state, nonce and PKCE verifier to a login cookie
@@ -132,6 +132,11 @@ func (a *Authenticator) beginLogin(w http.ResponseWriter, r *http.Request, retur
 	ls := loginState{
 		State: randomID(), Nonce: randomID(), Verifier: oauth2.GenerateVerifier(),
 		ReturnTo: returnTo, Host: r.Host, Expires: a.cfg.Now().Add(loginTTL), Programmatic: programmatic,
+	}
+	if a.central(r) {
+		ls.Nonce, ls.Verifier = "", ""
+		a.startHandoff(w, r, ls)
+		return
 	}
 	name := a.loginName(ls.State)
 	v, err := a.login.seal(name, ls)
@@ -229,22 +234,7 @@ func (a *Authenticator) callback(w http.ResponseWriter, r *http.Request) {
 		s.RawIDToken = rawID
 	}
 	http.SetCookie(w, a.loginJ.cookie(name, "", -1, time.Unix(0, 0)))
-	if err := a.writeSession(w, r, s); err != nil {
-		if !errors.Is(err, ErrSessionTooLarge) {
-			bad("the session could not be kept", err)
-			return
-		}
-		// 400, as for the callback's other refusals: the sign-in cannot
-		// complete and trying again will not help, yet the server is not
-		// failing (no 5xx for a property of one account), and 431 would
-		// blame a request that was small.
-		a.cfg.Logger.Warn("sign-in refused", zap.String("reason", string(authz.ReasonSessionTooLarge)),
-			zap.String("user_id", s.Subject), zap.String("email", s.Email), zap.Int("groups", len(s.Groups)),
-			zap.String("host", r.Host), zap.Error(err))
-		a.errorPage(w, r, http.StatusBadRequest, string(authz.ReasonSessionTooLarge), fmt.Sprintf(
-			"You signed in, but your account carries more than this site can keep in its session cookies (%d groups), "+
-				"so no session was started: browsers would send more than the server accepts. "+
-				"Ask the administrator to send fewer groups or claims to this application.", len(s.Groups)))
+	if !a.keepSession(w, r, s, bad) {
 		return
 	}
 	if ls.Programmatic != "" {
@@ -254,4 +244,30 @@ func (a *Authenticator) callback(w http.ResponseWriter, r *http.Request) {
 	a.cfg.Logger.Info("signed in", zap.String("user_id", s.Subject), zap.String("email", s.Email), zap.String("host", r.Host))
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, a.returnURL(ls.ReturnTo, r.Host), http.StatusFound)
+}
+
+// keepSession sets the session cookie of a sign-in that completed. When the
+// session cannot be kept it answers the request (a 400 page, or bad) and
+// returns false.
+func (a *Authenticator) keepSession(w http.ResponseWriter, r *http.Request, s *Session, bad func(detail string, err error)) bool {
+	err := a.writeSession(w, r, s)
+	if err == nil {
+		return true
+	}
+	if !errors.Is(err, ErrSessionTooLarge) {
+		bad("the session could not be kept", err)
+		return false
+	}
+	// 400, as for the callback's other refusals: the sign-in cannot
+	// complete and trying again will not help, yet the server is not
+	// failing (no 5xx for a property of one account), and 431 would
+	// blame a request that was small.
+	a.cfg.Logger.Warn("sign-in refused", zap.String("reason", string(authz.ReasonSessionTooLarge)),
+		zap.String("user_id", s.Subject), zap.String("email", s.Email), zap.Int("groups", len(s.Groups)),
+		zap.String("host", r.Host), zap.Error(err))
+	a.errorPage(w, r, http.StatusBadRequest, string(authz.ReasonSessionTooLarge), fmt.Sprintf(
+		"You signed in, but your account carries more than this site can keep in its session cookies (%d groups), "+
+			"so no session was started: browsers would send more than the server accepts. "+
+			"Ask the administrator to send fewer groups or claims to this application.", len(s.Groups)))
+	return false
 }

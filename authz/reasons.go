@@ -64,6 +64,10 @@ const (
 	// ReasonMisdirected: the Host is not a name the TLS connection was
 	// made for. 421.
 	ReasonMisdirected Reason = "misdirected-request"
+	// ReasonBadHandoff: a central sign-in's hand-off failed a check (for
+	// another host, expired, used before, forged, or not started in this
+	// browser). 400.
+	ReasonBadHandoff Reason = "invalid-handoff"
 )
 
 // The reasons of a policy's refusal that say more than not-allowed.

@@ -84,6 +84,8 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 			err = one(&app.CookieDomain)
 		case "cookie_same_site":
 			err = one(&app.CookieSameSite)
+		case "authenticate_url":
+			err = one(&app.AuthenticateURL)
 		case "signing_key_file":
 			err = one(&app.SigningKeyFile)
 		case "signing_key":

@@ -62,6 +62,19 @@ type App struct {
 	// The cookie's SameSite: lax (default), strict or none.
 	CookieSameSite string `json:"cookie_same_site,omitempty"`
 
+	// The one host where users sign in, as https://host[:port]
+	// (Pomerium's authenticate_service_url). The IdP then lists a single
+	// redirect URI, https://<host>/.iap/callback (/oauth2/callback under
+	// compat pomerium), however many hosts there are. Every other host
+	// sends a user who must sign in there, and takes the session back in a
+	// hand-off that is good once, for that host only, for a minute, and
+	// only in the browser that started the sign-in; no cookie domain is
+	// shared. The host needs a site with iap_authenticate (it answers
+	// /.iap/ there and sends other paths to the user page), and the other
+	// hosts must be hosts of this server's iap routes. Default: none, each
+	// host signs in on its own callback.
+	AuthenticateURL string `json:"authenticate_url,omitempty"`
+
 	// A PEM file with the ECDSA P-256 keys of the identity assertion: the
 	// first signs, and every key is published in the JWKS, as with
 	// Pomerium's signing_key. To rotate: add the new key after the current
@@ -177,7 +190,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		ProviderURL: a.IDP.ProviderURL, ClientID: a.IDP.ClientID, ClientSecret: a.IDP.ClientSecret,
 		Scopes: a.IDP.Scopes, GroupsClaim: a.IDP.GroupsClaim,
 		CookieName: a.CookieName, CookieSecret: secret, PreviousCookieSecrets: previous, CookieDomain: a.CookieDomain,
-		CookieExpire: time.Duration(a.CookieExpire), CookieSameSite: sameSite,
+		CookieExpire: time.Duration(a.CookieExpire), CookieSameSite: sameSite, AuthenticateURL: a.AuthenticateURL,
 		SigningKeys: keys, JWKSMaxAge: jwksMaxAge, ClaimHeaders: a.JWTClaimsHeaders, Compat: a.Compat,
 		Version: Version(),
 		AllowedRedirectHosts: func(hostport string) bool {
@@ -250,6 +263,7 @@ func (a *App) expandPlaceholders() error {
 		{"idp client_secret", &a.IDP.ClientSecret},
 		{"cookie_secret", &a.CookieSecret},
 		{"cookie_domain", &a.CookieDomain},
+		{"authenticate_url", &a.AuthenticateURL},
 		{"signing_key", &a.SigningKey},
 		{"signing_key_file", &a.SigningKeyFile},
 	} {

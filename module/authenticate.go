@@ -126,6 +126,14 @@ func (h *Authenticate) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 	if auth.ServeEndpoint(w, r) {
 		return st.answered(w, r)
 	}
+	if auth.SignInHost(r.Host) {
+		// The central sign-in host serves sign-in only: its other pages
+		// are the user page.
+		prefix, _, _ := auth.Names()
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, prefix, http.StatusFound)
+		return nil
+	}
 	required := h.SignIn != SignInPolicy
 	if required && h.AllowCORSPreflight && r.Method == http.MethodOptions &&
 		r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != "" {

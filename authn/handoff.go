@@ -1,0 +1,298 @@
+package authn
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-iap/caddy-iap/authz"
+)
+
+// Central sign-in (Config.AuthenticateURL, Pomerium's
+// authenticate_service_url): users sign in on one host, the only one whose
+// callback the IdP lists, and every other host gets the session from it in
+// a hand-off.
+//
+//  1. A route host without a session starts a sign-in as usual (a login
+//     cookie of its own, holding a new state and the return URL), but sends
+//     the browser to the sign-in host's /.iap/authenticate with its host and
+//     that state, rather than to the IdP.
+//  2. The sign-in host signs the user in if it has no session (the usual
+//     sign-in, against its own callback), then seals a hand-off: the
+//     session, the route host, the state, an ID and an expiry a minute
+//     away, under a key derived from cookie_secret. It redirects to the
+//     route host's /.iap/handoff with it, only for a host of this server on
+//     the sign-in host's port (the return-URL rules).
+//  3. The route host opens the hand-off, and takes it only if it is for this
+//     host, not expired, not used before, and its state is that of a login
+//     cookie of this browser. It clears that cookie, sets its own session
+//     cookie, and sends the browser to the return URL.
+//
+// So a hand-off is good once, for one host, for a minute, and in the
+// browser that started the sign-in: a hand-off URL that leaks (logs,
+// history) opens nothing elsewhere, and one that an attacker got for
+// their own account cannot be pushed into a victim's browser (login
+// fixation). No cookie domain is shared.
+//
+// The hand-off carries the session without its refresh token and raw ID
+// token: refresh tokens that rotate could not be shared between hosts, so a
+// route host's session lasts until the ID token expires and is then handed
+// off again (one redirect through the sign-in host, which refreshes).
+
+const (
+	// handoffTTL is how long a hand-off may take to reach its host.
+	handoffTTL = time.Minute
+	// maxHandoffLen bounds the token a route host opens.
+	maxHandoffLen = 16 << 10
+	// maxUsedHandoffs bounds the replay memory: past it, hand-offs are
+	// refused until used ones expire.
+	maxUsedHandoffs = 100000
+	handoffName     = "handoff"
+)
+
+// handoff is what a sign-in host hands a route host.
+type handoff struct {
+	Session Session   `json:"s"`
+	Host    string    `json:"h"`
+	State   string    `json:"st"`
+	ID      string    `json:"id"`
+	Expires time.Time `json:"e"`
+}
+
+// usedHandoffs remembers the hand-offs taken, until they expire.
+type usedHandoffs struct {
+	mu   sync.Mutex
+	used map[string]time.Time
+}
+
+// take records id as used; false when it was used before or the memory is
+// full.
+func (u *usedHandoffs) take(id string, expires, now time.Time) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.used == nil {
+		u.used = map[string]time.Time{}
+	}
+	if _, seen := u.used[id]; seen {
+		return false
+	}
+	if len(u.used) >= maxUsedHandoffs {
+		for k, e := range u.used {
+			if now.After(e) {
+				delete(u.used, k)
+			}
+		}
+		if len(u.used) >= maxUsedHandoffs {
+			return false
+		}
+	}
+	u.used[id] = expires
+	return true
+}
+
+// parseAuthenticateURL checks Config.AuthenticateURL and returns its
+// canonical authority ("auth.example.com", or with ":port" when not 443).
+func parseAuthenticateURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", err
+	}
+	if u.Scheme != "https" || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return "", errors.New("must be https://host[:port] with no path, such as https://auth.example.com")
+	}
+	host, ok := canonicalAuthority(u.Host)
+	if !ok {
+		return "", errors.New("the host is not a host name")
+	}
+	return host, nil
+}
+
+// SignInHost reports whether host is the central sign-in host.
+func (a *Authenticator) SignInHost(host string) bool {
+	h, ok := canonicalAuthority(host)
+	return a.authHost != "" && ok && h == a.authHost
+}
+
+// central reports whether a sign-in on this request's host goes through
+// the sign-in host.
+func (a *Authenticator) central(r *http.Request) bool {
+	return a.authHost != "" && !a.SignInHost(r.Host)
+}
+
+// startHandoff is step 1: the route host's login cookie, and the redirect
+// to the sign-in host.
+func (a *Authenticator) startHandoff(w http.ResponseWriter, r *http.Request, ls loginState) {
+	name := a.loginName(ls.State)
+	v, err := a.login.seal(name, ls)
+	if err != nil {
+		a.errorPage(w, r, http.StatusInternalServerError, string(authz.ReasonInternal), "Could not start the sign-in.")
+		return
+	}
+	a.dropOldLogins(w, r)
+	http.SetCookie(w, a.loginJ.cookie(name, v, int(loginTTL.Seconds()), ls.Expires))
+	q := url.Values{"host": {r.Host}, "state": {ls.State}}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, "https://"+a.authHost+a.names.prefix+"authenticate?"+q.Encode(), http.StatusFound)
+}
+
+// issueHandoff is step 2, on the sign-in host.
+func (a *Authenticator) issueHandoff(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if !a.SignInHost(r.Host) {
+		a.errorPage(w, r, http.StatusNotFound, string(authz.ReasonNotFound), "There is no such page.")
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET")
+		a.errorPage(w, r, http.StatusMethodNotAllowed, string(authz.ReasonMethodNotAllowed), "Open this page with GET.")
+		return
+	}
+	q := r.URL.Query()
+	host, state := q.Get("host"), q.Get("state")
+	bad := func(detail string) {
+		a.cfg.Logger.Warn("hand-off refused", zap.String("reason", string(authz.ReasonBadHandoff)), zap.String("detail", detail),
+			zap.String("to", host), zap.String("host", r.Host), zap.String("remote_addr", r.RemoteAddr))
+		a.errorPage(w, r, http.StatusBadRequest, string(authz.ReasonBadHandoff),
+			"This sign-in link is not valid ("+detail+"). Go back to the page you wanted and sign in again.")
+	}
+	to, ok := canonicalAuthority(host)
+	if !ok || to == a.authHost {
+		bad("the host to sign in to is not valid")
+		return
+	}
+	// The route host's hand-off endpoint, under the return-URL rules: a
+	// host of this server, on this port.
+	target, ok := a.safeReturnURL("https://"+host+a.names.prefix+"handoff", r.Host)
+	if !ok {
+		bad("the host to sign in to is not one of this server's")
+		return
+	}
+	if !validState(state) {
+		bad("the state is not valid")
+		return
+	}
+	var s *Session
+	if raw, err := a.jar.read(r); err == nil && raw != "" {
+		s, err = a.Session(w, r)
+		if errors.Is(err, ErrIdPUnavailable) {
+			a.unavailable(w, r, err)
+			return
+		}
+	}
+	if s == nil || s.Bearer {
+		a.startLogin(w, r, "https://"+r.Host+r.URL.RequestURI())
+		return
+	}
+	h := handoff{Session: *s, Host: to, State: state, ID: randomID(), Expires: a.cfg.Now().Add(handoffTTL)}
+	h.Session.RefreshToken, h.Session.RawIDToken = "", ""
+	token, err := a.handoff.seal(handoffName, h)
+	if err != nil {
+		a.errorPage(w, r, http.StatusInternalServerError, string(authz.ReasonInternal), "Could not hand the sign-in over.")
+		return
+	}
+	a.cfg.Logger.Info("hand-off issued", zap.String("user_id", s.Subject), zap.String("to", to), zap.String("host", r.Host))
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	http.Redirect(w, r, target+"?token="+url.QueryEscape(token), http.StatusFound)
+}
+
+// validState is a state as randomID makes them: hex, at most 64 digits.
+func validState(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// acceptHandoff is step 3, on the route host.
+func (a *Authenticator) acceptHandoff(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	var h handoff
+	var loginCookie string
+	bad := func(detail string, err error) {
+		a.cfg.Logger.Warn("hand-off refused", zap.String("reason", string(authz.ReasonBadHandoff)), zap.String("detail", detail),
+			zap.String("host", r.Host), zap.String("remote_addr", r.RemoteAddr), zap.Error(err))
+		if loginCookie != "" {
+			http.SetCookie(w, a.loginJ.cookie(loginCookie, "", -1, time.Unix(0, 0)))
+		}
+		a.errorPage(w, r, http.StatusBadRequest, string(authz.ReasonBadHandoff),
+			"This sign-in link is not valid ("+detail+"). Go back to the page you wanted and sign in again.")
+	}
+	if !a.central(r) {
+		bad("no hand-off is taken on this host", nil)
+		return
+	}
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		a.errorPage(w, r, http.StatusMethodNotAllowed, string(authz.ReasonMethodNotAllowed), "Open this page with GET.")
+		return
+	}
+	token := r.URL.Query().Get("token")
+	if token == "" || len(token) > maxHandoffLen {
+		bad("no hand-off", nil)
+		return
+	}
+	if _, err := a.handoff.open(handoffName, token, &h); err != nil {
+		bad("the hand-off is not authentic", err)
+		return
+	}
+	now := a.cfg.Now()
+	if self, _ := canonicalAuthority(r.Host); h.Host != self {
+		bad("the hand-off is for another host", errors.New("for "+h.Host))
+		return
+	}
+	if now.After(h.Expires) {
+		bad("the hand-off expired", nil)
+		return
+	}
+	name := a.loginName(h.State)
+	c, err := r.Cookie(name)
+	if err != nil {
+		bad("no sign-in in progress in this browser", err)
+		return
+	}
+	loginCookie = name
+	var ls loginState
+	if _, err := a.login.open(name, c.Value, &ls); err != nil {
+		bad("the sign-in cookie is not valid", err)
+		return
+	}
+	if !constantEqual(ls.State, h.State) || ls.Host != r.Host || now.After(ls.Expires) {
+		bad("the sign-in expired or started on another host", nil)
+		return
+	}
+	if !a.handoffs.take(h.ID, h.Expires, now) {
+		bad("the hand-off was used before", nil)
+		return
+	}
+	http.SetCookie(w, a.loginJ.cookie(name, "", -1, time.Unix(0, 0)))
+	s := h.Session
+	if a.cfg.Now().After(s.IssuedAt.Add(a.cfg.CookieExpire)) {
+		bad("the session reached cookie_expire", nil)
+		return
+	}
+	if !a.keepSession(w, r, &s, func(detail string, err error) { bad(detail, err) }) {
+		return
+	}
+	if ls.Programmatic != "" {
+		a.finishProgrammatic(w, r, &s, ls.Programmatic)
+		return
+	}
+	a.cfg.Logger.Info("signed in", zap.String("user_id", s.Subject), zap.String("email", s.Email), zap.String("host", r.Host), zap.String("via", a.authHost))
+	http.Redirect(w, r, a.returnURL(ls.ReturnTo, r.Host), http.StatusFound)
+}
+
+// signOutCentral is where a route host's sign-out goes on: the sign-in
+// host's sign-out page, which ends the session there (and at the IdP).
+func (a *Authenticator) signOutCentral(returnTo string) string {
+	return "https://" + a.authHost + a.names.prefix + "sign_out?" + url.Values{"redirect_uri": {returnTo}}.Encode()
+}
