@@ -91,7 +91,7 @@ func (r Route) Handlers(rp *reverseproxy.Handler, env upstreamtls.Env) (handlers
 		if set := r.Options.FirstSet(); set != "" {
 			return nil, nil, fmt.Errorf("route %s: %s needs reverse_proxy's http transport", r.Name, set)
 		}
-		transport = new(reverseproxy.HTTPTransport) // unused: another transport module is in charge
+		transport = new(upstreamtls.Transport) // unused: another transport module is in charge
 	} else {
 		env.Route = r.Name
 		warnings, err = upstreamtls.Apply(r.Options, env, transport)

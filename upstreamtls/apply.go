@@ -1,20 +1,16 @@
 package upstreamtls
 
 import (
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
@@ -27,13 +23,6 @@ type Env struct {
 
 	// Defaults set for every route.
 	Defaults Defaults
-
-	// InlineDir is where inline client certificates (tls_client_cert and
-	// tls_client_key) are written as files, since Caddy's transport loads
-	// client certificates from files only. Default:
-	// <caddy data dir>/iap/upstream-tls. Files are named by the SHA-256 of
-	// their content, and the key is written with mode 0600.
-	InlineDir string
 
 	// Now is the time against which certificate validity is checked.
 	// Default: time.Now().
@@ -48,7 +37,12 @@ type Env struct {
 // fails the config at `caddy adapt`/`caddy validate` with the route, the
 // option, the path and the cause. It returns warnings for what is allowed but
 // unsafe (tls_skip_verify, an expired client certificate).
-func Apply(o Options, env Env, t *reverseproxy.HTTPTransport) (warnings []string, err error) {
+//
+// An inline client certificate (tls_client_cert, tls_client_key) stays
+// inline, in the transport's tls_client_certificate and
+// tls_client_certificate_key: nothing is written to disk, so the adapted
+// config can run on another machine.
+func Apply(o Options, env Env, t *Transport) (warnings []string, err error) {
 	if env.Now.IsZero() {
 		env.Now = time.Now()
 	}
@@ -112,35 +106,40 @@ func Apply(o Options, env Env, t *reverseproxy.HTTPTransport) (warnings []string
 	}
 
 	// Client certificate: the inline pair wins over the file pair.
-	certFile, keyFile := o.TLSClientCertFile, o.TLSClientKeyFile
-	certOpt, keyOpt := "tls_client_cert_file", "tls_client_key_file"
 	if o.TLSClientCert != "" || o.TLSClientKey != "" {
-		certOpt, keyOpt = "tls_client_cert", "tls_client_key"
-		if o.TLSClientCert == "" {
-			return unpaired(keyOpt, certOpt)
+		switch {
+		case o.TLSClientCert == "":
+			return unpaired("tls_client_key", "tls_client_cert")
+		case o.TLSClientKey == "":
+			return unpaired("tls_client_cert", "tls_client_key")
 		}
-		if o.TLSClientKey == "" {
-			return unpaired(certOpt, keyOpt)
-		}
-		certFile, keyFile, err = writeInlinePair(o.TLSClientCert, o.TLSClientKey, env.InlineDir)
-		if err != nil {
-			return fail(certOpt, err)
-		}
-	}
-	switch {
-	case certFile != "" && keyFile == "":
-		return unpaired(certOpt, keyOpt)
-	case certFile == "" && keyFile != "":
-		return unpaired(keyOpt, certOpt)
-	case certFile != "":
-		leaf, err := loadPair(certFile, keyFile, certOpt, keyOpt)
+		pair, err := decodePair(o.TLSClientCert, o.TLSClientKey, "tls_client_cert", "tls_client_key")
 		if err != nil {
 			return nil, fmt.Errorf("route %s: %w", env.Route, err)
 		}
-		if w := validityWarning(leaf, env.Now); w != "" {
-			warnings = append(warnings, fmt.Sprintf("route %s: %s %s: %s", env.Route, certOpt, certFile, w))
+		if w := validityWarning(pair.Leaf, env.Now); w != "" {
+			warnings = append(warnings, fmt.Sprintf("route %s: tls_client_cert: %s", env.Route, w))
 		}
-		tc.ClientCertificateFile, tc.ClientCertificateKeyFile = certFile, keyFile
+		t.ClientCertificate, t.ClientCertificateKey = o.TLSClientCert, o.TLSClientKey
+		tc.ClientCertificateFile, tc.ClientCertificateKeyFile = "", ""
+	} else {
+		certFile, keyFile := o.TLSClientCertFile, o.TLSClientKeyFile
+		certOpt, keyOpt := "tls_client_cert_file", "tls_client_key_file"
+		switch {
+		case certFile != "" && keyFile == "":
+			return unpaired(certOpt, keyOpt)
+		case certFile == "" && keyFile != "":
+			return unpaired(keyOpt, certOpt)
+		case certFile != "":
+			leaf, err := loadPair(certFile, keyFile, certOpt, keyOpt)
+			if err != nil {
+				return nil, fmt.Errorf("route %s: %w", env.Route, err)
+			}
+			if w := validityWarning(leaf, env.Now); w != "" {
+				warnings = append(warnings, fmt.Sprintf("route %s: %s %s: %s", env.Route, certOpt, certFile, w))
+			}
+			tc.ClientCertificateFile, tc.ClientCertificateKeyFile = certFile, keyFile
+		}
 	}
 
 	if o.TLSSkipVerify {
@@ -260,45 +259,12 @@ func validityWarning(leaf *x509.Certificate, now time.Time) string {
 	return ""
 }
 
-// writeInlinePair writes a base64 PEM certificate and key to files named by
-// their content, so that Caddy's transport can load them.
-func writeInlinePair(certB64, keyB64, dir string) (certFile, keyFile string, err error) {
-	certPEM, err := base64.StdEncoding.DecodeString(certB64)
-	if err != nil {
-		return "", "", fmt.Errorf("not base64-encoded PEM: %v", err)
-	}
-	keyPEM, err := base64.StdEncoding.DecodeString(keyB64)
-	if err != nil {
-		return "", "", fmt.Errorf("tls_client_key: not base64-encoded PEM: %v", err)
-	}
-	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
-		return "", "", fmt.Errorf("tls_client_key does not go with tls_client_cert: %v", err)
-	}
-	if dir == "" {
-		dir = filepath.Join(caddy.AppDataDir(), "iap", "upstream-tls")
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", "", fmt.Errorf("creating %s: %v", dir, err)
-	}
-	sum := sha256.Sum256(append(append([]byte{}, certPEM...), keyPEM...))
-	name := hex.EncodeToString(sum[:8])
-	certFile = filepath.Join(dir, name+"-client.pem")
-	keyFile = filepath.Join(dir, name+"-client-key.pem")
-	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
-		return "", "", fmt.Errorf("writing %s: %v", certFile, err)
-	}
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
-		return "", "", fmt.Errorf("writing %s: %v", keyFile, err)
-	}
-	return certFile, keyFile, nil
-}
-
 // TransportOf decodes the HTTP transport of a reverse_proxy handler (Caddy's
 // `http` or our `iap_http`), so that Apply can set its TLS; it returns nil
 // when the handler uses another transport module.
-func TransportOf(h *reverseproxy.Handler) (*reverseproxy.HTTPTransport, error) {
+func TransportOf(h *reverseproxy.Handler) (*Transport, error) {
 	if h.TransportRaw == nil {
-		return new(reverseproxy.HTTPTransport), nil
+		return new(Transport), nil
 	}
 	var probe struct {
 		Protocol string `json:"protocol"`
@@ -309,19 +275,19 @@ func TransportOf(h *reverseproxy.Handler) (*reverseproxy.HTTPTransport, error) {
 	if probe.Protocol != "http" && probe.Protocol != "iap_http" {
 		return nil, nil
 	}
-	t := new(reverseproxy.HTTPTransport)
+	t := new(Transport)
 	if err := json.Unmarshal(h.TransportRaw, t); err != nil {
 		return nil, err
 	}
 	return t, nil
 }
 
-// TransportJSON encodes t as a reverse_proxy transport: our `iap_http`, which
-// rereads the client certificate files when they change, when t presents a
-// client certificate from files, else Caddy's own `http`.
-func TransportJSON(t *reverseproxy.HTTPTransport) json.RawMessage {
-	if t.TLS != nil && t.TLS.ClientCertificateFile != "" {
-		return caddyconfig.JSONModuleObject(Transport{HTTPTransport: *t}, "protocol", "iap_http", nil)
+// TransportJSON encodes t as a reverse_proxy transport: our `iap_http` when
+// t presents a client certificate, from files (which it rereads when they
+// change) or inline, else Caddy's own `http`.
+func TransportJSON(t *Transport) json.RawMessage {
+	if t.ClientCertificate != "" || t.ClientCertificateKey != "" || (t.TLS != nil && t.TLS.ClientCertificateFile != "") {
+		return caddyconfig.JSONModuleObject(t, "protocol", "iap_http", nil)
 	}
-	return caddyconfig.JSONModuleObject(t, "protocol", "http", nil)
+	return caddyconfig.JSONModuleObject(&t.HTTPTransport, "protocol", "http", nil)
 }

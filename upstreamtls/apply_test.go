@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -41,7 +40,7 @@ func newFiles(t *testing.T) files {
 // config as JSON, the form `caddy adapt` shows.
 func tlsJSON(t *testing.T, o upstreamtls.Options, env upstreamtls.Env) (map[string]any, []string, error) {
 	t.Helper()
-	tr := &reverseproxy.HTTPTransport{TLS: new(reverseproxy.TLSConfig)}
+	tr := &upstreamtls.Transport{HTTPTransport: reverseproxy.HTTPTransport{TLS: new(reverseproxy.TLSConfig)}}
 	warnings, err := upstreamtls.Apply(o, env, tr)
 	if err != nil {
 		return nil, warnings, err
@@ -114,27 +113,26 @@ func TestApplyMapsPomeriumOptionsOntoCaddysTransportTLS(t *testing.T) {
 	}
 }
 
-func TestInlineClientPairIsWrittenToFilesAndWins(t *testing.T) {
+// An inline pair stays inline in the transport, as Pomerium's base64 PEM:
+// adapting writes no file, and the adapted JSON runs anywhere.
+func TestInlineClientPairStaysInlineAndWins(t *testing.T) {
 	f := newFiles(t)
-	dir := filepath.Join(t.TempDir(), "inline")
-	m, _, err := tlsJSON(t, upstreamtls.Options{
+	tr := &upstreamtls.Transport{HTTPTransport: reverseproxy.HTTPTransport{TLS: new(reverseproxy.TLSConfig)}}
+	if _, err := upstreamtls.Apply(upstreamtls.Options{
 		TLSClientCert: f.certB64, TLSClientKey: f.keyB64,
 		TLSClientCertFile: "/does/not/matter.pem", TLSClientKeyFile: "/does/not/matter-key.pem",
-	}, upstreamtls.Env{Route: "r", InlineDir: dir})
-	if err != nil {
+	}, upstreamtls.Env{Route: "r"}, tr); err != nil {
 		t.Fatal(err)
 	}
-	certFile, keyFile := m["client_certificate_file"].(string), m["client_certificate_key_file"].(string)
-	if filepath.Dir(certFile) != dir || filepath.Dir(keyFile) != dir {
-		t.Fatalf("inline pair written to %s and %s, want under %s", certFile, keyFile, dir)
+	var got map[string]any
+	if err := json.Unmarshal(upstreamtls.TransportJSON(tr), &got); err != nil {
+		t.Fatal(err)
 	}
-	want, _ := base64.StdEncoding.DecodeString(f.keyB64)
-	got, err := os.ReadFile(keyFile)
-	if err != nil || string(got) != string(want) {
-		t.Fatalf("key file holds %q (%v)", got, err)
+	if got["protocol"] != "iap_http" || got["tls_client_certificate"] != f.certB64 || got["tls_client_certificate_key"] != f.keyB64 {
+		t.Errorf("transport %v: want iap_http with the inline pair", got)
 	}
-	if st, _ := os.Stat(keyFile); st.Mode().Perm() != 0o600 {
-		t.Errorf("key file mode %v, want 0600", st.Mode().Perm())
+	if tls, _ := got["tls"].(map[string]any); tls["client_certificate_file"] != nil || tls["client_certificate_key_file"] != nil {
+		t.Errorf("the file pair should lose to the inline one: %v", tls)
 	}
 }
 
@@ -155,7 +153,7 @@ func TestApplyRefusesBadInput(t *testing.T) {
 		{"an inline key that belongs to another certificate", upstreamtls.Options{TLSClientCert: f.certB64, TLSClientKey: base64.StdEncoding.EncodeToString(mustRead(t, f.otherKey))}, "tls_client_key does not go with tls_client_cert"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, _, err := tlsJSON(t, c.opts, upstreamtls.Env{Route: "r", InlineDir: t.TempDir()})
+			_, _, err := tlsJSON(t, c.opts, upstreamtls.Env{Route: "r"})
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error = %v, want it to contain %q", err, c.want)
 			}
@@ -164,7 +162,7 @@ func TestApplyRefusesBadInput(t *testing.T) {
 }
 
 func TestTLSOptionsNeedAnHTTPSUpstream(t *testing.T) {
-	tr := new(reverseproxy.HTTPTransport) // http upstream: no TLS
+	tr := new(upstreamtls.Transport) // http upstream: no TLS
 	_, err := upstreamtls.Apply(upstreamtls.Options{TLSServerName: "x"}, upstreamtls.Env{Route: "r"}, tr)
 	if err == nil || !strings.Contains(err.Error(), "tls_server_name is set, but the route's upstreams are not https://") {
 		t.Fatalf("error = %v", err)

@@ -178,8 +178,9 @@ func TestTransportJSONPicksTheRereadingTransport(t *testing.T) {
 	}{
 		{upstreamtls.Options{TLSClientCertFile: f.cert, TLSClientKeyFile: f.key}, []string{`"protocol":"iap_http"`, `"client_certificate_file":"` + f.cert + `"`}},
 		{upstreamtls.Options{TLSCustomCAFile: f.ca}, []string{`"protocol":"http"`, `"pem_files":["` + f.ca + `"]`}},
+		{upstreamtls.Options{TLSClientCert: f.certB64, TLSClientKey: f.keyB64}, []string{`"protocol":"iap_http"`, `"tls_client_certificate":"` + f.certB64 + `"`}},
 	} {
-		tr := &reverseproxy.HTTPTransport{TLS: new(reverseproxy.TLSConfig)}
+		tr := &upstreamtls.Transport{HTTPTransport: reverseproxy.HTTPTransport{TLS: new(reverseproxy.TLSConfig)}}
 		if _, err := upstreamtls.Apply(c.o, upstreamtls.Env{Route: "r"}, tr); err != nil {
 			t.Fatal(err)
 		}

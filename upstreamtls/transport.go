@@ -1,6 +1,12 @@
 package upstreamtls
 
 import (
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"go.uber.org/zap"
@@ -23,10 +29,28 @@ func init() {
 // and the previous pair is kept until both files agree. HTTP/3 upstreams keep
 // the pair loaded at start.
 //
+// The client certificate can also be given inline, in Pomerium's form
+// (tls_client_cert and tls_client_key: base64-encoded PEM), with
+// tls_client_certificate and tls_client_certificate_key. The config then
+// carries the pair itself: nothing is written to disk when it is adapted,
+// and the adapted JSON runs on another machine as it is. An inline pair is
+// fixed; change it with a config reload.
+//
 // iap_route and the Pomerium adapter use this transport when a route has a
 // client certificate.
 type Transport struct {
 	reverseproxy.HTTPTransport
+
+	// A base64-encoded PEM client certificate (and any intermediates) to
+	// present to upstreams: Pomerium's tls_client_cert, the inline form of
+	// tls.client_certificate_file. Needs tls_client_certificate_key, and
+	// TLS toward the upstream; not with tls.client_certificate_file, nor
+	// with HTTP/3 upstreams.
+	ClientCertificate string `json:"tls_client_certificate,omitempty"`
+
+	// The base64-encoded PEM private key of tls_client_certificate:
+	// Pomerium's tls_client_key.
+	ClientCertificateKey string `json:"tls_client_certificate_key,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -38,10 +62,22 @@ func (Transport) CaddyModule() caddy.ModuleInfo {
 }
 
 // Provision sets up Caddy's transport, then hands its client certificate to
-// a KeyPair that rereads the files.
+// a KeyPair that rereads the files, or sets the inline pair.
 func (t *Transport) Provision(ctx caddy.Context) error {
+	inline, err := t.inlinePair()
+	if err != nil {
+		return err
+	}
 	if err := t.HTTPTransport.Provision(ctx); err != nil {
 		return err
+	}
+	if inline != nil {
+		rt := t.HTTPTransport.Transport
+		if rt.TLSClientConfig == nil {
+			rt.TLSClientConfig = new(tls.Config)
+		}
+		rt.TLSClientConfig.Certificates = []tls.Certificate{*inline}
+		return nil
 	}
 	if t.TLS == nil || t.TLS.ClientCertificateFile == "" {
 		return nil
@@ -55,6 +91,52 @@ func (t *Transport) Provision(ctx caddy.Context) error {
 	cfg.Certificates = nil
 	cfg.GetClientCertificate = kp.GetClientCertificate
 	return nil
+}
+
+// inlinePair decodes and checks tls_client_certificate and
+// tls_client_certificate_key; nil when neither is set.
+func (t *Transport) inlinePair() (*tls.Certificate, error) {
+	if t.ClientCertificate == "" && t.ClientCertificateKey == "" {
+		return nil, nil
+	}
+	switch {
+	case t.ClientCertificate == "":
+		return nil, errors.New("iap_http: tls_client_certificate_key is set without tls_client_certificate")
+	case t.ClientCertificateKey == "":
+		return nil, errors.New("iap_http: tls_client_certificate is set without tls_client_certificate_key")
+	case t.TLS == nil:
+		return nil, errors.New("iap_http: tls_client_certificate is set, but TLS toward the upstream is not (set tls, or use https:// upstreams)")
+	case t.TLS.ClientCertificateFile != "" || t.TLS.ClientCertificateKeyFile != "" || t.TLS.ClientCertificateAutomate != "":
+		return nil, errors.New("iap_http: tls_client_certificate and tls.client_certificate_file (or _automate) are both set: keep one")
+	case slices.Equal(t.Versions, []string{"3"}):
+		return nil, errors.New("iap_http: tls_client_certificate is not supported with HTTP/3 upstreams: use tls.client_certificate_file")
+	}
+	pair, err := decodePair(t.ClientCertificate, t.ClientCertificateKey, "tls_client_certificate", "tls_client_certificate_key")
+	if err != nil {
+		return nil, fmt.Errorf("iap_http: %w", err)
+	}
+	return pair, nil
+}
+
+// decodePair decodes a base64-encoded PEM certificate and key and checks
+// that they go together, naming the options in errors.
+func decodePair(certB64, keyB64, certOpt, keyOpt string) (*tls.Certificate, error) {
+	certPEM, err := base64.StdEncoding.DecodeString(certB64)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not base64-encoded PEM: %v", certOpt, err)
+	}
+	keyPEM, err := base64.StdEncoding.DecodeString(keyB64)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not base64-encoded PEM: %v", keyOpt, err)
+	}
+	if _, err := parseCertsPEM(certPEM); err != nil {
+		return nil, fmt.Errorf("%s: %w", certOpt, err)
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%s does not go with %s: %v", keyOpt, certOpt, err)
+	}
+	return &pair, nil
 }
 
 // Interface guards
