@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -75,6 +76,10 @@ type Authenticator struct {
 	// removed from the list opens nothing, cached or not.
 	decodedMu sync.RWMutex
 	decoded   map[string]*decodedSession
+
+	// revocations end sessions early (revocation.go); nil: none yet.
+	revocations           atomic.Pointer[Revocations]
+	revocationsFailClosed time.Duration
 }
 
 // decodedSession is a session opened from a cookie value.
@@ -282,6 +287,12 @@ func (a *Authenticator) Session(w http.ResponseWriter, r *http.Request) (*Sessio
 	if now.After(s.IssuedAt.Add(a.cfg.CookieExpire)) {
 		a.sessionJar().clear(w, r)
 		return nil, errors.New("session reached cookie_expire")
+	}
+	if err := a.checkRevoked(&s); err != nil {
+		if !errors.Is(err, ErrRevocationsUnavailable) {
+			a.sessionJar().clear(w, r)
+		}
+		return nil, err
 	}
 	if missing := a.unkeptClaim(&s); missing != "" {
 		// A claim is needed that this session did not keep: never decide
@@ -523,6 +534,10 @@ func WantsHTML(r *http.Request) bool {
 func (a *Authenticator) Challenge(w http.ResponseWriter, r *http.Request, cause error) {
 	if errors.Is(cause, ErrIdPUnavailable) {
 		a.unavailable(w, r, cause)
+		return
+	}
+	if errors.Is(cause, ErrRevocationsUnavailable) {
+		a.revocationsUnavailable(w, r, cause)
 		return
 	}
 	reason, message := string(authz.ReasonUnauthenticated),

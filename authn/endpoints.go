@@ -187,6 +187,11 @@ func (a *Authenticator) signOut(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		a.sessionJar().clear(w, r)
+		// A copy of the cookie (another browser, a stolen one) ends too, on
+		// every instance sharing the revocation storage.
+		if err := a.RevokeSession(s.ID, s.IssuedAt.Add(a.cfg.CookieExpire)); err != nil {
+			a.cfg.Logger.Warn("sign-out: revoking the session", zap.String("user_id", s.Subject), zap.Error(err))
+		}
 		a.cfg.Logger.Info("signed out", zap.String("user_id", s.Subject), zap.String("host", r.Host))
 		if a.central(r) {
 			// The sign-in host keeps a session too, and the IdP's.
@@ -221,7 +226,7 @@ func (a *Authenticator) cookieSession(r *http.Request) *Session {
 		return nil
 	}
 	s, _, err := a.openSession(raw)
-	if err != nil || a.cfg.Now().After(s.IssuedAt.Add(a.cfg.CookieExpire)) {
+	if err != nil || a.cfg.Now().After(s.IssuedAt.Add(a.cfg.CookieExpire)) || a.checkRevoked(&s) != nil {
 		return nil
 	}
 	return &s

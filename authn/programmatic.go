@@ -205,6 +205,9 @@ func (a *Authenticator) tokenSession(r *http.Request, token string) (*Session, e
 	if a.cfg.Now().After(s.IssuedAt.Add(a.cfg.CookieExpire)) {
 		return nil, fmt.Errorf("%w: the programmatic login token expired with its session (cookie_expire)", ErrBadBearer)
 	}
+	if err := a.checkRevoked(&s); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadBearer, err)
+	}
 	if missing := a.unkeptClaim(&s); missing != "" {
 		return nil, fmt.Errorf("%w: the programmatic login token predates the use of claim %q: sign in again", ErrBadBearer, missing)
 	}

@@ -19,6 +19,8 @@ func TestSignOutNeedsTheSessionsTokenFromTheSameOrigin(t *testing.T) {
 	now := time.Now()
 	live := &Session{ID: "sid-1", Subject: "u1", Email: "a@example.com", IssuedAt: now, IDTokenExpiry: now.Add(time.Hour)}
 	expired := &Session{ID: "sid-2", Subject: "u1", IssuedAt: now, IDTokenExpiry: now.Add(-time.Hour)}
+	// Signing out revokes the session, so each row that signs out has its own.
+	live2 := &Session{ID: "sid-3", Subject: "u1", Email: "a@example.com", IssuedAt: now, IDTokenExpiry: now.Add(time.Hour)}
 	cookie := func(s *Session) string {
 		v, err := a.session.seal(a.jar.name, s)
 		if err != nil {
@@ -46,7 +48,7 @@ func TestSignOutNeedsTheSessionsTokenFromTheSameOrigin(t *testing.T) {
 			map[string]string{"Origin": "https://evil.example"}, 403, false},
 		{"a same-origin post with the session and its token signs out", "POST", cookie(live), a.csrfToken(live),
 			map[string]string{"Sec-Fetch-Site": "same-origin"}, 302, true},
-		{"a post with the session and its token from our own Origin signs out", "POST", cookie(live), a.csrfToken(live),
+		{"a post with the session and its token from our own Origin signs out", "POST", cookie(live2), a.csrfToken(live2),
 			map[string]string{"Origin": "https://app.test"}, 302, true},
 		{"a session whose ID token expired can still sign out", "POST", cookie(expired), a.csrfToken(expired),
 			map[string]string{"Sec-Fetch-Site": "same-origin"}, 302, true},

@@ -36,6 +36,10 @@ const (
 	// ReasonIdPUnavailable: signing in (or refreshing) needs the IdP and it
 	// cannot be reached. 503 with Retry-After.
 	ReasonIdPUnavailable Reason = "identity-provider-unavailable"
+	// ReasonRevocationsUnavailable: a signed-in request while the
+	// revocation list could not be read from storage for longer than
+	// revocation_fail_closed_after. 503 with Retry-After.
+	ReasonRevocationsUnavailable Reason = "revocations-unavailable"
 	// ReasonNoIdP: an /.iap/ endpoint on a route whose Caddy has no
 	// identity provider. 404.
 	ReasonNoIdP Reason = "no-identity-provider"
