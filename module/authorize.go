@@ -153,7 +153,7 @@ func testsClientCert(p authz.Policy) (allow, deny bool) {
 		}
 		for _, op := range [][]authz.Criterion{a.And, a.Or, a.Not, a.Nor} {
 			for _, c := range op {
-				if c.Name == "client_certificate" || c.Name == "invalid_client_certificate" {
+				if c.Name == "client_certificate" || c.Name == "invalid_client_certificate" || c.Name == "client_certificate_user" {
 					return true
 				}
 			}
@@ -168,8 +168,11 @@ func testsClientCert(p authz.Policy) (allow, deny bool) {
 }
 
 func forbiddenMessage(reason authz.Reason) string {
-	if reason == authz.ReasonNoPolicy {
+	switch reason {
+	case authz.ReasonNoPolicy:
 		return "This route has no policy, so access is denied to everyone."
+	case authz.ReasonCertUserMismatch:
+		return "The client certificate your device sent was not issued to the user you are signed in as. Sign in as the certificate's owner, or use your own device."
 	}
 	return "You are not allowed to access this page."
 }

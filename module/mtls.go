@@ -155,22 +155,26 @@ func clientCertPlaceholder(res *downstreamtls.Result, key string) (any, bool) {
 	return strings.Join(res.Leaf.EmailAddresses, ","), true
 }
 
-// certMessage tells the user what to do.
+// certMessage tells the user what to do: which certificate was refused
+// (its subject and issuer; the page and the JSON list its fields), why, and
+// what would get them in.
 func certMessage(res *downstreamtls.Result) string {
-	if res.Reason == downstreamtls.ReasonRequired {
-		return "A valid client certificate is required to access this site, and your browser or client sent none. Install the certificate your organization issued you, then reload."
+	if res.Reason == downstreamtls.ReasonRequired || res.Leaf == nil {
+		return "A valid client certificate is required to access this site, and your browser or client sent none. Install the certificate your organization issued you, then reload (a browser may need to be restarted to offer a newly installed certificate)."
 	}
-	return fmt.Sprintf("A valid client certificate is required to access this site. The certificate sent (%s) was refused: %s.", res.Subject(), detailText(res.Detail))
+	leaf := res.Leaf
+	return fmt.Sprintf("A valid client certificate is required to access this site. The certificate sent (%s, issued by %s) was refused: %s. %s",
+		res.Subject(), leaf.Issuer.String(), detailText(res.Detail, leaf), detailAdvice(res.Detail))
 }
 
-func detailText(detail string) string {
+func detailText(detail string, leaf *x509.Certificate) string {
 	switch detail {
 	case downstreamtls.DetailExpired:
-		return "it has expired"
+		return "it expired on " + leaf.NotAfter.UTC().Format("2006-01-02 15:04 MST")
 	case downstreamtls.DetailNotYetValid:
-		return "it is not valid yet"
+		return "it is not valid until " + leaf.NotBefore.UTC().Format("2006-01-02 15:04 MST")
 	case downstreamtls.DetailUnknownAuthority:
-		return "it is not issued by a trusted certificate authority"
+		return "it is not issued by a certificate authority this site trusts"
 	case downstreamtls.DetailRevoked:
 		return "it has been revoked"
 	case downstreamtls.DetailSANMismatch:
@@ -183,6 +187,19 @@ func detailText(detail string) string {
 		return "its revocation status cannot be checked"
 	}
 	return "it is not valid"
+}
+
+// detailAdvice is what the user can do about a refused certificate.
+func detailAdvice(detail string) string {
+	switch detail {
+	case downstreamtls.DetailExpired, downstreamtls.DetailRevoked:
+		return "Ask your organization for a new certificate, install it, and remove this one."
+	case downstreamtls.DetailNotYetValid:
+		return "Check your device's clock, or wait until then."
+	case downstreamtls.DetailCRLInvalid, downstreamtls.DetailCRLOutOfDate:
+		return "This is the site's problem, not yours: tell its administrator."
+	}
+	return "Choose the certificate your organization issued you for this site (restart the browser to be asked again), or ask your organization for one."
 }
 
 // sfBinary encodes bytes as an RFC 8941 byte sequence.

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/caddy-iap/caddy-iap/authn"
+	"github.com/caddy-iap/caddy-iap/authz"
 )
 
 // StatusSSLCertificateError is the status nginx introduced, and Pomerium
@@ -24,6 +26,44 @@ type refusal struct {
 	Reason  string
 	Detail  string
 	Message string
+	// Cert is the client certificate the request presented, shown on the
+	// page and in the JSON of a refusal about it (495, and 403
+	// client-certificate-user-mismatch), so the user can tell which
+	// certificate was refused; nil otherwise.
+	Cert *certSummary
+}
+
+// certSummary is what a refusal says of the client certificate presented.
+// Every field is text from the certificate: html/template escapes it on the
+// page, encoding/json in JSON.
+type certSummary struct {
+	Subject     string   `json:"subject"`
+	Issuer      string   `json:"issuer"`
+	NotBefore   string   `json:"not_before"`
+	NotAfter    string   `json:"not_after"`
+	Fingerprint string   `json:"fingerprint"`
+	SANEmail    []string `json:"san_email,omitempty"`
+}
+
+// withCert adds the presented client certificate to a refusal about it.
+func (f refusal) withCert(r *http.Request) refusal {
+	if f.Cert != nil || f.Status != StatusSSLCertificateError && f.Reason != string(authz.ReasonCertUserMismatch) {
+		return f
+	}
+	st := requestOf(r)
+	if st == nil || st.Cert == nil || st.Cert.Leaf == nil {
+		return f
+	}
+	leaf := st.Cert.Leaf
+	f.Cert = &certSummary{
+		Subject:     leaf.Subject.String(),
+		Issuer:      leaf.Issuer.String(),
+		NotBefore:   leaf.NotBefore.UTC().Format(time.RFC3339),
+		NotAfter:    leaf.NotAfter.UTC().Format(time.RFC3339),
+		Fingerprint: st.Cert.Fingerprint(),
+		SANEmail:    leaf.EmailAddresses,
+	}
+	return f
 }
 
 // Text is the status line's text.
@@ -52,6 +92,7 @@ func (f refusal) respond(w http.ResponseWriter, r *http.Request) error {
 
 // write answers with a page for browsers and JSON for API clients.
 func (f refusal) write(w http.ResponseWriter, r *http.Request) error {
+	f = f.withCert(r)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	if authn.WantsHTML(r) {
@@ -63,9 +104,12 @@ func (f refusal) write(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(f.Status)
-	body := map[string]string{"error": f.Message, "reason": f.Reason}
+	body := map[string]any{"error": f.Message, "reason": f.Reason}
 	if f.Detail != "" {
 		body["detail"] = f.Detail
+	}
+	if f.Cert != nil {
+		body["certificate"] = f.Cert
 	}
 	return json.NewEncoder(w).Encode(body)
 }
@@ -90,7 +134,21 @@ var refusalPage = template.Must(template.New("refusal").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>{{.Status}} {{.Text}}</title>
 <style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}
-code{background:#eee;padding:.1rem .3rem;border-radius:3px}</style></head>
-<body><h1>{{.Status}} {{.Text}}</h1><p>{{.Message}}</p>
-<p>Reason: <code>{{.Reason}}</code>{{if .Detail}} (<code>{{.Detail}}</code>){{end}}</p></body></html>
+code{background:#eee;padding:.1rem .3rem;border-radius:3px}
+table{border-collapse:collapse}th,td{text-align:left;vertical-align:top;padding:.2rem .8rem .2rem 0}td{word-break:break-all}</style></head>
+<body><h1>{{.Status}} {{.Text}}</h1><p id="message">{{.Message}}</p>
+{{- with .Cert}}
+<h2>The certificate that was sent</h2>
+<table id="certificate">
+<tr><th>Subject</th><td id="cert-subject">{{.Subject}}</td></tr>
+{{- if .SANEmail}}
+<tr><th>Email</th><td id="cert-san-email">{{range $i, $e := .SANEmail}}{{if $i}}, {{end}}{{$e}}{{end}}</td></tr>
+{{- end}}
+<tr><th>Issued by</th><td id="cert-issuer">{{.Issuer}}</td></tr>
+<tr><th>Valid from</th><td id="cert-not-before">{{.NotBefore}}</td></tr>
+<tr><th>Expires</th><td id="cert-not-after">{{.NotAfter}}</td></tr>
+<tr><th>SHA-256</th><td id="cert-fingerprint"><code>{{.Fingerprint}}</code></td></tr>
+</table>
+{{- end}}
+<p>Reason: <code id="reason">{{.Reason}}</code>{{if .Detail}} (<code id="detail">{{.Detail}}</code>){{end}}</p></body></html>
 `))

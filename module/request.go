@@ -237,6 +237,7 @@ func (st *request) input(r *http.Request, in *authz.Input, user *authz.User, cer
 			Fingerprint: res.LeafSHA256, SPKIHash: res.SPKISHA256}
 		if res.Leaf != nil {
 			cert.Emails, cert.DNSNames = res.Leaf.EmailAddresses, res.Leaf.DNSNames
+			cert.CommonName = res.Leaf.Subject.CommonName
 			for _, u := range res.Leaf.URIs {
 				cert.URIs = append(cert.URIs, u.String())
 			}

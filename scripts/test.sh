@@ -18,6 +18,8 @@ command -v curl >/dev/null || missing+=(curl)
 command -v mkcert >/dev/null || missing+=(mkcert)
 [ -x /usr/sbin/apache2 ] || missing+=(apache2)
 command -v chromium >/dev/null || missing+=(chromium)
+# certutil and pk12util put a client certificate in Chromium's NSS database.
+command -v pk12util >/dev/null || missing+=(libnss3-tools)
 if ((${#missing[@]})); then
 	step "installing ${missing[*]} (Debian packages)"
 	sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo

@@ -37,7 +37,10 @@ type cdpReply struct {
 }
 
 // StartChromium starts Debian's chromium, headless, with a fresh profile.
-func StartChromium(t testing.TB) *Chromium {
+// env is added to its environment: HOME=<dir> makes it use the NSS
+// database <dir>/.pki/nssdb, e.g. one holding a client certificate (see
+// ChromiumClientCertificate).
+func StartChromium(t testing.TB, env ...string) *Chromium {
 	t.Helper()
 	Need(t, "chromium")
 	profile := t.TempDir()
@@ -53,7 +56,7 @@ func StartChromium(t testing.TB) *Chromium {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(tmp) })
-	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	cmd.Env = append(append(os.Environ(), "TMPDIR="+tmp), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -249,4 +252,51 @@ func (c *Chromium) Screenshot(name string) string {
 		c.t.Fatal(err)
 	}
 	return p
+}
+
+// ChromiumClientCertificate prepares a client certificate for Chromium: an
+// NSS database in a new home directory holding the PKCS#12 file (with its
+// password), and a managed policy, AutoSelectCertificateForUrls, that
+// sends it to hosts matching pattern (a content-settings pattern such as
+// "[*.]example.test") without asking, which a headless browser cannot do.
+// It returns the HOME=<dir> for StartChromium. The policy file is removed
+// when the test ends. Chromium reads managed policies only from
+// /etc/chromium/policies/managed, so this needs to write there (root).
+func ChromiumClientCertificate(t testing.TB, p12File, password, pattern string) string {
+	t.Helper()
+	Need(t, "certutil", "pk12util")
+	home := t.TempDir()
+	db := "sql:" + filepath.Join(home, ".pki", "nssdb")
+	if err := os.MkdirAll(filepath.Join(home, ".pki", "nssdb"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"certutil", "-N", "--empty-password", "-d", db},
+		{"pk12util", "-i", p12File, "-d", db, "-W", password},
+	} {
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	const policyDir = "/etc/chromium/policies/managed"
+	if err := os.MkdirAll(policyDir, 0o755); err != nil {
+		t.Fatalf("Chromium's managed policies (%s), to select a client certificate: %v (run the tests as root, as CI does)", policyDir, err)
+	}
+	rule, _ := json.Marshal(map[string]any{"pattern": pattern, "filter": map[string]any{}})
+	policy, _ := json.Marshal(map[string]any{"AutoSelectCertificateForUrls": []string{string(rule)}})
+	f, err := os.CreateTemp(policyDir, "caddy-iap-test-*.json")
+	if err != nil {
+		t.Fatalf("writing a Chromium policy in %s: %v (run the tests as root, as CI does)", policyDir, err)
+	}
+	t.Cleanup(func() { _ = os.Remove(f.Name()) })
+	if _, err := f.Write(policy); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return "HOME=" + home
 }
