@@ -475,6 +475,7 @@ func (a *Authenticator) sessionFrom(tok *oidc.IDToken) (*Session, error) {
 	s := &Session{Subject: tok.Subject, IDTokenExpiry: tok.Expiry, IssuedAt: a.cfg.Now()}
 	s.Email, _ = claims["email"].(string)
 	s.Name, _ = claims["name"].(string)
+	s.IdPSessionID, _ = claims["sid"].(string)
 	s.Groups = stringList(claims[a.cfg.GroupsClaim])
 	a.keepMu.RLock()
 	defer a.keepMu.RUnlock()

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +40,10 @@ func (a *Authenticator) serveEndpoint(w http.ResponseWriter, r *http.Request) bo
 		a.programmaticLogin(w, r)
 	case "sign_out":
 		a.signOut(w, r)
+	case signedOutPath:
+		a.signedOut(w, r)
+	case backchannelLogoutPath:
+		a.backchannelLogout(w, r)
 	default:
 		return false
 	}
@@ -199,15 +202,7 @@ func (a *Authenticator) signOut(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if _, _, endURL, err := a.idp.get(); err == nil && endURL != "" {
-			q := url.Values{"post_logout_redirect_uri": {returnTo}, "client_id": {a.cfg.ClientID}}
-			if s.RawIDToken != "" {
-				q.Set("id_token_hint", s.RawIDToken)
-			}
-			sep := "?"
-			if strings.Contains(endURL, "?") {
-				sep = "&"
-			}
-			http.Redirect(w, r, endURL+sep+q.Encode(), http.StatusFound)
+			http.Redirect(w, r, a.endSessionURL(endURL, s, r.Host, returnTo), http.StatusFound)
 			return
 		}
 		http.Redirect(w, r, returnTo, http.StatusFound)

@@ -35,13 +35,21 @@ type idp struct {
 	lastErr  error
 	down     bool // a discovered IdP failed its last health check
 
+	// logoutVerifier checks back-channel logout tokens (logout.go): the
+	// same key set, issuer and audience as verifier, without the expiry
+	// check (a logout token's exp is optional; its iat is checked).
+	logoutVerifier *oidc.IDTokenVerifier
+	// logoutJTIs are the jti of the logout tokens accepted, until they
+	// are too old to be accepted again.
+	logoutJTIs *jtiCache
+
 	wake   chan struct{}
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
 func newIdP(cfg *Config) *idp {
-	return &idp{cfg: cfg, wake: make(chan struct{}, 1), lastErr: ErrIdPUnavailable}
+	return &idp{cfg: cfg, wake: make(chan struct{}, 1), lastErr: ErrIdPUnavailable, logoutJTIs: newJTICache(maxLogoutJTIs)}
 }
 
 // start discovers the provider, retrying with backoff until it succeeds
@@ -57,10 +65,6 @@ func (p *idp) start() {
 			if err == nil {
 				p.watch(ctx)
 				return
-			}
-			if ctx.Err() == nil {
-				p.cfg.observe(EventIdPFetchError, FetchDiscovery, "")
-				p.cfg.observe(EventIdP, ResultDown, "")
 			}
 			p.cfg.Logger.Warn("identity provider discovery failed; retrying",
 				zap.String("provider_url", p.cfg.ProviderURL), zap.Duration("retry_in", backoff), zap.Error(err))
@@ -106,15 +110,10 @@ func (p *idp) watch(ctx context.Context) {
 		p.down = err != nil && ctx.Err() == nil
 		p.lastErr = err
 		p.mu.Unlock()
-		if p.down {
-			p.cfg.observe(EventIdPFetchError, FetchDiscovery, "")
-		}
 		switch {
 		case p.down && !was:
-			p.cfg.observe(EventIdP, ResultDown, "")
 			p.cfg.Logger.Warn("identity provider unreachable; new sign-ins get 503", zap.String("provider_url", p.cfg.ProviderURL), zap.Error(err))
 		case !p.down && was:
-			p.cfg.observe(EventIdP, ResultUp, "")
 			p.cfg.Logger.Info("identity provider reachable again", zap.String("provider_url", p.cfg.ProviderURL))
 		}
 	}
@@ -149,16 +148,23 @@ func (p *idp) discover(ctx context.Context) error {
 		return err
 	}
 	var extra struct {
-		EndSession string `json:"end_session_endpoint"`
+		EndSession string   `json:"end_session_endpoint"`
+		JWKSURI    string   `json:"jwks_uri"`
+		Algs       []string `json:"id_token_signing_alg_values_supported"`
 	}
 	_ = provider.Claims(&extra)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.provider = provider
 	p.keys = newKeyFetchGate(p.cfg.HTTPClient, p.cfg.KeySetRefreshInterval, p.cfg.Now)
-	p.keys.failed = func() { p.cfg.observe(EventIdPFetchError, FetchKeys, "") }
-	p.verifier = provider.VerifierContext(oidc.ClientContext(context.Background(), p.keys.client),
-		&oidc.Config{ClientID: p.cfg.ClientID, Now: p.cfg.Now})
+	// One key set for ID tokens and logout tokens: one cache, one bound on
+	// fetches. As provider.VerifierContext does, but shared.
+	keySet := oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), p.keys.client), extra.JWKSURI)
+	algs := signingAlgs(extra.Algs)
+	p.verifier = oidc.NewVerifier(p.cfg.ProviderURL, keySet,
+		&oidc.Config{ClientID: p.cfg.ClientID, Now: p.cfg.Now, SupportedSigningAlgs: algs})
+	p.logoutVerifier = oidc.NewVerifier(p.cfg.ProviderURL, keySet,
+		&oidc.Config{ClientID: p.cfg.ClientID, Now: p.cfg.Now, SupportedSigningAlgs: algs, SkipExpiryCheck: true})
 	p.oauth = oauth2.Config{
 		ClientID:     p.cfg.ClientID,
 		ClientSecret: p.cfg.ClientSecret,
@@ -168,7 +174,6 @@ func (p *idp) discover(ctx context.Context) error {
 	p.endURL = extra.EndSession
 	p.lastErr = nil
 	p.cfg.Logger.Info("identity provider ready", zap.String("provider_url", p.cfg.ProviderURL))
-	p.cfg.observe(EventIdP, ResultUp, "")
 	return nil
 }
 

@@ -10,6 +10,10 @@ import (
 type Session struct {
 	// ID identifies the session (the assertion's sid).
 	ID string `json:"sid"`
+	// IdPSessionID is the IdP's session, the ID token's sid claim (OpenID
+	// Connect Front- and Back-Channel Logout), when it has one: a
+	// back-channel logout token names it (logout.go).
+	IdPSessionID string `json:"isid,omitempty"`
 	// Subject is the IdP's user id (the ID token's sub).
 	Subject string   `json:"sub"`
 	Email   string   `json:"email,omitempty"`

@@ -81,3 +81,15 @@ const (
 	// and the policy let nothing else in. 403.
 	ReasonCertUserMismatch Reason = "client-certificate-user-mismatch"
 )
+
+// The reasons of a refused back-channel logout (OpenID Connect
+// Back-Channel Logout 1.0), both 400 as the spec asks.
+const (
+	// ReasonBadLogoutRequest: a request to /.iap/backchannel_logout that is
+	// not a POST of one logout_token form field within 16 KB. 400.
+	ReasonBadLogoutRequest Reason = "invalid-logout-request"
+	// ReasonBadLogoutToken: a logout token that does not verify (key,
+	// iss, aud, iat, events, sid or sub, no nonce) or whose jti was seen
+	// before. 400.
+	ReasonBadLogoutToken Reason = "invalid-logout-token"
+)

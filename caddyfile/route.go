@@ -83,13 +83,11 @@ func parseRoute(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 
 	var route module.Route
 	d := h.NewFromNextSegment()
-	lines := newOptionLines(h.Dispenser)
 	for d.Next() {
 		for d.NextBlock(0) {
 			if d.Nesting() != 1 {
 				continue
 			}
-			lines.note(d)
 			n, err := parseRouteOption(d, &route)
 			if err != nil {
 				return nil, err
@@ -123,7 +121,7 @@ func parseRoute(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	route.Hosts = siteHosts(h)
 	handlers, warnings, err := route.Handlers(rp, env)
 	if err != nil {
-		return nil, lines.wrap(err)
+		return nil, err
 	}
 	for _, w := range warnings {
 		caddy.Log().Named("iap").Warn(w, zap.String("route", route.Name))

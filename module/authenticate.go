@@ -111,7 +111,7 @@ func (h *Authenticate) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 		return refused.respond(w, r)
 	}
 	if serveOpenEndpoint(w, r, h.app) {
-		return nil
+		return st.answered(w, r)
 	}
 	if h.app == nil || h.app.auth == nil {
 		if authn.IsEndpoint(h.app.compat(), r.URL.Path) {
@@ -160,8 +160,10 @@ func (h *Authenticate) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 
 // serveOpenEndpoint answers the endpoints that need neither a user nor a
 // client certificate: the health check /.iap/healthz (/.pomerium/healthz
-// under compat pomerium) and, with an IdP, the JWKS. It reports whether it
-// answered.
+// under compat pomerium) and, with an IdP, the JWKS and the back-channel
+// logout (/.iap/backchannel_logout: the IdP has no client certificate, and
+// only a logout token it signed ends sessions there). It reports whether
+// it answered.
 func serveOpenEndpoint(w http.ResponseWriter, r *http.Request, app *App) bool {
 	if r.URL.Path == healthzPath(app.compat()) {
 		w.Header().Set("Content-Type", "application/json")
@@ -170,7 +172,7 @@ func serveOpenEndpoint(w http.ResponseWriter, r *http.Request, app *App) bool {
 		return true
 	}
 	if app != nil && app.auth != nil {
-		if _, _, jwks := app.auth.Names(); r.URL.Path == jwks {
+		if _, _, jwks := app.auth.Names(); r.URL.Path == jwks || r.URL.Path == authn.BackchannelLogoutPath(app.compat()) {
 			return app.auth.ServeEndpoint(w, r)
 		}
 	}

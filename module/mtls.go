@@ -115,7 +115,7 @@ func (m *MTLS) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 			// Pomerium's do: load balancers and upstreams verifying
 			// assertions have none. They are answered here, never passed on.
 			if answered := serveOpenEndpoint(w, r, m.app); answered {
-				return nil
+				return st.answered(w, r)
 			}
 			return st.refuse(StatusSSLCertificateError, authz.Reason(res.Reason), res.Detail, certMessage(res)).respond(w, r)
 		}

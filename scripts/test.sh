@@ -38,6 +38,7 @@ fi
 # Dex, the OpenID Connect provider the sign-in tests use.
 step "Dex"
 scripts/build-dex.sh
+step "Ory Hydra"; scripts/build-hydra.sh # the logout tests' IdP (end_session, back-channel logout)
 
 step "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
