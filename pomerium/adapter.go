@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"go.yaml.in/yaml/v3"
@@ -75,6 +76,12 @@ type converter struct {
 	// routeMTLS is a global downstream_mtls without ca or ca_file (a CRL,
 	// say): it adds to the deprecated per-route client CAs, nil when unset.
 	routeMTLS *downstreamtls.Options
+
+	// defaultTimeout is default_upstream_timeout, 0 when unset.
+	defaultTimeout time.Duration
+
+	// respHeaders is the global set_response_headers, nil when unset.
+	respHeaders map[string]string
 }
 
 // warn adds a warning at n's line; n is nil for a setting that came from

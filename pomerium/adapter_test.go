@@ -112,7 +112,7 @@ func TestKnownButUnsupportedSettingsAreWarnings(t *testing.T) {
 		got = append(got, w.String())
 	}
 	joined := strings.Join(got, "\n")
-	if !strings.Contains(joined, "config.yaml:1: metrics_address is not supported") || !strings.Contains(joined, "config.yaml:5: route setting load_balancing_policy is not supported") {
+	if !strings.Contains(joined, "config.yaml:1: metrics_address is ignored: ") || !strings.Contains(joined, "config.yaml:5: route setting load_balancing_policy is ignored: ") {
 		t.Errorf("warnings:\n%s", joined)
 	}
 }

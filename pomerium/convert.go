@@ -21,45 +21,27 @@ import (
 	"github.com/caddy-iap/caddy-iap/module"
 )
 
-// scalarKeys are the global settings that take one value; each can also
-// come from the environment variable of its upper-case name, which wins,
-// as in Pomerium.
+// scalarKeys are the global settings that work and take one value; each
+// can also come from the environment variable of its upper-case name, which
+// wins, as in Pomerium.
 var scalarKeys = []string{
 	"address", "http_redirect_addr", "certificate_file", "certificate_key_file", "certificate", "certificate_key",
-	"autocert", "authenticate_service_url",
+	"autocert", "autocert_ca", "autocert_email", "autocert_use_staging", "autocert_eab_key_id", "autocert_eab_mac_key",
+	"autocert_must_staple", "autocert_trusted_ca_file",
 	"idp_provider", "idp_provider_url", "idp_client_id", "idp_client_secret", "idp_client_secret_file",
 	"cookie_name", "cookie_secret", "cookie_secret_file", "cookie_domain", "cookie_expire", "cookie_same_site", "cookie_http_only",
 	"shared_secret", "shared_secret_file", "signing_key", "signing_key_file",
 	"certificate_authority", "certificate_authority_file",
-	"pass_identity_headers", "log_level", "timeout",
+	"pass_identity_headers", "log_level",
+	"normalize_path", "merge_slashes", "path_with_escaped_slashes_action",
+	"timeout_read", "timeout_write", "timeout_idle", "default_upstream_timeout",
+	"insecure_server", "use_proxy_protocol", "codec_type", "services",
 }
 
-// listKeys are the global settings the converter reads as YAML structures.
-var listKeys = []string{"certificates", "idp_scopes", "downstream_mtls", "jwt_claims_headers", "routes", "policy", "allow_upgrades"}
-
-// unsupportedGlobal are Pomerium settings this adapter knows but does not
-// do yet: each is a warning naming it.
-var unsupportedGlobal = []string{
-	"insecure_server", "grpc_address", "grpc_insecure", "services", "authorize_service_url", "authorize_service_urls",
-	"databroker_service_url", "databroker_service_urls", "databroker_storage_type", "databroker_storage_connection_string",
-	"metrics_address", "tracing_provider", "tracing_sample_rate", "autocert_use_staging", "autocert_must_staple", "autocert_dir",
-	"autocert_email", "autocert_ca", "autocert_eab_key_id", "autocert_eab_mac_key", "idp_service_account",
-	"idp_refresh_directory_timeout", "idp_refresh_directory_interval", "forward_auth_url", "headers", "set_response_headers",
-	"default_upstream_timeout", "dns_lookup_family", "xff_num_trusted_hops", "use_proxy_protocol", "skip_xff_append",
-	"envoy_admin_address", "envoy_admin_access_log_path", "envoy_admin_profile_path", "codec_type",
-	"timeout_read", "timeout_write", "timeout_idle", "jwt_groups_filter", "jwt_issuer_format", "bearer_token_format",
-	"authenticate_callback_path", "programmatic_redirect_domain_whitelist", "request_params", "branding",
-	"proxy_log_level", "access_log_fields", "authorize_log_fields", "http3_advertise", "installation_id",
-	"grpc_client_timeout", "debug", "secondary_signing_key", "pomerium_debug",
-}
-
-// removedGlobal are settings Pomerium removed, with their replacement.
-var removedGlobal = map[string]string{
-	"client_ca":      "client_ca has been removed: use downstream_mtls.ca",
-	"client_ca_file": "client_ca_file has been removed: use downstream_mtls.ca_file",
-	"client_crl":     "client_crl has been removed: use downstream_mtls.crl",
-	"policy_file":    "policy_file has been removed: put the routes under routes",
-}
+// listKeys are the global settings that work and that the converter reads
+// as YAML structures.
+var listKeys = []string{"certificates", "idp_scopes", "downstream_mtls", "jwt_claims_headers", "routes", "policy", "allow_upgrades",
+	"set_response_headers"}
 
 // providerURLs are the issuers of the IdPs Pomerium names, where fixed.
 var providerURLs = map[string]string{
@@ -94,21 +76,41 @@ func (c *converter) convert(root *yaml.Node) (map[string]any, error) {
 	s := settings{scalar: map[string]*yaml.Node{}, env: map[string]string{}, nodes: map[string]*yaml.Node{}}
 	for _, kv := range pairs(root) {
 		key, val := kv[0].Value, kv[1]
+		st, ok := lookupSetting(globalSettings, key)
+		if !ok {
+			st, ok = lookupSetting(legacyGlobal, key)
+		}
+		if !ok {
+			return nil, c.errf(kv[0], "unknown setting %q%s", key, didYouMean(key, globalSettings))
+		}
 		switch {
-		case slices.Contains(scalarKeys, key):
+		case st.support == works && slices.Contains(scalarKeys, key):
 			if val.Kind != yaml.ScalarNode {
 				return nil, c.errf(val, "%s takes a single value", key)
 			}
 			s.scalar[key] = val
-		case slices.Contains(listKeys, key):
+		case st.support == works:
 			s.nodes[key] = val
-		case removedGlobal[key] != "":
-			return nil, c.errf(kv[0], "%s", removedGlobal[key])
-		case slices.Contains(unsupportedGlobal, key):
-			c.warn(kv[0], "%s is not supported by caddy-iap yet and is ignored", key)
+		case val.Kind == yaml.ScalarNode && st.isDefault(val.Value):
+			// Pomerium's default, spelled out: nothing to do.
+		case st.support == warned:
+			c.warn(kv[0], "%s is ignored: %s", key, st.why)
 		default:
-			return nil, c.errf(kv[0], "unknown setting %q", key)
+			return nil, c.errf(kv[0], "%s", st.refusal())
 		}
+	}
+	// Every global setting of Pomerium's is also read from the
+	// environment variable of its upper-case name, as Pomerium binds them.
+	for _, st := range globalSettings {
+		v, ok := c.env(strings.ToUpper(st.name))
+		if !ok || st.support == works || st.isDefault(v) {
+			continue
+		}
+		if st.support == warned {
+			c.warn(nil, "%s (from the environment variable %s) is ignored: %s", st.name, strings.ToUpper(st.name), st.why)
+			continue
+		}
+		return nil, fmt.Errorf("%s: the environment variable %s: %s", c.file, strings.ToUpper(st.name), st.refusal())
 	}
 	for _, key := range scalarKeys {
 		if v, ok := c.env(strings.ToUpper(key)); ok {
@@ -151,6 +153,23 @@ func (c *converter) convert(root *yaml.Node) (map[string]any, error) {
 
 	if c.upgrades, err = c.upgradeList(s.nodes["allow_upgrades"], "ALLOW_UPGRADES"); err != nil {
 		return nil, err
+	}
+	if err := c.pathRules(s); err != nil {
+		return nil, err
+	}
+	if err := c.services(s); err != nil {
+		return nil, err
+	}
+	if c.defaultTimeout, _, err = c.duration(s, "default_upstream_timeout"); err != nil {
+		return nil, err
+	}
+	if n := s.nodes["set_response_headers"]; n != nil {
+		if err := n.Decode(&c.respHeaders); err != nil {
+			return nil, c.errf(n, "set_response_headers: a mapping of header names to values")
+		}
+		if c.respHeaders == nil {
+			c.respHeaders = map[string]string{}
+		}
 	}
 
 	// Pomerium serves the routes of policy first, then those of routes
@@ -253,10 +272,6 @@ func (c *converter) app(s settings) (*module.App, error) {
 			app.IDP.Scopes = scopes
 		}
 	}
-	if v := get("authenticate_service_url"); v != "" && app.IDP != nil {
-		c.warn(s.scalar["authenticate_service_url"], "authenticate_service_url (%s) is not used: each route signs users in on its own host, so register https://<route host>/.pomerium/callback at the IdP", v)
-	}
-
 	var err error
 	app.CookieName = get("cookie_name")
 	app.CookieDomain = get("cookie_domain")
@@ -400,9 +415,16 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 	}
 	srv := map[string]any{"listen": []string{address}}
 	httpApp := map[string]any{"servers": map[string]any{"pomerium": srv}}
-	if p := portOf(address); p != "" {
+	insecure, err := c.flag(s, "insecure_server")
+	if err != nil {
+		return nil, err
+	}
+	if p := portOf(address); p != "" && !insecure {
 		n, _ := strconv.Atoi(p)
 		httpApp["https_port"] = n
+	}
+	if err := c.server(s, srv); err != nil {
+		return nil, err
 	}
 	if v := get("http_redirect_addr"); v != "" {
 		if p := portOf(v); p != "" {
@@ -528,10 +550,33 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 		}
 		inline = append(inline, map[string]any{"certificate": string(cb), "key": string(kb)})
 	}
-	autocert := get("autocert") == "true"
+	autocert, err := c.flag(s, "autocert")
+	if err != nil {
+		return nil, err
+	}
+	issuer, mustStaple, err := c.acmeIssuer(s, autocert && !insecure)
+	if err != nil {
+		return nil, err
+	}
 	switch {
+	case insecure:
+		// Plain HTTP on address, as Pomerium serves behind a proxy that
+		// terminates TLS: no certificates, no redirects, no client
+		// certificates to ask for.
+		if len(policies) > 0 {
+			return nil, fmt.Errorf("%s: insecure_server serves plain HTTP, so downstream mTLS (downstream_mtls, tls_downstream_client_ca) cannot ask for client certificates", c.file)
+		}
+		srv["automatic_https"] = map[string]any{"disable": true}
 	case autocert:
-		// Caddy's automatic HTTPS gets the route hosts' certificates.
+		// Caddy's automatic HTTPS gets the route hosts' certificates,
+		// from the ACME CA of the autocert_* settings if any.
+		if issuer != nil && len(hosts) > 0 {
+			p := map[string]any{"subjects": hosts, "issuers": []map[string]any{issuer}}
+			if mustStaple {
+				p["must_staple"] = true
+			}
+			tlsApp["automation"] = map[string]any{"policies": []map[string]any{p}}
+		}
 	case len(certFiles) > 0 || len(inline) > 0:
 		certs := map[string]any{}
 		if len(certFiles) > 0 {

@@ -8,14 +8,12 @@ import (
 )
 
 // envNames are the environment variables the adapter reads: the upper-case
-// name of every global setting it knows (Pomerium binds one to each), and
-// downstream_mtls's own.
+// name of every global setting of Pomerium's (Pomerium binds one to each),
+// and downstream_mtls's own.
 func envNames() []string {
 	var names []string
-	for _, list := range [][]string{scalarKeys, listKeys, unsupportedGlobal} {
-		for _, k := range list {
-			names = append(names, strings.ToUpper(k))
-		}
+	for _, s := range globalSettings {
+		names = append(names, strings.ToUpper(s.name))
 	}
 	for _, k := range []string{"ca", "ca_file", "crl", "crl_file", "enforcement", "match_subject_alt_names", "max_verify_depth"} {
 		names = append(names, "DOWNSTREAM_MTLS_"+strings.ToUpper(k))

@@ -3,6 +3,7 @@ package pomerium
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -40,20 +41,6 @@ var tlsKeys = []string{"tls_custom_ca", "tls_custom_ca_file", "tls_server_name",
 	"tls_client_cert", "tls_client_key", "tls_client_cert_file", "tls_client_key_file", "tls_skip_verify",
 	"tls_upstream_allow_renegotiation"}
 
-var routeKeys = []string{"from", "to", "prefix", "path", "regex", "prefix_rewrite", "policy",
-	"allowed_users", "allowed_domains", "allowed_idp_claims", "allow_public_unauthenticated_access",
-	"allow_any_authenticated_user", "cors_allow_preflight", "tls_downstream_client_ca", "tls_downstream_client_ca_file",
-	"preserve_host_header", "host_rewrite", "set_request_headers", "remove_request_headers", "set_response_headers",
-	"pass_identity_headers", "allow_websockets", "allow_upgrades", "timeout", "idle_timeout", "name", "description", "id", "redirect", "response",
-	"rewrite_response_headers"}
-
-var unsupportedRouteKeys = []string{"regex_rewrite_pattern", "regex_rewrite_substitution", "host_rewrite_header",
-	"host_path_regex_rewrite_pattern", "host_path_regex_rewrite_substitution", "kubernetes_service_account_token",
-	"kubernetes_service_account_token_file", "enable_google_cloud_serverless_authentication", "load_balancing_policy",
-	"health_checks", "tls_downstream_server_name", "show_error_details", "jwt_groups_filter", "logo_url",
-	"upstream_tunnel", "allow_spdy", "outlier_detection", "depends_on", "regex_priority_order", "idp_access_token_allowed_audiences",
-	"bearer_token_format", "jwt_issuer_format", "tls_downstream_client_ca_file_deprecated"}
-
 // route converts one route through module.Route, as iap_route does.
 func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, error) {
 	var out route
@@ -63,13 +50,21 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 	fields := map[string]*yaml.Node{}
 	for _, kv := range pairs(n) {
 		key := kv[0].Value
+		st, ok := lookupSetting(routeSettings, key)
+		if !ok {
+			st, ok = lookupSetting(legacyRoute, key)
+		}
 		switch {
-		case slices.Contains(routeKeys, key) || slices.Contains(tlsKeys, key):
+		case !ok:
+			return out, c.errf(kv[0], "unknown route setting %q%s", key, didYouMean(key, routeSettings))
+		case st.support == works:
 			fields[key] = kv[1]
-		case slices.Contains(unsupportedRouteKeys, key):
-			c.warn(kv[0], "route setting %s is not supported by caddy-iap yet and is ignored", key)
+		case kv[1].Kind == yaml.ScalarNode && st.isDefault(kv[1].Value):
+			// Pomerium's default, spelled out: nothing to do.
+		case st.support == warned:
+			c.warn(kv[0], "route setting %s is ignored: %s", key, st.why)
 		default:
-			return out, c.errf(kv[0], "unknown route setting %q", key)
+			return out, c.errf(kv[0], "route setting %s", st.refusal())
 		}
 	}
 	fromNode := fields["from"]
@@ -181,8 +176,9 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 		return out, err
 	}
 	var rp *reverseproxy.Handler
+	var toPath string
 	if act == "to" {
-		if rp, err = c.proxy(fields); err != nil {
+		if rp, toPath, err = c.proxy(fields); err != nil {
 			return out, err
 		}
 	} else {
@@ -195,6 +191,18 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 	}
 	for _, w := range warnings {
 		c.warn(fromNode, "%s", w)
+	}
+	// description goes into the access log of each request the route
+	// takes, next to the route's name, as in Pomerium's logs.
+	if v := fields["description"]; v != nil {
+		d, err := c.str(v)
+		if err != nil {
+			return out, err
+		}
+		if d = strings.TrimSpace(d); d != "" {
+			handlers = append([]json.RawMessage{caddyconfig.JSON(map[string]any{"handler": "log_append",
+				"key": "iap_route_description", "value": literal(d), "early": true}, nil)}, handlers...)
+		}
 	}
 
 	match := caddy.ModuleMap{"host": caddyconfig.JSON(caddyhttp.MatchHost{host}, nil)}
@@ -236,13 +244,14 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 		handlers = append(handlers[:len(handlers)-1:len(handlers)-1], h)
 	}
 
-	// prefix_rewrite replaces what the route matched (its prefix; the
-	// whole path for path and regex routes, as Envoy does) before proxying.
-	if v := fields["prefix_rewrite"]; v != nil && act == "to" {
-		rw := caddyconfig.JSON(map[string]any{"handler": "rewrite",
-			"path_regexp": []map[string]string{{"find": paths.rewrite, "replace": strings.ReplaceAll(v.Value, "$", "$$")}}}, nil)
+	// The path and host rewrites, between the policy and the proxy.
+	if act == "to" {
+		pre, err := c.rewrites(fields, paths, toPath)
+		if err != nil {
+			return out, err
+		}
 		proxy := handlers[len(handlers)-1]
-		handlers = append(handlers[:len(handlers)-1:len(handlers)-1], rw, proxy)
+		handlers = append(append(handlers[:len(handlers)-1:len(handlers)-1], pre...), proxy)
 	}
 
 	// The deprecated per-route client CA: downstream mTLS for this host.
@@ -279,15 +288,20 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 }
 
 // proxy builds the reverse_proxy handler for the route's `to`.
-func (c *converter) proxy(fields map[string]*yaml.Node) (*reverseproxy.Handler, error) {
+//
+// It also returns the path of the first upstream URL, which Pomerium uses
+// as the route's prefix_rewrite when it has none (envoyconfig
+// getRewriteOptions).
+func (c *converter) proxy(fields map[string]*yaml.Node) (*reverseproxy.Handler, string, error) {
 	toNode := fields["to"]
 	if toNode == nil {
-		return nil, fmt.Errorf("%s:%d: a route needs to", c.file, fields["from"].Line)
+		return nil, "", fmt.Errorf("%s:%d: a route needs to", c.file, fields["from"].Line)
 	}
 	targets, err := c.strings(toNode)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
+	toPath := ""
 	rp := new(reverseproxy.Handler)
 	var scheme string
 	var weights []int
@@ -295,14 +309,14 @@ func (c *converter) proxy(fields map[string]*yaml.Node) (*reverseproxy.Handler, 
 		raw, weight, hasWeight := strings.Cut(t, ",")
 		u, err := url.Parse(strings.TrimSpace(raw))
 		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			return nil, c.errf(toNode, "to: %q is not an http or https URL", raw)
+			return nil, "", c.errf(toNode, "to: %q is not an http or https URL", raw)
 		}
 		if scheme != "" && u.Scheme != scheme {
-			return nil, c.errf(toNode, "to: mixes http and https upstreams")
+			return nil, "", c.errf(toNode, "to: mixes http and https upstreams")
 		}
 		scheme = u.Scheme
-		if u.Path != "" && u.Path != "/" {
-			return nil, c.errf(toNode, "to: a path in the upstream URL (%s) is not supported yet; use prefix_rewrite", u.Path)
+		if len(rp.Upstreams) == 0 {
+			toPath = u.EscapedPath()
 		}
 		port := u.Port()
 		if port == "" {
@@ -312,7 +326,7 @@ func (c *converter) proxy(fields map[string]*yaml.Node) (*reverseproxy.Handler, 
 		w := 1
 		if hasWeight {
 			if w, err = strconv.Atoi(strings.TrimSpace(weight)); err != nil || w < 0 {
-				return nil, c.errf(toNode, "to: weight %q is not a whole number", weight)
+				return nil, "", c.errf(toNode, "to: weight %q is not a whole number", weight)
 			}
 		}
 		weights = append(weights, w)
@@ -328,14 +342,17 @@ func (c *converter) proxy(fields map[string]*yaml.Node) (*reverseproxy.Handler, 
 	if v := fields["timeout"]; v != nil {
 		d, err := time.ParseDuration(v.Value)
 		if err != nil {
-			return nil, c.errf(v, "timeout: %v", err)
+			return nil, "", c.errf(v, "timeout: %v", err)
 		}
 		transport.ResponseHeaderTimeout = caddy.Duration(d)
+	} else if c.defaultTimeout > 0 {
+		// default_upstream_timeout, for the routes without their own.
+		transport.ResponseHeaderTimeout = caddy.Duration(c.defaultTimeout)
 	}
 	if v := fields["idle_timeout"]; v != nil {
 		d, err := time.ParseDuration(v.Value)
 		if err != nil {
-			return nil, c.errf(v, "idle_timeout: %v", err)
+			return nil, "", c.errf(v, "idle_timeout: %v", err)
 		}
 		enabled := true
 		transport.KeepAlive = &reverseproxy.KeepAlive{Enabled: &enabled, IdleConnTimeout: caddy.Duration(d)}
@@ -345,12 +362,14 @@ func (c *converter) proxy(fields map[string]*yaml.Node) (*reverseproxy.Handler, 
 		// reverse_proxy in a Caddyfile leaves it.
 		rp.TransportRaw = caddyconfig.JSONModuleObject(transport, "protocol", "http", nil)
 	}
-	if v := fields["host_rewrite"]; v != nil {
-		rp.Headers = &headers.Handler{Request: &headers.HeaderOps{Set: http.Header{"Host": {v.Value}}}}
+	if host, err := c.hostRewrite(fields); err != nil {
+		return nil, "", err
+	} else if host != "" {
+		rp.Headers = &headers.Handler{Request: &headers.HeaderOps{Set: http.Header{"Host": {host}}}}
 	}
 	resp, err := c.responseHeaders(fields)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if resp != nil {
 		if rp.Headers == nil {
@@ -358,7 +377,7 @@ func (c *converter) proxy(fields map[string]*yaml.Node) (*reverseproxy.Handler, 
 		}
 		rp.Headers.Response = resp
 	}
-	return rp, nil
+	return rp, toPath, nil
 }
 
 // responseHeaders reads the route's set_response_headers and
@@ -369,13 +388,29 @@ func (c *converter) proxy(fields map[string]*yaml.Node) (*reverseproxy.Handler, 
 // rewrite-headers script does (an empty prefix prepends value).
 func (c *converter) responseHeaders(fields map[string]*yaml.Node) (*headers.RespHeaderOps, error) {
 	ops := &headers.HeaderOps{}
+	// The global set_response_headers, then the route's over it; a
+	// "disable" key in either turns them all off, as in Pomerium
+	// (Options.GetSetResponseHeadersForPolicy).
+	set := maps.Clone(c.respHeaders)
+	if _, off := set["disable"]; off {
+		set = nil
+	}
 	if v := fields["set_response_headers"]; v != nil {
 		var h map[string]string
 		if err := v.Decode(&h); err != nil {
 			return nil, c.errf(v, "set_response_headers: a mapping of header names to values")
 		}
+		if set == nil {
+			set = map[string]string{}
+		}
+		maps.Copy(set, h)
+	}
+	if _, off := set["disable"]; off {
+		set = nil
+	}
+	if len(set) > 0 {
 		ops.Set = http.Header{}
-		for k, val := range h {
+		for k, val := range set {
 			ops.Set.Set(k, literal(val))
 		}
 	}

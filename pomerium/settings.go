@@ -1,0 +1,377 @@
+package pomerium
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// support says what the adapter does with a Pomerium setting.
+type support string
+
+const (
+	// works: the setting is read and mapped onto Caddy.
+	works support = "works"
+	// warned: ignored, with a warning that names its line and says why.
+	// Only for settings that have no bearing on who gets in or where
+	// requests go (metrics, tracing, DNS tuning, Envoy internals, the
+	// addresses of Pomerium's split services).
+	warned support = "warned"
+	// refused: an error. Ignoring the setting would change who gets in or
+	// where requests go, and the adapter cannot do what it asks.
+	refused support = "error"
+)
+
+// knownSetting is one setting of Pomerium's config structs (config.Options
+// for global settings, config.Policy for route settings), by its
+// mapstructure name.
+type knownSetting struct {
+	name    string
+	support support
+	// why says, for warned and error settings, what the warning or error
+	// says after the setting's name; for settings that work, what they
+	// become (README's coverage table shows it).
+	why string
+	// dflt, when set, is Pomerium's default value: a warned or error
+	// setting written with exactly that value asks for nothing different
+	// and is accepted silently (matched without case).
+	dflt string
+}
+
+// The reasons shared by several settings.
+const (
+	whyTracing    = "tracing (OpenTelemetry) is not exported; Caddy's own `tracing` handler can be added by hand"
+	whyMetrics    = "Pomerium's metrics endpoint is not served; Caddy's metrics are on its admin endpoint"
+	whyDNS        = "DNS tuning of Envoy; Caddy resolves upstreams with the system resolver"
+	whyEnvoy      = "an Envoy internal; there is no Envoy"
+	whySplit      = "the address of one of Pomerium's split services; caddy-iap runs as one process"
+	whyDatabroker = "Pomerium's databroker; sessions live in cookies and revocations in Caddy's storage"
+	whySSH        = "Pomerium's SSH proxy; ssh routes are refused"
+	whyZero       = "Pomerium Zero and Enterprise console features"
+	whyIDPRoute   = "per-route identity providers are not supported yet: every route signs in with the global idp_*"
+)
+
+// globalSettings are the settings of Pomerium's config.Options, as of the
+// commit named in testdata/pomerium-settings.txt.
+var globalSettings = []knownSetting{
+	{"access_log_fields", warned, "Caddy's access log has its own fields (and iap_reason)", ""},
+	{"address", works, "the server's listener and `https_port`", ""},
+	{"allow_upgrades", works, "`websocket` turns WebSockets on for every route; other upgrades are refused, with a warning", ""},
+	{"authenticate_internal_service_url", warned, whySplit, ""},
+	{"authenticate_service_url", warned, "each route signs users in on its own host, so register https://<route host>/.pomerium/callback at the IdP (central sign-in on one authenticate host is not supported yet)", ""},
+	{"authorize_internal_service_url", warned, whySplit, ""},
+	{"authorize_log_fields", warned, "Caddy's access log names the decision's reason (iap_reason)", ""},
+	{"authorize_service_url", warned, whySplit, ""},
+	{"authorize_service_urls", warned, whySplit, ""},
+	{"auto_apply_changesets", warned, whyZero, ""},
+	{"autocert", works, "Caddy's automatic HTTPS (ACME) for the route hosts", ""},
+	{"autocert_ca", works, "the ACME issuer's `ca`", ""},
+	{"autocert_dir", warned, "certificates live in Caddy's storage (its `storage` setting), not in a folder of their own", ""},
+	{"autocert_eab_key_id", works, "the ACME issuer's `external_account.key_id`", ""},
+	{"autocert_eab_mac_key", works, "the ACME issuer's `external_account.mac_key`", ""},
+	{"autocert_email", works, "the ACME issuer's `email`", ""},
+	{"autocert_must_staple", works, "the automation policy's `must_staple`", ""},
+	{"autocert_trusted_ca", refused, "Caddy's ACME issuer reads its trusted roots from files: use autocert_trusted_ca_file", ""},
+	{"autocert_trusted_ca_file", works, "the ACME issuer's `trusted_roots_pem_files`", ""},
+	{"autocert_use_staging", works, "Let's Encrypt's staging directory as the ACME issuer's `ca`", ""},
+	{"bearer_token_format", refused, "only Pomerium's default bearer token handling is supported (an ID token from the IdP)", "default"},
+	{"blob_storage", warned, "session recordings are not kept", ""},
+	{"certificate", works, "a loaded certificate (`load_pem`)", ""},
+	{"certificate_authority", works, "CAs added to the system roots for upstreams", ""},
+	{"certificate_authority_file", works, "CAs added to the system roots for upstreams", ""},
+	{"certificate_file", works, "a loaded certificate (`load_files`)", ""},
+	{"certificate_key", works, "the key of `certificate`", ""},
+	{"certificate_key_file", works, "the key of `certificate_file`", ""},
+	{"certificates", works, "loaded certificates (`load_files`)", ""},
+	{"circuit_breaker_thresholds", warned, whyEnvoy, ""},
+	{"codec_type", works, "the server's `protocols` (`http1`: h1; `http2`: h2; `auto`: Caddy's default); `http3` is an error", ""},
+	{"cookie_domain", works, "the iap app's `cookie_domain`", ""},
+	{"cookie_expire", works, "the iap app's `cookie_expire`", ""},
+	{"cookie_http_only", works, "always HttpOnly; `false` is ignored with a warning", ""},
+	{"cookie_name", works, "the iap app's `cookie_name`", ""},
+	{"cookie_same_site", works, "the iap app's `cookie_same_site`", ""},
+	{"cookie_secret", works, "the iap app's `cookie_secret`", ""},
+	{"cookie_secret_file", works, "the iap app's `cookie_secret`, read from the file", ""},
+	{"databroker_cluster_leader_id", warned, whyDatabroker, ""},
+	{"databroker_cluster_node_id", warned, whyDatabroker, ""},
+	{"databroker_cluster_nodes", warned, whyDatabroker, ""},
+	{"databroker_internal_service_url", warned, whyDatabroker, ""},
+	{"databroker_raft_bind_address", warned, whyDatabroker, ""},
+	{"databroker_service_url", warned, whyDatabroker, ""},
+	{"databroker_service_urls", warned, whyDatabroker, ""},
+	{"databroker_storage_connection_string", warned, whyDatabroker, ""},
+	{"databroker_storage_connection_string_file", warned, whyDatabroker, ""},
+	{"databroker_storage_type", warned, whyDatabroker, "memory"},
+	{"debug_address", warned, "Pomerium's debug endpoint is not served", ""},
+	{"default_upstream_timeout", works, "the `response_header_timeout` of routes without `timeout` (30s when unset, as in Pomerium)", ""},
+	{"dns_failure_refresh_rate", warned, whyDNS, ""},
+	{"dns_lookup_family", warned, whyDNS, ""},
+	{"dns_query_timeout", warned, whyDNS, ""},
+	{"dns_query_tries", warned, whyDNS, ""},
+	{"dns_refresh_rate", warned, whyDNS, ""},
+	{"dns_resolvers", warned, whyDNS, ""},
+	{"dns_udp_max_queries", warned, whyDNS, ""},
+	{"dns_use_tcp", warned, whyDNS, ""},
+	{"downstream_mtls", works, "a TLS connection policy for every route host plus `iap_mtls` first on each route", ""},
+	{"envoy_admin_access_log_path", warned, whyEnvoy, ""},
+	{"envoy_admin_address", warned, whyEnvoy, ""},
+	{"envoy_admin_profile_path", warned, whyEnvoy, ""},
+	{"envoy_bind_config_freebind", warned, whyEnvoy, ""},
+	{"envoy_bind_config_source_address", warned, whyEnvoy, ""},
+	{"envoy_dynamic_extensions", warned, whyEnvoy, ""},
+	{"google_cloud_serverless_authentication_service_account", warned, "Google Cloud serverless authentication is not offered (routes asking for it are warned too; their upstream refuses the requests)", ""},
+	{"grpc_address", warned, whySplit, ""},
+	{"grpc_client_timeout", warned, whySplit, ""},
+	{"grpc_insecure", warned, whySplit, ""},
+	{"headers_with_underscores_action", refused, "Caddy passes request headers with underscores on as they are (Envoy's ALLOW); REJECT_REQUEST and DROP_HEADER are not offered", "allow"},
+	{"health_check_addr", warned, "the health checks (/healthz, /ping) are answered on every route host instead", ""},
+	{"health_check_systemd_disabled", warned, "there is no systemd health notifier", ""},
+	{"http_redirect_addr", works, "`http_port` (Caddy redirects HTTP to HTTPS there)", ""},
+	{"identity_providers", refused, whyIDPRoute, ""},
+	{"idp_access_token_allowed_audiences", refused, "IdP access tokens as bearer tokens are not accepted; only ID tokens are", ""},
+	{"idp_client_id", works, "the iap app's `idp.client_id`", ""},
+	{"idp_client_secret", works, "the iap app's `idp.client_secret`", ""},
+	{"idp_client_secret_file", works, "the iap app's `idp.client_secret`, read from the file", ""},
+	{"idp_provider", works, "OIDC providers (`oidc`, `google`, `gitlab`, `apple`, `azure`, `okta`, `onelogin`, `ping`, `auth0`, `keycloak`, `cognito`); `github` and other non-OIDC ones are an error", ""},
+	{"idp_provider_url", works, "the iap app's `idp.provider_url`", ""},
+	{"idp_request_params", warned, "extra sign-in request parameters are not sent to the IdP; the route's policy still decides who gets in", ""},
+	{"idp_scopes", works, "the iap app's `idp.scopes`", ""},
+	{"insecure_server", works, "plain HTTP on `address`, with no certificates (behind a proxy that terminates TLS)", ""},
+	{"installation_id", warned, whyZero, ""},
+	{"jwt_claims_headers", works, "the iap app's `jwt_claims_headers` (a map or a list)", ""},
+	{"jwt_issuer_format", warned, "the assertion's `iss` is the route's host (Pomerium's default hostOnly)", "hostOnly"},
+	{"log_level", works, "Caddy's default log level", ""},
+	{"mcp_allowed_as_metadata_domains", warned, "MCP routes are refused, so nothing reads it", ""},
+	{"mcp_allowed_client_id_domains", warned, "MCP routes are refused, so nothing reads it", ""},
+	{"merge_slashes", works, "always on: repeated slashes are merged before the policy decides; `false` is a warning (the path is still cleaned)", ""},
+	{"metrics_address", warned, whyMetrics, ""},
+	{"metrics_basic_auth", warned, whyMetrics, ""},
+	{"metrics_certificate", warned, whyMetrics, ""},
+	{"metrics_certificate_file", warned, whyMetrics, ""},
+	{"metrics_certificate_key", warned, whyMetrics, ""},
+	{"metrics_certificate_key_file", warned, whyMetrics, ""},
+	{"metrics_client_ca", warned, whyMetrics, ""},
+	{"metrics_client_ca_file", warned, whyMetrics, ""},
+	{"normalize_path", works, "always on: dot segments are removed before the policy decides; `false` is a warning (the path is still cleaned)", ""},
+	{"otel_attribute_value_length_limit", warned, whyTracing, ""},
+	{"otel_bsp_max_export_batch_size", warned, whyTracing, ""},
+	{"otel_bsp_schedule_delay", warned, whyTracing, ""},
+	{"otel_exporter_otlp_endpoint", warned, whyTracing, ""},
+	{"otel_exporter_otlp_headers", warned, whyTracing, ""},
+	{"otel_exporter_otlp_protocol", warned, whyTracing, ""},
+	{"otel_exporter_otlp_timeout", warned, whyTracing, ""},
+	{"otel_exporter_otlp_traces_endpoint", warned, whyTracing, ""},
+	{"otel_exporter_otlp_traces_headers", warned, whyTracing, ""},
+	{"otel_exporter_otlp_traces_protocol", warned, whyTracing, ""},
+	{"otel_exporter_otlp_traces_timeout", warned, whyTracing, ""},
+	{"otel_log_level", warned, whyTracing, ""},
+	{"otel_resource_attributes", warned, whyTracing, ""},
+	{"otel_traces_exporter", warned, whyTracing, ""},
+	{"otel_traces_sampler_arg", warned, whyTracing, ""},
+	{"override_certificate_name", warned, "the name Pomerium's split services expect on each other's certificates; caddy-iap runs as one process", ""},
+	{"pass_identity_headers", works, "the iap app's `pass_identity_headers`, a route's own value winning", ""},
+	{"path_with_escaped_slashes_action", works, "`REJECT_REQUEST` (Pomerium's default) is what caddy-iap does: 400 ambiguous-path; `KEEP_UNCHANGED`, `UNESCAPE_AND_REDIRECT` and `UNESCAPE_AND_FORWARD` are errors (they need a weaker path rule)", ""},
+	{"policy", works, "routes, before those of `routes`", ""},
+	{"policy_file", refused, "Pomerium refuses it too (deprecated): put the routes under routes", ""},
+	{"programmatic_redirect_domain_whitelist", refused, "programmatic sign-in redirects to localhost only (Pomerium's default); another list is not supported", "localhost"},
+	{"proxy_log_level", warned, "the log level of Envoy; Caddy's log level is log_level", ""},
+	{"routes", works, "the routes, after those of `policy`", ""},
+	{"runtime_flags", warned, "Pomerium's feature flags; caddy-iap has none", ""},
+	{"services", works, "`all` (the default); a single service (`authenticate`, `authorize`, `proxy`, `databroker`) is an error: caddy-iap runs as one process", ""},
+	{"session_recording_concurrency", warned, whySSH, ""},
+	{"set_response_headers", works, "a `headers` handler on every route's response; a route's own `set_response_headers` wins", ""},
+	{"shared_secret", works, "when there is no `cookie_secret`, the cookie key is derived from it (HKDF)", ""},
+	{"shared_secret_file", works, "as shared_secret, read from the file", ""},
+	{"signing_key", works, "the iap app's `signing_key`", ""},
+	{"signing_key_file", works, "the iap app's `signing_key_file`", ""},
+	{"signout_redirect_url", warned, "sign-out ends on caddy-iap's own signed-out page; who gets in is unchanged", ""},
+	{"skip_xff_append", warned, "Caddy sets X-Forwarded-For itself (`trusted_proxies` decides whether it appends)", "false"},
+	{"ssh_address", refused, "Pomerium's SSH proxy is not offered: no SSH listener would start", ""},
+	{"ssh_host_key_files", warned, whySSH, ""},
+	{"ssh_host_keys", warned, whySSH, ""},
+	{"ssh_rls_additional_entries", warned, whySSH, ""},
+	{"ssh_rls_enabled", warned, whySSH, ""},
+	{"ssh_user_ca_key", warned, whySSH, ""},
+	{"ssh_user_ca_key_file", warned, whySSH, ""},
+	{"timeout_idle", works, "the server's `idle_timeout` (5m when unset, as in Pomerium)", ""},
+	{"timeout_read", works, "the server's `read_timeout` (30s when unset, as in Pomerium)", ""},
+	{"timeout_write", works, "the server's `write_timeout` (none when unset, as in Pomerium)", ""},
+	{"tls_derive", warned, "certificates for Pomerium's internal service names; caddy-iap runs as one process", ""},
+	{"use_proxy_protocol", works, "a `proxy_protocol` listener wrapper before TLS", ""},
+	{"xff_num_trusted_hops", warned, "Caddy decides which X-Forwarded-For entries to trust by its `trusted_proxies` ranges, not a count of hops", "0"},
+}
+
+// routeSettings are the settings of Pomerium's config.Policy (a route).
+var routeSettings = []knownSetting{
+	{"allow_any_authenticated_user", works, "the policy shortcut", ""},
+	{"allow_public_unauthenticated_access", works, "the policy shortcut", ""},
+	{"allow_spdy", warned, "SPDY upgrades are refused, as every upgrade but WebSocket", "false"},
+	{"allow_upgrades", works, "`websocket` turns WebSockets on; other upgrades are refused, with a warning", ""},
+	{"allow_websockets", works, "WebSockets are proxied (off by default, as in Pomerium)", ""},
+	{"allowed_domains", works, "the policy shortcut", ""},
+	{"allowed_idp_claims", works, "the policy shortcut", ""},
+	{"allowed_users", works, "the policy shortcut", ""},
+	{"bearer_token_format", refused, "only Pomerium's default bearer token handling is supported (an ID token from the IdP)", "default"},
+	{"circuit_breaker_thresholds", warned, whyEnvoy, ""},
+	{"cors_allow_preflight", works, "CORS preflight requests pass without a user", ""},
+	{"depends_on", warned, "a sign-in covers the route's own host only; each other host signs in on its first visit", ""},
+	{"description", works, "the access log field `iap_route_description` of each request the route takes (`log_append`)", ""},
+	{"enable_google_cloud_serverless_authentication", warned, "no Google ID token is added for Cloud Run upstreams, which then refuse the requests", "false"},
+	{"from", works, "the host matcher", ""},
+	{"health_checks", warned, "active health checks of upstreams are not configured (Envoy's); Caddy's `health_checks` can be added by hand", ""},
+	{"healthy_panic_threshold", warned, whyEnvoy, ""},
+	{"host_path_regex_rewrite_pattern", works, "the upstream Host from a regular expression on the path", ""},
+	{"host_path_regex_rewrite_substitution", works, "the upstream Host from a regular expression on the path", ""},
+	{"host_rewrite", works, "the upstream Host header", ""},
+	{"host_rewrite_header", works, "the upstream Host from a request header", ""},
+	{"identity_providers", refused, whyIDPRoute, ""},
+	{"idle_timeout", works, "the upstream transport's keep-alive idle timeout", ""},
+	{"idp_access_token_allowed_audiences", refused, "IdP access tokens as bearer tokens are not accepted; only ID tokens are", ""},
+	{"idp_client_id", refused, whyIDPRoute, ""},
+	{"idp_client_secret", refused, whyIDPRoute, ""},
+	{"jwt_issuer_format", warned, "the assertion's `iss` is the route's host (Pomerium's default hostOnly)", "hostOnly"},
+	{"kubernetes_service_account_token", refused, "the Kubernetes service account token is not sent upstream yet", ""},
+	{"kubernetes_service_account_token_file", refused, "the Kubernetes service account token is not sent upstream yet", ""},
+	{"load_balancing_policy", warned, "Caddy's default selection (random) spreads requests over the upstreams", ""},
+	{"logo_url", warned, whyZero, ""},
+	{"mcp", refused, "MCP routes are not supported", ""},
+	{"name", works, "the route's name in logs and refusal pages", ""},
+	{"outlier_detection", warned, whyEnvoy, ""},
+	{"pass_identity_headers", works, "the assertion and claim headers go upstream", ""},
+	{"path", works, "a `path_regexp` matcher for that exact path", ""},
+	{"policy", works, "the route's policy (PPL)", ""},
+	{"prefix", works, "a `path_regexp` matcher for paths under that prefix", ""},
+	{"prefix_rewrite", works, "a `rewrite` of what the route matched", ""},
+	{"preserve_host_header", works, "the client's Host goes upstream", ""},
+	{"redirect", works, "a `static_response` with the Location Envoy would send", ""},
+	{"regex", works, "a `path_regexp` matcher for the whole path", ""},
+	{"regex_priority_order", warned, "Pomerium itself does not read it; routes are tried in config order", ""},
+	{"regex_rewrite_pattern", works, "a `rewrite` of the path by regular expression", ""},
+	{"regex_rewrite_substitution", works, "a `rewrite` of the path by regular expression", ""},
+	{"remove_request_headers", works, "headers removed before proxying", ""},
+	{"response", works, "a `static_response`", ""},
+	{"rewrite_response_headers", works, "a `headers` replacement of a value's prefix", ""},
+	{"session_recording", warned, whySSH, ""},
+	{"set_request_headers", works, "headers set before proxying", ""},
+	{"set_response_headers", works, "headers set on the response", ""},
+	{"show_error_details", warned, "refusal pages always show the reason and the request's ID", ""},
+	{"sub_policies", refused, "sub_policies is an old policy form; put its rules in policy", ""},
+	{"timeout", works, "the upstream transport's `response_header_timeout`", ""},
+	{"tls_client_cert", works, "the upstream client certificate", ""},
+	{"tls_client_cert_file", works, "the upstream client certificate", ""},
+	{"tls_client_key", works, "the upstream client key", ""},
+	{"tls_client_key_file", works, "the upstream client key", ""},
+	{"tls_custom_ca", works, "the upstream's CA", ""},
+	{"tls_custom_ca_file", works, "the upstream's CA", ""},
+	{"tls_downstream_client_ca", works, "downstream mTLS for the route's host (deprecated in Pomerium; warned)", ""},
+	{"tls_downstream_client_ca_file", works, "downstream mTLS for the route's host (deprecated in Pomerium; warned)", ""},
+	{"tls_downstream_server_name", warned, "certificates are chosen by each route host's name", ""},
+	{"tls_server_name", works, "the upstream's TLS server name", ""},
+	{"tls_skip_verify", works, "the upstream's certificate is not verified", ""},
+	{"tls_upstream_allow_renegotiation", works, "`renegotiation: freely`", ""},
+	{"tls_upstream_server_name", works, "the upstream's TLS server name", ""},
+	{"to", works, "`reverse_proxy` upstreams (weighted: `weighted_round_robin`)", ""},
+	{"upstream_tunnel", refused, "upstream tunnels are not supported: the route's requests would go elsewhere", ""},
+}
+
+// legacyGlobal are global settings of older Pomerium releases that
+// today's config structs no longer have. Pomerium refuses the removed ones
+// (config.removedConfigFields) and ignores the others with a warning
+// ("unknown config option"); the adapter does the same, so that an old
+// config adapts as it still runs.
+var legacyGlobal = []knownSetting{
+	{"client_ca", refused, "client_ca has been removed: use downstream_mtls.ca", ""},
+	{"client_ca_file", refused, "client_ca_file has been removed: use downstream_mtls.ca_file", ""},
+	{"client_crl", refused, "client_crl has been removed: use downstream_mtls.crl", ""},
+	{"idp_service_account", refused, "idp_service_account has been removed from Pomerium (directory sync): use claims from the IdP's ID token", ""},
+	{"idp_refresh_directory_timeout", refused, "idp_refresh_directory_timeout has been removed from Pomerium (directory sync)", ""},
+	{"idp_refresh_directory_interval", refused, "idp_refresh_directory_interval has been removed from Pomerium (directory sync)", ""},
+	{"idp_qps", refused, "idp_qps has been removed from Pomerium (directory sync)", ""},
+	{"tracing_provider", warned, "an old tracing setting (Pomerium now refuses it; use the otel_* settings)", ""},
+	{"tracing_sample_rate", warned, "an old tracing setting (Pomerium now refuses it; use the otel_* settings)", ""},
+	{"tracing_datadog_address", warned, "an old tracing setting (Pomerium now refuses it; use the otel_* settings)", ""},
+	{"tracing_jaeger_collector_endpoint", warned, "an old tracing setting (Pomerium now refuses it; use the otel_* settings)", ""},
+	{"tracing_jaeger_agent_endpoint", warned, "an old tracing setting (Pomerium now refuses it; use the otel_* settings)", ""},
+	{"tracing_zipkin_endpoint", warned, "an old tracing setting (Pomerium now refuses it; use the otel_* settings)", ""},
+	{"forward_auth_url", warned, "Pomerium removed forward-auth mode (v0.23) and ignores it; Caddy proxies the routes itself", ""},
+	{"pomerium_debug", warned, "an old logging setting that Pomerium ignores", ""},
+	{"debug", warned, "an old logging setting that Pomerium ignores", ""},
+	{"headers", warned, "an old name of set_response_headers that Pomerium ignores", ""},
+	{"secondary_signing_key", warned, "an old setting that Pomerium ignores: list several keys in signing_key instead", ""},
+	{"jwt_groups_filter", warned, "an Enterprise setting that Pomerium ignores", ""},
+	{"branding", warned, "an Enterprise setting that Pomerium ignores", ""},
+	{"http3_advertise", warned, "an old setting that Pomerium ignores", ""},
+	{"timeout", warned, "not a Pomerium global setting (Pomerium ignores it): routes have timeout, the server timeout_read, timeout_write and timeout_idle", ""},
+	{"request_params", warned, "an old name of idp_request_params that Pomerium ignores", ""},
+	{"autocert_use_staging_dir", warned, "an old setting that Pomerium ignores", ""},
+}
+
+// legacyRoute are route settings of older Pomerium releases.
+var legacyRoute = []knownSetting{
+	{"allowed_groups", refused, "allowed_groups has been removed from Pomerium: use a policy with groups", ""},
+	{"set_authorization_header", refused, "set_authorization_header has been removed from Pomerium: use set_request_headers", ""},
+	{"id", warned, "a route's console ID, which Pomerium does not read from a file", ""},
+	{"tls_downstream_client_ca_file_deprecated", warned, "an old setting that Pomerium ignores", ""},
+}
+
+// lookupSetting finds a setting by name in a table.
+func lookupSetting(table []knownSetting, name string) (knownSetting, bool) {
+	i := slices.IndexFunc(table, func(s knownSetting) bool { return s.name == name })
+	if i < 0 {
+		return knownSetting{}, false
+	}
+	return table[i], true
+}
+
+// didYouMean returns ` (did you mean "x"?)` naming the setting of the
+// tables closest to name, or "" when none is close.
+func didYouMean(name string, tables ...[]knownSetting) string {
+	best, bestDist := "", 0
+	for _, table := range tables {
+		for _, s := range table {
+			d := editDistance(name, s.name)
+			if best == "" || d < bestDist {
+				best, bestDist = s.name, d
+			}
+		}
+	}
+	if best == "" || bestDist > 1+len(name)/5 {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// isDefault reports whether value is the setting's Pomerium default.
+func (s knownSetting) isDefault(value string) bool {
+	return s.dflt != "" && strings.EqualFold(strings.TrimSpace(value), s.dflt)
+}
+
+// refusal is the error for an error setting: its why, which names the
+// setting itself when it begins with it, else "<name> is not supported: why".
+func (s knownSetting) refusal() string {
+	if strings.HasPrefix(s.why, s.name+" ") {
+		return s.why
+	}
+	return s.name + " is not supported: " + s.why
+}
