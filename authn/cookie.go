@@ -381,3 +381,6 @@ func (a *Authenticator) StripCookies(h http.Header) {
 	}
 	h["Cookie"] = kept
 }
+
+// CookieName is the session cookie's name, with its default.
+func (a *Authenticator) CookieName() string { return a.cfg.CookieName }

@@ -72,6 +72,20 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 		var err error
 		switch opt {
 		case "idp":
+			// idp { ... } is the default; idp NAME { ... } names another.
+			if name := d.RemainingArgs(); len(name) == 1 {
+				if app.IDPs == nil {
+					app.IDPs = map[string]*module.IDP{}
+				}
+				if app.IDPs[name[0]] != nil {
+					return nil, d.Errf("idp %s is set twice", name[0])
+				}
+				app.IDPs[name[0]] = new(module.IDP)
+				err = parseIDP(d, app.IDPs[name[0]])
+				break
+			} else if len(name) > 1 {
+				return nil, d.Err("idp takes at most one name")
+			}
 			if app.IDP == nil {
 				app.IDP = new(module.IDP)
 			}

@@ -141,6 +141,7 @@ func parseRouteOption(d *caddyfile.Dispenser, r *module.Route) (int, error) {
 	opt := d.Val()
 	str := map[string]*string{
 		"name":                     &r.Name,
+		"idp":                      &r.IDP,
 		"tls_custom_ca":            &r.TLSCustomCA,
 		"tls_custom_ca_file":       &r.TLSCustomCAFile,
 		"tls_server_name":          &r.TLSServerName,

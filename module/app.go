@@ -75,6 +75,19 @@ type App struct {
 	// host signs in on its own callback.
 	AuthenticateURL string `json:"authenticate_url,omitempty"`
 
+	// More identity providers, by name (a lowercase letter, then letters,
+	// digits and dashes), for routes that sign users in elsewhere than
+	// the default idp, which they need: Pomerium's per-route
+	// idp_client_id. A route names one with its `idp` option
+	// (iap_authenticate's "idp" in JSON). Each has its own session
+	// cookie, <cookie_name>_<name>, sealed so that it opens only as that
+	// IdP's: a session made by one is never accepted on a route of
+	// another, and a bearer ID token only by its own issuer and client.
+	// The cookie secret, cookie settings and signing keys are the
+	// default's. authenticate_url is the default IdP's: the named ones
+	// sign in on each route host's own callback.
+	IDPs map[string]*IDP `json:"idps,omitempty"`
+
 	// A PEM file with the ECDSA P-256 keys of the identity assertion: the
 	// first signs, and every key is published in the JWKS, as with
 	// Pomerium's signing_key. To rotate: add the new key after the current
@@ -115,6 +128,7 @@ type App struct {
 	upstreamtls.Defaults
 
 	auth   *authn.Authenticator
+	auths  map[string]*authn.Authenticator // the named IdPs'
 	hosts  *sync.Map // route hosts, for return URLs across routes
 	logger *zap.Logger
 
@@ -186,7 +200,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		// well before that key signs, one interval later.
 		jwksMaxAge = max(min(5*time.Minute, rotate/4), time.Second)
 	}
-	a.auth, err = authn.New(authn.Config{
+	cfg := authn.Config{
 		ProviderURL: a.IDP.ProviderURL, ClientID: a.IDP.ClientID, ClientSecret: a.IDP.ClientSecret,
 		Scopes: a.IDP.Scopes, GroupsClaim: a.IDP.GroupsClaim,
 		CookieName: a.CookieName, CookieSecret: secret, PreviousCookieSecrets: previous, CookieDomain: a.CookieDomain,
@@ -210,8 +224,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 			_ = f.write(w, r)
 		},
 		Logger: logger,
-	})
-	if err != nil {
+	}
+	if a.auth, err = authn.New(cfg); err != nil {
+		return fmt.Errorf("iap: %v", err)
+	}
+	if err := a.provisionIDPs(cfg); err != nil {
 		return fmt.Errorf("iap: %v", err)
 	}
 	if fromStorage && (a.SigningKeyRotate > 0 || len(keys) > 1) {
@@ -225,8 +242,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 // Caddy; routes answer 503 until it is back. With a rotating key, it also
 // follows the key ring in storage.
 func (a *App) Start() error {
-	if a.auth != nil {
-		a.auth.Start()
+	for _, auth := range a.authenticators() {
+		auth.Start()
 	}
 	if a.keyWatch != nil {
 		a.stopKeyWatch = make(chan struct{})
@@ -237,8 +254,8 @@ func (a *App) Start() error {
 
 // Stop ends the background work.
 func (a *App) Stop() error {
-	if a.auth != nil {
-		a.auth.Stop()
+	for _, auth := range a.authenticators() {
+		auth.Stop()
 	}
 	if a.stopKeyWatch != nil {
 		close(a.stopKeyWatch)

@@ -59,6 +59,10 @@ type Authenticate struct {
 	// Under "policy", the route's policy decides (cors_preflight).
 	AllowCORSPreflight bool `json:"allow_cors_preflight,omitempty"`
 
+	// The identity provider that signs this route's users in: a name from
+	// the iap app's idps. Default: the app's idp.
+	IDP string `json:"idp,omitempty"`
+
 	// Keep the Authorization header of a request that signed in with a
 	// bearer ID token, for the upstream. By default it is removed, as the
 	// session cookie is, so an upstream cannot replay the token on another
@@ -66,6 +70,7 @@ type Authenticate struct {
 	PassBearerToken bool `json:"pass_bearer_token,omitempty"`
 
 	app    *App
+	auth   *authn.Authenticator
 	logger *zap.Logger
 }
 
@@ -91,6 +96,10 @@ func (h *Authenticate) Provision(ctx caddy.Context) error {
 		return nil
 	}
 	h.app.addHosts(h.Hosts)
+	var err error
+	if h.auth, err = h.app.authFor(h.IDP); err != nil {
+		return fmt.Errorf("iap_authenticate: %v", err)
+	}
 	return nil
 }
 
@@ -122,7 +131,8 @@ func (h *Authenticate) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 		}
 		return next.ServeHTTP(w, r)
 	}
-	auth := h.app.auth
+	auth := h.auth
+	st.auth = auth
 	if auth.ServeEndpoint(w, r) {
 		return st.answered(w, r)
 	}
@@ -137,7 +147,7 @@ func (h *Authenticate) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 	required := h.SignIn != SignInPolicy
 	if required && h.AllowCORSPreflight && r.Method == http.MethodOptions &&
 		r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != "" {
-		auth.StripCookies(r.Header)
+		h.app.stripCookies(r.Header)
 		return next.ServeHTTP(w, r)
 	}
 	s, err := auth.Session(w, r)
@@ -145,7 +155,7 @@ func (h *Authenticate) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 	if err == nil {
 		st.Session = s
 	}
-	auth.StripCookies(r.Header)
+	h.app.stripCookies(r.Header)
 	if required {
 		if s == nil {
 			auth.Challenge(w, r, err)
@@ -198,7 +208,8 @@ func (st *request) setIdentityOut(r *http.Request) error {
 		// another route would let this upstream replay it there).
 		authn.StripTokens(r.Header)
 	}
-	if st.identityOut || s == nil || app == nil || app.auth == nil {
+	auth := st.authn()
+	if st.identityOut || s == nil || auth == nil {
 		return nil
 	}
 	st.identityOut = true
@@ -212,8 +223,8 @@ func (st *request) setIdentityOut(r *http.Request) error {
 	if !pass {
 		return nil
 	}
-	_, header, _ := app.auth.Names()
-	jwt, err := app.auth.Assertion(s, r.Host)
+	_, header, _ := auth.Names()
+	jwt, err := auth.Assertion(s, r.Host)
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, fmt.Errorf("signing the identity assertion: %v", err))
 	}

@@ -80,7 +80,7 @@ func (a *Authorize) Provision(ctx caddy.Context) error {
 	a.testsCert, a.deniesCert = testsClientCert(a.Policy)
 	a.app = configuredApp(ctx)
 	if a.app != nil && a.app.auth != nil {
-		a.app.auth.KeepClaims(a.Policy.ClaimNames()...)
+		a.app.keepClaims(a.Policy.ClaimNames()...)
 	}
 	return nil
 }
@@ -101,7 +101,7 @@ func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	if !st.identified && a.app != nil && a.app.auth != nil {
 		// No iap_authenticate ran: a session cookie for this host is not
 		// the upstream's either.
-		a.app.auth.StripCookies(r.Header)
+		a.app.stripCookies(r.Header)
 	}
 	var (
 		in   authz.Input
@@ -114,7 +114,7 @@ func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	if !d.Allow {
 		if d.NeedsSignIn() && st.identified {
 			// Anonymous, and the outcome turned on who the user is.
-			a.app.auth.Challenge(w, r, st.identityErr)
+			st.authn().Challenge(w, r, st.identityErr)
 			return st.answered(w, r)
 		}
 		if st.Cert != nil && !st.Cert.Valid && (d.Reason == authz.ReasonNotAllowed && a.testsCert ||

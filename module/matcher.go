@@ -63,7 +63,7 @@ func (m *MatchPolicy) Provision(ctx caddy.Context) error {
 	m.app = configuredApp(ctx)
 	m.logger = ctx.Logger()
 	if m.app != nil && m.app.auth != nil {
-		m.app.auth.KeepClaims(m.Policy.ClaimNames()...)
+		m.app.keepClaims(m.Policy.ClaimNames()...)
 	}
 	return nil
 }

@@ -28,6 +28,9 @@ import (
 //  5. identity out: the assertion and claim headers for the upstream.
 type request struct {
 	app *App
+	// auth is the Authenticator of the IdP the route's iap_authenticate
+	// names; nil: the default (see authn).
+	auth *authn.Authenticator
 	r   *http.Request // the request as begin saw it, for the assertion's host
 
 	// Cert is iap_mtls's verdict on the client certificate; nil when the
@@ -190,10 +193,11 @@ func (st *request) placeholder(key string) (any, bool) {
 		case "id", "email", "name", "groups":
 			return "", true
 		case "jwt":
-			if st.app == nil || st.app.auth == nil {
+			auth := st.authn()
+			if auth == nil {
 				return "", true
 			}
-			jwt, err := st.app.auth.Assertion(s, st.r.Host)
+			jwt, err := auth.Assertion(s, st.r.Host)
 			return jwt, err == nil
 		}
 		if claim, ok := strings.CutPrefix(name, "claim."); ok {

@@ -56,6 +56,10 @@ type Route struct {
 	// ID token, for the upstream. By default it is removed.
 	PassBearerToken bool `json:"pass_bearer_token,omitempty"`
 
+	// The identity provider of the route's users: a name from the iap
+	// app's idps. Default: the app's idp.
+	IDP string `json:"idp,omitempty"`
+
 	// Let WebSocket upgrades through to the upstream (after the policy
 	// allowed the request). nil means yes, as in Caddy; the Pomerium
 	// adapter sets it from Pomerium's allow_websockets, whose default is
@@ -109,7 +113,7 @@ func (r Route) Handlers(rp *reverseproxy.Handler, env upstreamtls.Env) (handlers
 	// Find out who the user is (never asking), then decide: the policy asks
 	// for sign-in only when it does not let the anonymous request in.
 	handlers = append(handlers,
-		caddyconfig.JSONModuleObject(&Authenticate{Hosts: r.Hosts, SignIn: SignInPolicy, PassBearerToken: r.PassBearerToken},
+		caddyconfig.JSONModuleObject(&Authenticate{Hosts: r.Hosts, SignIn: SignInPolicy, PassBearerToken: r.PassBearerToken, IDP: r.IDP},
 			"handler", "iap_authenticate", nil),
 		caddyconfig.JSONModuleObject(&Authorize{Route: r.Name, Policy: policy,
 			RefuseWebSockets: r.AllowWebsockets != nil && !*r.AllowWebsockets, PassIdentityHeaders: r.PassIdentityHeaders},

@@ -333,7 +333,7 @@ func (a *App) watchSigningKeys(ctx context.Context, storage certmagic.Storage, r
 		if err != nil {
 			a.logger.Error("signing keys in storage", zap.Error(err))
 		} else if !sameRing(ring, next) {
-			if err := a.auth.SetSigningKeys(next); err != nil {
+			if err := a.setSigningKeys(next); err != nil {
 				a.logger.Error("signing keys in storage", zap.Error(err))
 			} else {
 				ring = next
