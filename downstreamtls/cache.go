@@ -10,8 +10,11 @@ import (
 
 // Cache remembers verification results by the certificates presented, so a
 // client's chain is verified once per connection burst rather than on every
-// request. A valid result is kept until the chain or a CRL it used expires,
-// and at most MaxAge; an invalid one for MaxAge.
+// request. A valid result is kept until the chain, a CRL or an OCSP answer
+// it used expires, and at most MaxAge; an invalid one for MaxAge, or until
+// the OCSP responder that did not answer is asked again. A result is never
+// reused once the CA or CRL file has changed: entries carry the generation
+// of the files they were verified with.
 type Cache struct {
 	v       *Verifier
 	mu      sync.Mutex
@@ -20,6 +23,7 @@ type Cache struct {
 
 type cacheEntry struct {
 	r     *Result
+	gen   uint64
 	until time.Time
 }
 
@@ -40,11 +44,12 @@ func (c *Cache) Verify(presented []*x509.Certificate, now time.Time) *Result {
 		r := c.v.Verify(nil, now)
 		return &r
 	}
+	t := c.v.current()
 	key := chainKey(presented, func(c *x509.Certificate) []byte { return c.Raw })
-	if r := c.lookup(key, now); r != nil {
+	if r := c.lookup(key, t.gen, now); r != nil {
 		return r
 	}
-	return c.verify(key, presented, now)
+	return c.verify(t, key, presented, now)
 }
 
 // VerifyDER is Verify for certificates in DER, as a TLS handshake's verifier
@@ -57,8 +62,9 @@ func (c *Cache) VerifyDER(rawCerts [][]byte, now time.Time) (*Result, error) {
 	if len(rawCerts) == 0 {
 		return c.Verify(nil, now), nil
 	}
+	t := c.v.current()
 	key := chainKey(rawCerts, func(der []byte) []byte { return der })
-	if r := c.lookup(key, now); r != nil {
+	if r := c.lookup(key, t.gen, now); r != nil {
 		return r, nil
 	}
 	certs := make([]*x509.Certificate, 0, len(rawCerts))
@@ -69,7 +75,7 @@ func (c *Cache) VerifyDER(rawCerts [][]byte, now time.Time) (*Result, error) {
 		}
 		certs = append(certs, cert)
 	}
-	return c.verify(key, certs, now), nil
+	return c.verify(t, key, certs, now), nil
 }
 
 // chainKey names a list of certificates by the SHA-256 of each one's
@@ -90,27 +96,27 @@ func chainKey[T any](certs []T, der func(T) []byte) [32]byte {
 	return key
 }
 
-func (c *Cache) lookup(key [32]byte, now time.Time) *Result {
+func (c *Cache) lookup(key [32]byte, gen uint64, now time.Time) *Result {
 	c.mu.Lock()
 	e, ok := c.entries[key]
 	c.mu.Unlock()
-	if ok && now.Before(e.until) {
+	if ok && e.gen == gen && now.Before(e.until) {
 		return e.r
 	}
 	return nil
 }
 
-func (c *Cache) verify(key [32]byte, presented []*x509.Certificate, now time.Time) *Result {
-	r := c.v.Verify(presented, now)
+func (c *Cache) verify(t *trust, key [32]byte, presented []*x509.Certificate, now time.Time) *Result {
+	r := c.v.verify(t, presented, now)
 	until := now.Add(MaxAge)
-	if r.Valid && r.NotAfter.Before(until) {
+	if !r.NotAfter.IsZero() && r.NotAfter.Before(until) {
 		until = r.NotAfter
 	}
 	c.mu.Lock()
 	if len(c.entries) >= MaxEntries {
 		clear(c.entries)
 	}
-	c.entries[key] = cacheEntry{r: &r, until: until}
+	c.entries[key] = cacheEntry{r: &r, gen: t.gen, until: until}
 	c.mu.Unlock()
 	return &r
 }

@@ -60,6 +60,55 @@ type Options struct {
 	// included. Default 1: the client certificate must be issued directly
 	// by a configured CA. 0 means no limit.
 	MaxVerifyDepth *uint32 `json:"max_verify_depth,omitempty"`
+
+	// What an expired CRL (past its nextUpdate) does: `refuse` (default)
+	// refuses the certificates it covers, as revocation-unknown; `warn`
+	// keeps using it and logs a warning once per CRL. ca_file and crl_file
+	// are reread when they change on disk, so publishing a new CRL needs
+	// no reload.
+	CRLExpired string `json:"crl_expired,omitempty"`
+
+	// OCSP for client certificates: `hard` (default), `soft` or `off`.
+	// A certificate that names an OCSP responder in its authority
+	// information access (or any certificate, with ocsp_responder) is
+	// checked with it; answers are cached until their nextUpdate (at most
+	// an hour). `revoked` is refused in every mode. When the status
+	// cannot be established (responder down, late, a bad or oversized
+	// answer, or "unknown"), `hard` refuses and `soft` lets the
+	// certificate through with a warning in the log. Under `policy` a
+	// refused certificate is one the route's policy sees as not valid;
+	// under `reject_connection` the handshake fails.
+	OCSP string `json:"ocsp,omitempty"`
+
+	// The URL of an OCSP responder to ask about every client certificate
+	// instead of the one it names.
+	OCSPResponder string `json:"ocsp_responder,omitempty"`
+
+	// Check the intermediates of the chain with OCSP too, not only the
+	// leaf.
+	OCSPChain bool `json:"ocsp_chain,omitempty"`
+}
+
+// The values of crl_expired.
+const (
+	CRLExpiredRefuse = "refuse"
+	CRLExpiredWarn   = "warn"
+)
+
+// OCSPMode returns ocsp, with its default.
+func (o Options) OCSPMode() string {
+	if o.OCSP == "" {
+		return OCSPHard
+	}
+	return o.OCSP
+}
+
+// CRLExpiredMode returns crl_expired, with its default.
+func (o Options) CRLExpiredMode() string {
+	if o.CRLExpired == "" {
+		return CRLExpiredRefuse
+	}
+	return o.CRLExpired
 }
 
 // EnforcementMode returns the enforcement, with its default.

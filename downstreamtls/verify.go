@@ -9,11 +9,16 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/crypto/ocsp"
 )
 
 // The reasons a client certificate is refused. They appear in logs, in the
@@ -21,6 +26,10 @@ import (
 const (
 	ReasonRequired = "client-certificate-required"
 	ReasonInvalid  = "invalid-client-certificate"
+	// ReasonStatusUnavailable: the certificate's revocation status could
+	// not be established with its OCSP responder (Result.Responder), and
+	// ocsp is hard.
+	ReasonStatusUnavailable = "client-certificate-status-unavailable"
 )
 
 // The details of an invalid client certificate.
@@ -34,6 +43,8 @@ const (
 	DetailNotForClientAuth = "not-for-client-auth"
 	DetailCRLInvalid       = "crl-invalid"
 	DetailCRLOutOfDate     = "crl-out-of-date"
+	DetailOCSPUnavailable  = "ocsp-unavailable"
+	DetailOCSPUnknown      = "ocsp-unknown"
 	DetailInvalid          = "invalid"
 )
 
@@ -43,7 +54,8 @@ type Result struct {
 	Presented bool
 	// Valid is true when it passed every check.
 	Valid bool
-	// Reason is ReasonRequired or ReasonInvalid when not Valid.
+	// Reason is ReasonRequired, ReasonInvalid or ReasonStatusUnavailable
+	// when not Valid.
 	Reason string
 	// Detail says why an invalid certificate failed (DetailExpired, ...).
 	Detail string
@@ -57,8 +69,13 @@ type Result struct {
 	// Intermediates are the certificates the client sent after its leaf.
 	Intermediates []*x509.Certificate
 	// NotAfter is when this result stops being true by the clock: the
-	// earliest expiry of the chain or of a CRL used.
+	// earliest expiry of the chain, of a CRL used or of an OCSP answer
+	// used. An invalid result that an OCSP responder may change sooner
+	// (it did not answer) has it too.
 	NotAfter time.Time
+	// Responder is the OCSP responder whose answer (or failure to answer)
+	// decided an invalid result, or "".
+	Responder string
 	// LeafSHA256 and SPKISHA256 are the SHA-256 of the leaf's DER and of
 	// its SubjectPublicKeyInfo, when presented.
 	LeafSHA256, SPKISHA256 [32]byte
@@ -80,14 +97,37 @@ func (r *Result) Subject() string {
 	return r.Leaf.Subject.String()
 }
 
-// Verifier checks client certificates against compiled Options.
+// Verifier checks client certificates against compiled Options. It rereads
+// ca_file and crl_file when they change (see fileSource) and asks OCSP
+// responders (see ocspChecker).
 type Verifier struct {
-	roots    *x509.CertPool
-	anchors  []*x509.Certificate
-	crls     map[string][]*x509.RevocationList // by issuer RawSubject
-	anyCRL   bool
 	maxDepth uint32
 	sans     []sanMatcher
+	crlWarn  bool
+	ocsp     *ocspChecker // nil when ocsp is off
+
+	trust  atomic.Pointer[trust]
+	files  *fileSource // nil when neither ca_file nor crl_file is set
+	logger atomic.Pointer[zap.Logger]
+}
+
+// SetLogger is where reloads, load failures, OCSP failures and expired
+// CRLs under crl_expired warn are logged. Without one they are not.
+func (v *Verifier) SetLogger(l *zap.Logger) { v.logger.Store(l) }
+
+func (v *Verifier) log() *zap.Logger {
+	if l := v.logger.Load(); l != nil {
+		return l
+	}
+	return zap.NewNop()
+}
+
+// Close lets go of what the verifier holds open: idle connections to OCSP
+// responders.
+func (v *Verifier) Close() {
+	if v.ocsp != nil {
+		v.ocsp.close()
+	}
 }
 
 type sanMatcher struct {
@@ -105,7 +145,38 @@ func New(o Options, now time.Time) (v *Verifier, warnings []string, err error) {
 	default:
 		return nil, nil, fmt.Errorf("enforcement: unknown mode %q (want policy_with_default_deny, policy or reject_connection)", o.Enforcement)
 	}
-	v = &Verifier{roots: x509.NewCertPool(), crls: map[string][]*x509.RevocationList{}, maxDepth: o.Depth()}
+	switch o.CRLExpiredMode() {
+	case CRLExpiredRefuse, CRLExpiredWarn:
+	default:
+		return nil, nil, fmt.Errorf("crl_expired: unknown value %q (want refuse or warn)", o.CRLExpired)
+	}
+	switch o.OCSPMode() {
+	case OCSPHard, OCSPSoft, OCSPOff:
+	default:
+		return nil, nil, fmt.Errorf("ocsp: unknown mode %q (want hard, soft or off)", o.OCSP)
+	}
+	if o.OCSPResponder != "" {
+		u, err := url.Parse(o.OCSPResponder)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, nil, fmt.Errorf("ocsp_responder: %q is not an http or https URL", o.OCSPResponder)
+		}
+		if o.OCSPMode() == OCSPOff {
+			return nil, nil, errors.New("ocsp_responder is set but ocsp is off: remove one")
+		}
+	}
+	v = &Verifier{maxDepth: o.Depth(), crlWarn: o.CRLExpiredMode() == CRLExpiredWarn}
+	if o.OCSPMode() != OCSPOff {
+		v.ocsp = newOCSPChecker(o, v.log)
+	}
+	// The files' state is taken before they are read, so a change while
+	// they are read is seen by the first check.
+	var f fileSource
+	if o.CAFile != "" {
+		f.caFile, f.caStat = o.CAFile, stat(o.CAFile)
+	}
+	if o.CRLFile != "" {
+		f.crlFile, f.crlStat = o.CRLFile, stat(o.CRLFile)
+	}
 
 	caPEM, caOpt, err := oneOf("ca", o.CA, "ca_file", o.CAFile)
 	if err != nil {
@@ -114,34 +185,36 @@ func New(o Options, now time.Time) (v *Verifier, warnings []string, err error) {
 	if caPEM == nil {
 		return nil, nil, errors.New("ca or ca_file is required: the CA that client certificates must chain to")
 	}
-	v.anchors, err = parseBlocks(caPEM, "CERTIFICATE", x509.ParseCertificate)
+	anchors, err := parseBlocks(caPEM, "CERTIFICATE", x509.ParseCertificate)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %v", caOpt, err)
-	}
-	for _, c := range v.anchors {
-		v.roots.AddCert(c)
 	}
 
 	crlPEM, crlOpt, err := oneOf("crl", o.CRL, "crl_file", o.CRLFile)
 	if err != nil {
 		return nil, nil, err
 	}
+	var crls []*x509.RevocationList
 	if crlPEM != nil {
-		crls, err := parseBlocks(crlPEM, "X509 CRL", x509.ParseRevocationList)
+		crls, err = parseBlocks(crlPEM, "X509 CRL", x509.ParseRevocationList)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %v", crlOpt, err)
 		}
 		for _, crl := range crls {
 			if err := crlCurrent(crl, now); err != nil {
-				return nil, nil, fmt.Errorf("%s: %v", crlOpt, err)
+				if !v.crlWarn {
+					return nil, nil, fmt.Errorf("%s: %v", crlOpt, err)
+				}
+				warnings = append(warnings, fmt.Sprintf("%s: %v; it is used anyway (crl_expired warn)", crlOpt, err))
 			}
-			if !slices.ContainsFunc(v.anchors, func(ca *x509.Certificate) bool { return crl.CheckSignatureFrom(ca) == nil }) {
-				warnings = append(warnings, fmt.Sprintf("%s: the CRL of %q is not signed by any CA in %s; it can only apply to intermediates that clients send", crlOpt, crl.Issuer, caOpt))
-			}
-			k := string(crl.RawIssuer)
-			v.crls[k] = append(v.crls[k], crl)
 		}
-		v.anyCRL = true
+		warnings = append(warnings, crlWarnings(crls, anchors, crlOpt, caOpt)...)
+	}
+	v.trust.Store(newTrust(1, anchors, crls))
+	if o.CAFile != "" || o.CRLFile != "" {
+		f.caOpt, f.crlOpt = caOpt, crlOpt
+		f.anchors, f.crls = anchors, crls
+		v.files = &f
 	}
 
 	for _, m := range o.MatchSubjectAltNames {
@@ -155,6 +228,11 @@ func New(o Options, now time.Time) (v *Verifier, warnings []string, err error) {
 		v.sans = append(v.sans, sanMatcher{typ: m.Type, re: re})
 	}
 	return v, warnings, nil
+}
+
+func stat(name string) os.FileInfo {
+	fi, _ := os.Stat(name)
+	return fi
 }
 
 // oneOf reads an option that is either inline base64 or a file; both is an
@@ -212,8 +290,13 @@ func crlCurrent(crl *x509.RevocationList, now time.Time) error {
 	return nil
 }
 
-// Verify checks the certificates a client presented, leaf first.
+// Verify checks the certificates a client presented, leaf first, with the
+// CA and CRL files as they are now.
 func (v *Verifier) Verify(presented []*x509.Certificate, now time.Time) Result {
+	return v.verify(v.current(), presented, now)
+}
+
+func (v *Verifier) verify(t *trust, presented []*x509.Certificate, now time.Time) Result {
 	if len(presented) == 0 {
 		return Result{Reason: ReasonRequired, Err: errors.New("no client certificate presented")}
 	}
@@ -224,32 +307,43 @@ func (v *Verifier) Verify(presented []*x509.Certificate, now time.Time) Result {
 		intermediates.AddCert(c)
 	}
 	chains, err := r.Leaf.Verify(x509.VerifyOptions{
-		Roots:         v.roots,
+		Roots:         t.roots,
 		Intermediates: intermediates,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		CurrentTime:   now,
 	})
 	if err != nil {
-		return r.invalid(verifyDetail(err, r.Leaf, now), err)
+		return r.invalid(&failure{detail: verifyDetail(err, r.Leaf, now), err: err})
 	}
 	// Any one verified chain that passes the checks will do.
-	var firstErr error
-	var firstDetail string
+	var first *failure
 	for _, chain := range chains {
-		detail, notAfter, err := v.checkChain(chain, now)
-		if err == nil {
+		f, notAfter := v.checkChain(t, chain, now)
+		if f == nil {
 			r.Valid, r.Chain, r.NotAfter = true, chain, notAfter
 			return r
 		}
-		if firstErr == nil {
-			firstErr, firstDetail = err, detail
+		if first == nil {
+			first = f
 		}
 	}
-	return r.invalid(firstDetail, firstErr)
+	return r.invalid(first)
 }
 
-func (r Result) invalid(detail string, err error) Result {
-	r.Reason, r.Detail, r.Err = ReasonInvalid, detail, err
+// failure is why a chain failed a check.
+type failure struct {
+	reason    string // ReasonInvalid when ""
+	detail    string
+	err       error
+	responder string
+	retry     time.Time // when an OCSP failure may be asked again
+}
+
+func (r Result) invalid(f *failure) Result {
+	r.Reason, r.Detail, r.Err, r.Responder, r.NotAfter = f.reason, f.detail, f.err, f.responder, f.retry
+	if r.Reason == "" {
+		r.Reason = ReasonInvalid
+	}
 	return r
 }
 
@@ -275,14 +369,15 @@ func verifyDetail(err error, leaf *x509.Certificate, now time.Time) string {
 	return DetailInvalid
 }
 
-// checkChain applies the checks crypto/x509 does not: depth, SANs and CRLs.
-// It returns when the chain's validity ends.
-func (v *Verifier) checkChain(chain []*x509.Certificate, now time.Time) (detail string, notAfter time.Time, err error) {
+// checkChain applies the checks crypto/x509 does not: depth, SANs, CRLs and
+// OCSP. It returns when the chain's validity ends.
+func (v *Verifier) checkChain(t *trust, chain []*x509.Certificate, now time.Time) (*failure, time.Time) {
+	var notAfter time.Time
 	if d := uint32(len(chain) - 1); v.maxDepth > 0 && d > v.maxDepth {
-		return DetailTooDeep, notAfter, fmt.Errorf("chain depth %d exceeds max_verify_depth %d", d, v.maxDepth)
+		return &failure{detail: DetailTooDeep, err: fmt.Errorf("chain depth %d exceeds max_verify_depth %d", d, v.maxDepth)}, notAfter
 	}
 	if len(v.sans) > 0 && !v.matchSANs(chain[0]) {
-		return DetailSANMismatch, notAfter, errors.New("no subject alternative name matches match_subject_alt_names")
+		return &failure{detail: DetailSANMismatch, err: errors.New("no subject alternative name matches match_subject_alt_names")}, notAfter
 	}
 	notAfter = chain[0].NotAfter
 	for _, c := range chain {
@@ -290,12 +385,70 @@ func (v *Verifier) checkChain(chain []*x509.Certificate, now time.Time) (detail 
 			notAfter = c.NotAfter
 		}
 	}
-	if !v.anyCRL {
-		return "", notAfter, nil
+	if t.anyCRL {
+		if f := v.checkCRLs(t, chain, now, &notAfter); f != nil {
+			return f, notAfter
+		}
 	}
+	if v.ocsp != nil {
+		if f := v.checkOCSP(chain, now, &notAfter); f != nil {
+			return f, notAfter
+		}
+	}
+	return nil, notAfter
+}
+
+// checkOCSP asks the responders of the leaf (and with ocsp_chain of the
+// intermediates) about them, lowering notAfter to when an answer used runs
+// out.
+func (v *Verifier) checkOCSP(chain []*x509.Certificate, now time.Time, notAfter *time.Time) *failure {
+	links := len(chain) - 1
+	if !v.ocsp.chain {
+		links = min(links, 1)
+	}
+	for i := 0; i < links; i++ {
+		cert, issuer := chain[i], chain[i+1]
+		a := v.ocsp.check(cert, issuer, now)
+		if a == nil {
+			continue // no responder: nothing to ask
+		}
+		if a.until.Before(*notAfter) {
+			*notAfter = a.until
+		}
+		var f *failure
+		switch {
+		case a.err != nil:
+			f = &failure{reason: ReasonStatusUnavailable, detail: DetailOCSPUnavailable, responder: a.responder, retry: a.until,
+				err: fmt.Errorf("OCSP responder %s gave no usable answer about %q (serial %s): %v", a.responder, cert.Subject, cert.SerialNumber, a.err)}
+		case a.status == ocsp.Revoked:
+			return &failure{detail: DetailRevoked, responder: a.responder,
+				err: fmt.Errorf("certificate %q (serial %s) was revoked at %s, says OCSP responder %s", cert.Subject, cert.SerialNumber, a.revokedAt.UTC().Format(time.RFC3339), a.responder)}
+		case a.status == ocsp.Unknown:
+			f = &failure{reason: ReasonStatusUnavailable, detail: DetailOCSPUnknown, responder: a.responder, retry: a.until,
+				err: fmt.Errorf("OCSP responder %s does not know certificate %q (serial %s)", a.responder, cert.Subject, cert.SerialNumber)}
+		}
+		if f != nil {
+			if v.ocsp.mode == OCSPHard {
+				return f
+			}
+			// soft: the fetch logged the failure; an unknown is logged here,
+			// once per answer.
+			if a.status == ocsp.Unknown {
+				a.warnOnce.Do(func() {
+					v.log().Warn("client certificate let through without a revocation status (ocsp soft)", zap.Error(f.err))
+				})
+			}
+		}
+	}
+	return nil
+}
+
+// checkCRLs checks each link of the chain against its issuer's CRL,
+// lowering notAfter to the nextUpdate of a CRL used.
+func (v *Verifier) checkCRLs(t *trust, chain []*x509.Certificate, now time.Time, notAfter *time.Time) *failure {
 	for i := 0; i+1 < len(chain); i++ {
 		cert, issuer := chain[i], chain[i+1]
-		crls := v.crls[string(issuer.RawSubject)]
+		crls := t.crls[string(issuer.RawSubject)]
 		if len(crls) == 0 {
 			continue // no CRL for this issuer: nothing to check, as in Pomerium
 		}
@@ -307,21 +460,28 @@ func (v *Verifier) checkChain(chain []*x509.Certificate, now time.Time) (detail 
 			}
 		}
 		if used == nil {
-			return DetailCRLInvalid, notAfter, fmt.Errorf("no CRL for issuer %q carries its signature", issuer.Subject)
+			return &failure{detail: DetailCRLInvalid, err: fmt.Errorf("no CRL for issuer %q carries its signature", issuer.Subject)}
 		}
+		expired := false
 		if err := crlCurrent(used, now); err != nil {
-			return DetailCRLOutOfDate, notAfter, err
+			if !v.crlWarn || now.Before(used.ThisUpdate) {
+				return &failure{detail: DetailCRLOutOfDate, err: err}
+			}
+			expired = true
+			if _, seen := t.warned.LoadOrStore(used, true); !seen {
+				v.log().Warn("using an expired CRL (crl_expired warn)", zap.Error(err))
+			}
 		}
 		for _, rc := range used.RevokedCertificateEntries {
 			if rc.SerialNumber.Cmp(cert.SerialNumber) == 0 {
-				return DetailRevoked, notAfter, fmt.Errorf("certificate %q (serial %s) was revoked by %q", cert.Subject, cert.SerialNumber, issuer.Subject)
+				return &failure{detail: DetailRevoked, err: fmt.Errorf("certificate %q (serial %s) was revoked by %q", cert.Subject, cert.SerialNumber, issuer.Subject)}
 			}
 		}
-		if !used.NextUpdate.IsZero() && used.NextUpdate.Before(notAfter) {
-			notAfter = used.NextUpdate
+		if !expired && !used.NextUpdate.IsZero() && used.NextUpdate.Before(*notAfter) {
+			*notAfter = used.NextUpdate
 		}
 	}
-	return "", notAfter, nil
+	return nil
 }
 
 func (v *Verifier) matchSANs(leaf *x509.Certificate) bool {

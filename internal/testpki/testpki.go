@@ -53,6 +53,9 @@ type Options struct {
 	ExtKeyUsage []x509.ExtKeyUsage
 	NotBefore   time.Time
 	NotAfter    time.Time
+	// OCSPServer names OCSP responders in the authority information access
+	// extension.
+	OCSPServer []string
 }
 
 // Client returns options for a client certificate.
@@ -196,6 +199,7 @@ func (ca *CA) Issue(t testing.TB, o Options) *Cert {
 		IPAddresses:    o.IPs,
 		EmailAddresses: o.Emails,
 		URIs:           o.URIs,
+		OCSPServer:     o.OCSPServer,
 	}
 	if o.UPN != "" {
 		tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, sanWithUPN(t, o))
