@@ -108,6 +108,23 @@ type Config struct {
 	// (WWW-Authenticate, Retry-After, Allow) are already on w.
 	Refuse func(w http.ResponseWriter, r *http.Request, status int, reason, message string)
 
+	// Observe, when set, is told what happens, for metrics; it must not
+	// block. event is one of:
+	//   - EventSignIn: a sign-in ended, result ResultSuccess, or
+	//     ResultFailure with reason the refusal's reason (authz's list:
+	//     invalid-callback, session-too-large,
+	//     identity-provider-unavailable, internal-error); a sign-in that
+	//     cannot start because the IdP is down is a failure too;
+	//   - EventIdP: the IdP's health, result ResultUp (discovered, or its
+	//     health check passes again) or ResultDown (discovery or the
+	//     health check failed); it may repeat a state;
+	//   - EventIdPFetchError: a fetch from the IdP failed, result
+	//     FetchDiscovery (the discovery document, at start or in a health
+	//     check) or FetchKeys (the key set).
+	// Reasons and results are from these fixed lists, so they bound a
+	// metric's labels.
+	Observe func(event, result, reason string)
+
 	// KeySetRefreshInterval is the least time between two fetches of the
 	// IdP's key set (JWKS), for all requests together. A token signed with
 	// a key not fetched yet makes the first fetch after it; until then such
@@ -125,6 +142,28 @@ type Config struct {
 
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+}
+
+// The events, results and fetches that Config.Observe is told of.
+const (
+	EventSignIn        = "sign_in"
+	EventIdP           = "idp"
+	EventIdPFetchError = "idp_fetch_error"
+
+	ResultSuccess = "success"
+	ResultFailure = "failure"
+	ResultUp      = "up"
+	ResultDown    = "down"
+
+	FetchDiscovery = "discovery"
+	FetchKeys      = "keys"
+)
+
+// observe tells Config.Observe, when set.
+func (c *Config) observe(event, result, reason string) {
+	if c.Observe != nil {
+		c.Observe(event, result, reason)
+	}
 }
 
 func (c *Config) setDefaults() {

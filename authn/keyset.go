@@ -35,6 +35,10 @@ type keyFetchGate struct {
 	mu      sync.Mutex
 	last    time.Time // when the last fetch was let through
 	refused time.Time // when a fetch was last refused since then
+
+	// failed, when set, is called when a fetch let through fails (no
+	// answer, or not 200 OK), for Config.Observe.
+	failed func()
 }
 
 func newKeyFetchGate(base *http.Client, interval time.Duration, now func() time.Time) *keyFetchGate {
@@ -62,7 +66,11 @@ func (g *keyFetchGate) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	g.last, g.refused = now, time.Time{}
 	g.mu.Unlock()
-	return g.next.RoundTrip(req)
+	resp, err := g.next.RoundTrip(req)
+	if g.failed != nil && (err != nil || resp.StatusCode != http.StatusOK) {
+		g.failed()
+	}
+	return resp, err
 }
 
 // limited reports whether a fetch was refused since the last one let

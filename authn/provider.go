@@ -66,6 +66,10 @@ func (p *idp) start() {
 				p.watch(ctx)
 				return
 			}
+			if ctx.Err() == nil {
+				p.cfg.observe(EventIdPFetchError, FetchDiscovery, "")
+				p.cfg.observe(EventIdP, ResultDown, "")
+			}
 			p.cfg.Logger.Warn("identity provider discovery failed; retrying",
 				zap.String("provider_url", p.cfg.ProviderURL), zap.Duration("retry_in", backoff), zap.Error(err))
 			select {
@@ -110,10 +114,15 @@ func (p *idp) watch(ctx context.Context) {
 		p.down = err != nil && ctx.Err() == nil
 		p.lastErr = err
 		p.mu.Unlock()
+		if p.down {
+			p.cfg.observe(EventIdPFetchError, FetchDiscovery, "")
+		}
 		switch {
 		case p.down && !was:
+			p.cfg.observe(EventIdP, ResultDown, "")
 			p.cfg.Logger.Warn("identity provider unreachable; new sign-ins get 503", zap.String("provider_url", p.cfg.ProviderURL), zap.Error(err))
 		case !p.down && was:
+			p.cfg.observe(EventIdP, ResultUp, "")
 			p.cfg.Logger.Info("identity provider reachable again", zap.String("provider_url", p.cfg.ProviderURL))
 		}
 	}
@@ -157,6 +166,7 @@ func (p *idp) discover(ctx context.Context) error {
 	defer p.mu.Unlock()
 	p.provider = provider
 	p.keys = newKeyFetchGate(p.cfg.HTTPClient, p.cfg.KeySetRefreshInterval, p.cfg.Now)
+	p.keys.failed = func() { p.cfg.observe(EventIdPFetchError, FetchKeys, "") }
 	// One key set for ID tokens and logout tokens: one cache, one bound on
 	// fetches. As provider.VerifierContext does, but shared.
 	keySet := oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), p.keys.client), extra.JWKSURI)
@@ -174,6 +184,7 @@ func (p *idp) discover(ctx context.Context) error {
 	p.endURL = extra.EndSession
 	p.lastErr = nil
 	p.cfg.Logger.Info("identity provider ready", zap.String("provider_url", p.cfg.ProviderURL))
+	p.cfg.observe(EventIdP, ResultUp, "")
 	return nil
 }
 

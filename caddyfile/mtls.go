@@ -55,17 +55,18 @@ func parseMTLS(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 		h.State[key] = here
 	}
 
-	m, err := parseMTLSOptions(h)
+	lines := newOptionLines(h.Dispenser)
+	m, err := parseMTLSOptions(h, lines)
 	if err != nil {
 		return nil, err
 	}
 
 	// ForSite checks files, CRL windows and patterns now, so `caddy adapt`
-	// and `caddy validate` name the line. Caddy sets the policy's SNI
-	// matcher to the site's hosts.
+	// and `caddy validate` name the option's line. Caddy sets the policy's
+	// SNI matcher to the site's hosts.
 	site, err := m.ForSite(siteHosts(h))
 	if err != nil {
-		return nil, h.Errf("iap_mtls: %v", err)
+		return nil, lines.wrap(fmt.Errorf("iap_mtls: %v", err))
 	}
 	for _, w := range site.Warnings {
 		caddy.Log().Named("iap").Warn(w, zap.String("file", h.File()), zap.Int("line", h.Line()))
@@ -81,11 +82,13 @@ func parseMTLS(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 
 // parseMTLSOptions reads the options block of an iap_mtls directive whose
 // name has been consumed.
-func parseMTLSOptions(h httpcaddyfile.Helper) (module.MTLS, error) {
+// lines records where each option was written.
+func parseMTLSOptions(h httpcaddyfile.Helper, lines *optionLines) (module.MTLS, error) {
 	var m module.MTLS
 	set := map[string]bool{}
 	for h.NextBlock(0) {
 		opt := h.Val()
+		lines.note(h.Dispenser)
 		if set[opt] && opt != "match_subject_alt_names" {
 			return m, h.Errf("%s is set twice", opt)
 		}

@@ -65,7 +65,7 @@ func mergeMTLSIntoTLS(h httpcaddyfile.Helper, vals []httpcaddyfile.ConfigValue) 
 	// own line; here it merges nothing.
 	sh := h.WithDispenser(caddyfile.NewDispenser(seg))
 	sh.Next()
-	m, err := parseMTLSOptions(sh)
+	m, err := parseMTLSOptions(sh, newOptionLines(sh.Dispenser))
 	if err != nil {
 		return vals, nil
 	}
