@@ -5,8 +5,10 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,8 +21,10 @@ import (
 // per site, one file shared by several sites (a wildcard or SAN
 // certificate), a wildcard site beside a specific host, `tls internal`, or
 // automatic HTTPS with Caddy's internal issuer (the test globals set
-// local_certs). Before the fix, a site whose certificate file another site
-// on the port also loaded never asked: every client got 495.
+// local_certs), or on_demand TLS (the internal issuer, certificates made at
+// the first handshake once an ask endpoint allowed the name). Before the
+// fix, a site whose certificate file another site on the port also loaded
+// never asked: every client got 495. HTTP/3 is TestMTLSOverHTTP3.
 func TestMTLSWithEveryCertificateSource(t *testing.T) {
 	testenv.Need(t, "openssl")
 	dir := t.TempDir()
@@ -44,6 +48,20 @@ func TestMTLSWithEveryCertificateSource(t *testing.T) {
 	san := files("san", "x.example.test", "yy.example.test", "zzz.example.test")
 	a := files("a", "a.example.test")
 	b := files("b", "b.example.test")
+
+	// The ask endpoint of on_demand TLS allows the test hosts only, and
+	// counts what it was asked.
+	var asked sync.Map
+	ask := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		domain := r.URL.Query().Get("domain")
+		asked.Store(domain, true)
+		if !strings.HasSuffix(domain, ".example.test") {
+			http.Error(w, "not ours", http.StatusForbidden)
+		}
+	}))
+	t.Cleanup(ask.Close)
+	onDemand := "\ton_demand_tls {\n\t\task " + ask.URL + "\n\t}"
+	const onDemandTLS = "internal {\n\t\ton_demand\n\t}"
 
 	up := echoUpstream(t)
 	// site is a site block: tls is the argument of its tls directive
@@ -69,34 +87,41 @@ func TestMTLSWithEveryCertificateSource(t *testing.T) {
 		sites    string
 		fileCert bool // the sites' certificates come from serverCA, not Caddy's local CA
 		hosts    []hostCase
+		globals  string // extra global options
 	}{
 		{"tls cert key per site",
 			site("a.example.test", a, deny) + site("b.example.test", b, ""), true,
-			[]hostCase{{"a.example.test", deny}, {"b.example.test", ""}}},
+			[]hostCase{{"a.example.test", deny}, {"b.example.test", ""}}, ""},
 		{"one cert file shared by two sites",
 			site("app.example.test", wild, deny) + site("other.example.test", wild, ""), true,
-			[]hostCase{{"app.example.test", deny}, {"other.example.test", ""}}},
+			[]hostCase{{"app.example.test", deny}, {"other.example.test", ""}}, ""},
 		{"one SAN cert file shared by three sites, iap_mtls on two",
 			site("x.example.test", san, deny) + site("yy.example.test", san, "") + site("zzz.example.test", san, reject), true,
-			[]hostCase{{"x.example.test", deny}, {"yy.example.test", ""}, {"zzz.example.test", reject}}},
+			[]hostCase{{"x.example.test", deny}, {"yy.example.test", ""}, {"zzz.example.test", reject}}, ""},
 		{"one SAN cert file shared by three sites, iap_mtls on one",
 			site("x.example.test", san, "") + site("yy.example.test", san, deny) + site("zzz.example.test", san, ""), true,
-			[]hostCase{{"x.example.test", ""}, {"yy.example.test", deny}, {"zzz.example.test", ""}}},
+			[]hostCase{{"x.example.test", ""}, {"yy.example.test", deny}, {"zzz.example.test", ""}}, ""},
 		{"wildcard site with iap_mtls and a specific host",
 			site("*.example.test", wild, deny) + site("plain.example.test", wild, ""), true,
-			[]hostCase{{"foo.example.test", deny}, {"plain.example.test", ""}}},
+			[]hostCase{{"foo.example.test", deny}, {"plain.example.test", ""}}, ""},
 		{"wildcard site and a specific host with iap_mtls",
 			site("*.example.test", wild, "") + site("secure.example.test", wild, reject), true,
-			[]hostCase{{"foo.example.test", ""}, {"secure.example.test", reject}}},
+			[]hostCase{{"foo.example.test", ""}, {"secure.example.test", reject}}, ""},
 		{"tls internal",
 			site("a.example.test", "internal", deny) + site("b.example.test", "internal", ""), false,
-			[]hostCase{{"a.example.test", deny}, {"b.example.test", ""}}},
+			[]hostCase{{"a.example.test", deny}, {"b.example.test", ""}}, ""},
 		{"automatic HTTPS with local_certs",
 			site("a.example.test", "", deny) + site("b.example.test", "", "") + site("c.example.test", "", reject), false,
-			[]hostCase{{"a.example.test", deny}, {"b.example.test", ""}, {"c.example.test", reject}}},
+			[]hostCase{{"a.example.test", deny}, {"b.example.test", ""}, {"c.example.test", reject}}, ""},
+		{"on_demand with the internal issuer and an ask endpoint",
+			site("a.example.test", onDemandTLS, deny) + site("b.example.test", onDemandTLS, "") + site("c.example.test", onDemandTLS, reject), false,
+			[]hostCase{{"a.example.test", deny}, {"b.example.test", ""}, {"c.example.test", reject}}, onDemand},
+		{"on_demand for a wildcard site with iap_mtls and a specific host",
+			site("*.example.test", onDemandTLS, deny) + site("plain.example.test", onDemandTLS, ""), false,
+			[]hostCase{{"foo.example.test", deny}, {"plain.example.test", ""}}, onDemand},
 	} {
 		t.Run(row.name, func(t *testing.T) {
-			caddy := testenv.StartCaddy(t, "", row.sites)
+			caddy := testenv.StartCaddy(t, row.globals, row.sites)
 			roots := serverRoots
 			if !row.fileCert {
 				roots = caddy.Roots(t)
@@ -146,6 +171,10 @@ func TestMTLSWithEveryCertificateSource(t *testing.T) {
 						}
 					} else if !strings.Contains(out, "Acceptable client certificate CA names") || !strings.Contains(out, "iap_mtls client root") {
 						t.Errorf("%s did not ask for a client certificate from its CA:\n%s", hc.host, out)
+					}
+					// The certificate was made on demand, once allowed.
+					if _, ok := asked.Load(hc.host); row.globals != "" && !ok {
+						t.Errorf("the ask endpoint was not asked about %s", hc.host)
 					}
 				})
 			}
