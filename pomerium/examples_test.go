@@ -21,6 +21,9 @@ func TestExamplesAdapt(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
+			if filepath.Base(f) == "config.yaml" {
+				t.Skip("the quickstart's config names its certificates: internal/docs adapts it with them")
+			}
 			src, err := os.ReadFile(f)
 			if err != nil {
 				t.Fatal(err)
