@@ -39,6 +39,8 @@ func init() {
 //			signing_key_file <path>
 //			signing_key <base64 PEM>
 //			signing_key_rotate <duration>
+//			revocation_refresh <duration>
+//			revocation_fail_closed_after <duration>
 //			jwt_claims_headers <Header=claim...>
 //			pass_identity_headers true|false
 //			compat pomerium
@@ -135,6 +137,19 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 					return nil, d.Errf("cookie_expire: %v", err)
 				}
 				app.CookieExpire = dur
+			}
+		case "revocation_refresh", "revocation_fail_closed_after":
+			opt, target := d.Val(), &app.RevocationRefresh
+			if opt == "revocation_fail_closed_after" {
+				target = &app.RevocationFailClosedAfter
+			}
+			var s string
+			if err = one(&s); err == nil {
+				dur, perr := parseDuration(s)
+				if perr != nil || dur <= 0 {
+					return nil, d.Errf("%s takes a positive duration such as 5s, got %q", opt, s)
+				}
+				*target = dur
 			}
 		case "pass_identity_headers":
 			var s string

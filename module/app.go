@@ -123,6 +123,19 @@ type App struct {
 	// and /.pomerium/ endpoints.
 	Compat string `json:"compat,omitempty"`
 
+	// How often each instance reads the revocations (sign-outs, admin
+	// revocations) from Caddy's storage again. A revocation made on one
+	// instance ends the session on every instance sharing the storage
+	// within this plus one read (at most 3s): 5s by default. Default: 2s.
+	RevocationRefresh caddy.Duration `json:"revocation_refresh,omitempty"`
+
+	// Refuse signed-in requests (503, reason revocations-unavailable) once
+	// the revocations could not be read from storage for this long: a
+	// session revoked on another instance during the outage cannot be
+	// told from a live one. Default: off, sessions keep working on the
+	// last list read (see README, Running several instances).
+	RevocationFailClosedAfter caddy.Duration `json:"revocation_fail_closed_after,omitempty"`
+
 	// CAs added to the system roots for routes without their own
 	// tls_custom_ca; applied when routes are adapted.
 	upstreamtls.Defaults
@@ -136,6 +149,10 @@ type App struct {
 	// them until Stop.
 	keyWatch     func(stop <-chan struct{})
 	stopKeyWatch chan struct{}
+
+	// The revocations' refresh loop (revocations.go).
+	revocationRefresh                        time.Duration
+	stopRevocationWatch, revocationWatchDone chan struct{}
 }
 
 // IDP is an OpenID Connect identity provider.
@@ -231,6 +248,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.provisionIDPs(cfg); err != nil {
 		return fmt.Errorf("iap: %v", err)
 	}
+	if err := a.provisionRevocations(ctx); err != nil {
+		return fmt.Errorf("iap: %v", err)
+	}
 	if fromStorage && (a.SigningKeyRotate > 0 || len(keys) > 1) {
 		storage := ctx.Storage()
 		a.keyWatch = func(stop <-chan struct{}) { a.watchSigningKeys(ctx, storage, keys, stop) }
@@ -249,6 +269,7 @@ func (a *App) Start() error {
 		a.stopKeyWatch = make(chan struct{})
 		go a.keyWatch(a.stopKeyWatch)
 	}
+	a.startRevocations()
 	return nil
 }
 
@@ -261,6 +282,7 @@ func (a *App) Stop() error {
 		close(a.stopKeyWatch)
 		a.stopKeyWatch = nil
 	}
+	a.stopRevocations()
 	return nil
 }
 
