@@ -142,7 +142,7 @@ type App struct {
 
 	auth   *authn.Authenticator
 	auths  map[string]*authn.Authenticator // the named IdPs'
-	hosts  *sync.Map // route hosts, for return URLs across routes
+	hosts  *sync.Map                       // route hosts, for return URLs across routes
 	logger *zap.Logger
 
 	// Set when the keys come from storage and may change: Start watches

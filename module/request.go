@@ -31,7 +31,7 @@ type request struct {
 	// auth is the Authenticator of the IdP the route's iap_authenticate
 	// names; nil: the default (see authn).
 	auth *authn.Authenticator
-	r   *http.Request // the request as begin saw it, for the assertion's host
+	r    *http.Request // the request as begin saw it, for the assertion's host
 
 	// Cert is iap_mtls's verdict on the client certificate; nil when the
 	// site has no iap_mtls.
