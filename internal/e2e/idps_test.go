@@ -120,3 +120,52 @@ func TestSeveralIdPsConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestSeveralIdPsInChromium: in one browser, each route signs in with its
+// own IdP, and signing in with one does not sign in with the other.
+func TestSeveralIdPsInChromium(t *testing.T) {
+	up := echoUpstream(t)
+	httpPort, httpsPort := testenv.FreePort(t), testenv.FreePort(t)
+	page := func(h string) string { return fmt.Sprintf("https://%s:%d/hello", h, httpsPort) }
+	callback := func(h string) string { return fmt.Sprintf("https://%s:%d/.iap/callback", h, httpsPort) }
+	corp := testenv.StartDex(t, testenv.DexOptions{Users: []testenv.DexUser{alice}, RedirectURIs: []string{callback("corp.test")}})
+	partner := testenv.StartDex(t, testenv.DexOptions{Users: []testenv.DexUser{partnerBob}, RedirectURIs: []string{callback("partner.test")}})
+	globals := fmt.Sprintf(`	iap {
+		idp {
+			provider_url %s
+			client_id %s
+			client_secret %s
+		}
+		idp partners {
+			provider_url %s
+			client_id %s
+			client_secret %s
+		}
+		cookie_secret %s
+	}`, corp.Issuer, corp.ClientID, corp.ClientSecret, partner.Issuer, partner.ClientID, partner.ClientSecret, randomSecret(t))
+	testenv.StartCaddyOn(t, httpPort, httpsPort, globals,
+		site("corp.test", "to "+up, "allow_any_authenticated_user")+
+			site("partner.test", "to "+up, "idp partners", "allow_any_authenticated_user"))
+	browser := testenv.StartChromium(t)
+	signIn := func(dex *testenv.Dex, host string, u testenv.DexUser) {
+		t.Helper()
+		browser.Navigate(page(host))
+		browser.WaitFor(`document.querySelector("input[name=login]")`)
+		if at := browser.Eval("location.href"); !strings.HasPrefix(at, dex.Issuer) {
+			t.Fatalf("%s: at %s, want the login page of %s", host, at, dex.Issuer)
+		}
+		browser.Eval(fmt.Sprintf(`document.querySelector("input[name=login]").value = %q;
+			document.querySelector("input[name=password]").value = %q;
+			document.querySelector("form").submit(); "ok"`, u.Email, u.Password))
+		browser.WaitFor(fmt.Sprintf(`location.href === %q && document.body.innerText.includes("X-Iap-Jwt-Assertion")`, page(host)))
+	}
+	signIn(corp, "corp.test", alice)
+	signIn(partner, "partner.test", partnerBob)
+	for _, c := range []struct{ host, email string }{{"corp.test", alice.Email}, {"partner.test", partnerBob.Email}} {
+		browser.Navigate(fmt.Sprintf("https://%s:%d/.iap/user", c.host, httpsPort))
+		browser.WaitFor(`document.body.innerText.includes("email")`)
+		if body := browser.Eval("document.body.innerText"); !strings.Contains(body, `"email":"`+c.email+`"`) {
+			t.Errorf("%s's user is not %s: %s", c.host, c.email, body)
+		}
+	}
+}
