@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/caddy-iap/caddy-iap/internal/testenv"
@@ -291,5 +293,39 @@ func TestCentralSignInInChromium(t *testing.T) {
 	for _, h := range centralHosts {
 		browser.Navigate(url(h))
 		browser.WaitFor(fmt.Sprintf(`location.href === %q && document.body.innerText.includes("X-Iap-Jwt-Assertion")`, url(h)))
+	}
+}
+
+// TestCentralSignInProgrammaticLogin: a CLI's programmatic login on a route
+// host signs in through the sign-in host too, and the token works on that
+// route.
+func TestCentralSignInProgrammaticLogin(t *testing.T) {
+	e := startCentral(t)
+	var mu sync.Mutex
+	var received []url.Values
+	loopback := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		received = append(received, r.URL.Query())
+		mu.Unlock()
+		fmt.Fprintln(w, "Signed in")
+	}))
+	t.Cleanup(loopback.Close)
+	app := fmt.Sprintf("app2.test:%d", e.caddy.HTTPSPort)
+	cli := e.caddy.Client(t)
+	r, err := e.caddy.Do(t, cli, app, "/.iap/api/v1/login?redirect_uri="+url.QueryEscape(loopback.URL+"/cb"), nil)
+	if err != nil || r.Status != 200 {
+		t.Fatalf("login API: %v %d %s", err, r.Status, r.Body)
+	}
+	browser := e.caddy.NewUserAgent(t)
+	resp, body := browser.SignIn(t, strings.TrimSpace(r.Body), alice.Email, alice.Password)
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Request.URL.String(), loopback.URL+"/cb?") {
+		t.Fatalf("landed at %s with %d:\n%s", resp.Request.URL, resp.StatusCode, body)
+	}
+	mu.Lock()
+	token := received[0].Get("iap_token")
+	mu.Unlock()
+	r, err = e.caddy.Do(t, cli, app, "/api", http.Header{"Authorization": {"IAP " + token}, "Accept": {"application/json"}})
+	if err != nil || r.Status != 200 {
+		t.Fatalf("the route with the token: %v %d %s", err, r.Status, r.Body)
 	}
 }
