@@ -478,6 +478,9 @@ read -r tls_reuse tls_reuse_cpu < <(hs 8444 tls.localhost -resume)
 cat handshake.txt
 
 say "Results"
+# The table's order: 1, 1b, 1c, 2, ... whatever order the contenders ran in.
+awk -F'\t' '{ s = $1; sub(/^[0-9]+/, "", s); l = substr(s, 1, 1); if (l == ".") l = ""; printf "%03d%s\t%s\n", $1 + 0, l, $0 }' rows.tsv |
+	sort -k1,1 | cut -f2- >rows.sorted && mv rows.sorted rows.tsv
 base_rps=$(awk -F'\t' 'NR==1 {print $2}' rows.tsv)
 base_p99=$(awk -F'\t' 'NR==1 {print $4}' rows.tsv)
 ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); print v / 1000 } else if (v ~ /ms$/) { sub(/ms/, "", v); print v } else if (v ~ /s$/) { sub(/s/, "", v); print v * 1000 } else print v }'; }
@@ -506,21 +509,11 @@ ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); print v / 1000 
 	hsrow "iap_mtls reject_connection, new" "$mtls_new" "$mtls_cpu"
 	hsrow "plain TLS, resumed" "$tls_reuse" "$tls_reuse_cpu"
 	echo "| client certificate, resumed | n/a | | Caddy turns session tickets off on connection policies with client_authentication |"
+	echo
+	echo "Measured on $(date -u +%Y-%m-%d), $(nproc) cores $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME")"
 } | tee "$root/bench/results.md"
 
-# Labels by the contender's number, so a row left out (5) shifts none.
-awk -F'\t' 'BEGIN { split("1 plain reverse_proxy|2 iap_route public|3 signed in + policy|4 (3) + upstream mTLS|5 caddy-security|6 oauth2-proxy", l, "|") } { printf "\"%s\" %s\n", $1 ~ /^1b/ ? "1b plain to mTLS upstream" : $1 ~ /^1c/ ? "1c plain + identity-sized headers" : l[$1 + 0], $2 }' rows.tsv >plot.dat
-gnuplot <<EOF
-set terminal pngcairo size 1100,460 noenhanced
-set output "$root/bench/results.png"
-set title "requests/s through Caddy, loopback, 2 cores (higher is better)"
-set style fill solid 0.6
-set boxwidth 0.6
-set yrange [0:*]
-set grid ytics
-unset key
-set xtics rotate by -20 offset -1,0
-set bmargin 6
-plot "plot.dat" using 0:2:xtic(1) with boxes lc rgb "#3b6ea5"
-EOF
+# The plot: bench/plot.sh draws it from results.md, so a plot can be drawn
+# again (new labels, another size) without a new run.
+"$root/bench/plot.sh" "$root/bench/results.md" "$root/bench/results.png"
 say "Wrote bench/results.md and bench/results.png (work files in $work are removed on exit; KEEP_WORK=1 keeps them)"

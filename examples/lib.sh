@@ -38,12 +38,14 @@ wait_port() {
 	return 1
 }
 
-# start_caddy runs ./caddy on a Caddyfile, its data kept in $work.
+# start_caddy runs ./caddy on a config (start_caddy <file> [adapter]; the
+# adapter defaults to caddyfile), from $work, its data kept in $work.
 start_caddy() {
 	[ -x "$caddy" ] || fail "$caddy is missing: run ./xcaddy.sh first"
-	say "caddy run --config $(basename "$1")"
-	XDG_DATA_HOME="$work/data" XDG_CONFIG_HOME="$work/config" \
-		"$caddy" run --adapter caddyfile --config "$1" >"$work/caddy.log" 2>&1 &
+	local adapter="${2:-caddyfile}"
+	say "caddy run --adapter $adapter --config $(basename "$1")"
+	(cd "$work" && XDG_DATA_HOME="$work/data" XDG_CONFIG_HOME="$work/config" \
+		exec "$caddy" run --adapter "$adapter" --config "$1" >"$work/caddy.log" 2>&1) &
 	caddy_pid=$!
 	pids+=("$caddy_pid")
 	wait_port "$https_port" || fail "caddy did not start: $(cat "$work/caddy.log")"

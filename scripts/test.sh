@@ -64,4 +64,7 @@ done
 step "quickstart (./quickstart.sh --check)"
 ./quickstart.sh --check
 
+step "quickstart from its Pomerium config.yaml (./quickstart.sh --pomerium --check)"
+./quickstart.sh --pomerium --check
+
 step "all tests passed"
