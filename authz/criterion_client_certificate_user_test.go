@@ -95,3 +95,35 @@ func TestClientCertificateUserAllocatesNothing(t *testing.T) {
 		t.Errorf("%v allocations per decision", n)
 	}
 }
+
+// BenchmarkClientCertificateUser decides a signed-in request with the
+// user's certificate (allowed) and with another's (refused, with the
+// reason that says so).
+func BenchmarkClientCertificateUser(b *testing.B) {
+	p, err := Parse([]byte("allow:\n  and:\n    - client_certificate_user: true\n    - groups: {has: eng}\n"), "p.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := Compile(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		email string
+		want  Reason
+	}{{"own certificate", "Alice@example.com", ReasonAllowed}, {"another's certificate", "bob@example.com", ReasonCertUserMismatch}} {
+		b.Run(c.name, func(b *testing.B) {
+			in := baseInput()
+			in.Cert = &ClientCert{Presented: true, Valid: true, Emails: []string{c.email}}
+			if d := e.Evaluate(&in); d.Reason != c.want {
+				b.Fatalf("decision %+v, want %s", d, c.want)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				e.Evaluate(&in)
+			}
+		})
+	}
+}
