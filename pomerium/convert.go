@@ -117,22 +117,32 @@ func (c *converter) convert(root *yaml.Node) (map[string]any, error) {
 			s.env[key] = v
 		}
 	}
-	// IDP_SCOPES and JWT_CLAIMS_HEADERS are lists in the environment:
-	// values separated by commas (also by spaces, for the claims), as
-	// Pomerium decodes them. Each replaces the file's setting.
+	// The settings that are lists or maps come from the environment too,
+	// each replacing the file's: values separated by commas (also by
+	// spaces, for the claims), as Pomerium decodes them, or a JSON list or
+	// map. CERTIFICATES is a JSON (or YAML) list of {cert, key}, and
+	// SET_RESPONSE_HEADERS (or HEADERS, its old name) a JSON map or
+	// Name:Value pairs separated by commas.
 	for key, sep := range map[string]func(rune) bool{
-		"idp_scopes":         func(r rune) bool { return r == ',' },
-		"jwt_claims_headers": func(r rune) bool { return r == ',' || unicode.IsSpace(r) },
+		"idp_scopes":           func(r rune) bool { return r == ',' },
+		"jwt_claims_headers":   func(r rune) bool { return r == ',' || unicode.IsSpace(r) },
+		"certificates":         nil,
+		"set_response_headers": nil,
 	} {
-		if v, ok := c.env(strings.ToUpper(key)); ok {
-			list := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
-			for _, item := range strings.FieldsFunc(v, sep) {
-				if item = strings.TrimSpace(item); item != "" {
-					list.Content = append(list.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: item})
-				}
-			}
-			s.nodes[key] = list
+		envKey := strings.ToUpper(key)
+		v, ok := c.env(envKey)
+		if !ok && key == "set_response_headers" {
+			envKey = "HEADERS"
+			v, ok = c.env(envKey)
 		}
+		if !ok {
+			continue
+		}
+		n, err := envNode(envKey, v, sep)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", c.file, err)
+		}
+		s.nodes[key] = n
 	}
 
 	app, err := c.app(s)
@@ -419,6 +429,9 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 	if err != nil {
 		return nil, err
 	}
+	if insecure && (dmtls != nil || slices.ContainsFunc(routes, func(r route) bool { return r.downstream != nil })) {
+		return nil, fmt.Errorf("%s: insecure_server serves plain HTTP, so downstream mTLS (downstream_mtls, tls_downstream_client_ca) cannot ask for client certificates", c.file)
+	}
 	if p := portOf(address); p != "" && !insecure {
 		n, _ := strconv.Atoi(p)
 		httpApp["https_port"] = n
@@ -562,10 +575,7 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 	case insecure:
 		// Plain HTTP on address, as Pomerium serves behind a proxy that
 		// terminates TLS: no certificates, no redirects, no client
-		// certificates to ask for.
-		if len(policies) > 0 {
-			return nil, fmt.Errorf("%s: insecure_server serves plain HTTP, so downstream mTLS (downstream_mtls, tls_downstream_client_ca) cannot ask for client certificates", c.file)
-		}
+		// certificates to ask for (refused above).
 		srv["automatic_https"] = map[string]any{"disable": true}
 	case autocert:
 		// Caddy's automatic HTTPS gets the route hosts' certificates,
@@ -668,4 +678,40 @@ func staticResponse(status int, header map[string]string, body string) json.RawM
 		h["body"] = body
 	}
 	return caddyconfig.JSON(h, nil)
+}
+
+// envNode decodes the environment variable name of a list or map setting:
+// a JSON (or YAML flow) list or map, else values separated by sep, or for
+// set_response_headers (sep nil, name HEADERS or SET_RESPONSE_HEADERS)
+// Name:Value pairs separated by commas, as Pomerium reads HEADERS.
+func envNode(name, v string, sep func(rune) bool) (*yaml.Node, error) {
+	if t := strings.TrimSpace(v); strings.HasPrefix(t, "[") || strings.HasPrefix(t, "{") {
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte(t), &doc); err != nil || len(doc.Content) == 0 {
+			return nil, fmt.Errorf("the environment variable %s is not a JSON list or map: %v", name, err)
+		}
+		return doc.Content[0], nil
+	}
+	switch {
+	case sep != nil:
+		list := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		for _, item := range strings.FieldsFunc(v, sep) {
+			if item = strings.TrimSpace(item); item != "" {
+				list.Content = append(list.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: item})
+			}
+		}
+		return list, nil
+	case name == "HEADERS" || name == "SET_RESPONSE_HEADERS":
+		m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+		for pair := range strings.SplitSeq(v, ",") {
+			k, val, ok := strings.Cut(pair, ":")
+			if !ok || strings.TrimSpace(k) == "" {
+				return nil, fmt.Errorf("the environment variable %s: %q is not Name:Value (pairs are separated by commas, or the whole is a JSON map)", name, pair)
+			}
+			m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: strings.TrimSpace(k)},
+				&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: strings.TrimSpace(val)})
+		}
+		return m, nil
+	}
+	return nil, fmt.Errorf("the environment variable %s is a JSON list, such as [{\"cert\": \"/path/cert.pem\", \"key\": \"/path/key.pem\"}]", name)
 }

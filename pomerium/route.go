@@ -554,7 +554,15 @@ func (c *converter) upgradeList(n *yaml.Node, envKey string) ([]string, error) {
 	}
 	if envKey != "" {
 		if v, ok := c.env(envKey); ok {
-			list, n = strings.Split(v, ","), nil
+			// Values separated by commas, or a JSON list.
+			en, err := envNode(envKey, v, func(r rune) bool { return r == ',' })
+			if err != nil {
+				return nil, fmt.Errorf("%s: %v", c.file, err)
+			}
+			if list, err = c.strings(en); err != nil {
+				return nil, fmt.Errorf("%s: the environment variable %s is a list of names", c.file, envKey)
+			}
+			n = nil
 		}
 	}
 	var out []string

@@ -1,0 +1,200 @@
+package pomerium
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// adaptedServer returns the adapted config's one server, decoded as Caddy's own
+// struct with no unknown field allowed.
+func adaptedServer(t *testing.T, src string) (*caddyhttp.Server, map[string]any) {
+	t.Helper()
+	out, warnings, err := adapt(t, src, "config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range warnings {
+		t.Errorf("unexpected warning: %s", w)
+	}
+	var cfg struct {
+		Apps map[string]json.RawMessage `json:"apps"`
+	}
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	var httpApp struct {
+		Servers map[string]json.RawMessage `json:"servers"`
+	}
+	if err := json.Unmarshal(cfg.Apps["http"], &httpApp); err != nil {
+		t.Fatal(err)
+	}
+	srv := new(caddyhttp.Server)
+	dec := json.NewDecoder(bytes.NewReader(httpApp.Servers["pomerium"]))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(srv); err != nil {
+		t.Fatal(err)
+	}
+	var apps map[string]any
+	_ = json.Unmarshal(out, &apps)
+	return srv, apps
+}
+
+const publicRoute = "routes:\n  - from: https://app.example\n    to: http://b\n    allow_public_unauthenticated_access: true\n"
+
+// Issue 13: the server settings were ignored with a warning (or unknown).
+// They become the server's own fields, as Envoy's listener has them.
+func TestServerSettings(t *testing.T) {
+	srv, _ := adaptedServer(t, "timeout_read: 10s\ntimeout_write: 1m\ntimeout_idle: 2m\ncodec_type: http1\nuse_proxy_protocol: true\n"+publicRoute)
+	if time.Duration(srv.ReadTimeout) != 10*time.Second || time.Duration(srv.WriteTimeout) != time.Minute || time.Duration(srv.IdleTimeout) != 2*time.Minute {
+		t.Errorf("timeouts %v %v %v", srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout)
+	}
+	if fmt.Sprint(srv.Protocols) != "[h1]" {
+		t.Errorf("protocols %v", srv.Protocols)
+	}
+	if len(srv.ListenerWrappersRaw) != 2 || !strings.Contains(string(srv.ListenerWrappersRaw[0]), `"proxy_protocol"`) ||
+		!strings.Contains(string(srv.ListenerWrappersRaw[1]), `"tls"`) {
+		t.Errorf("listener wrappers %s", srv.ListenerWrappersRaw)
+	}
+	for v, want := range map[string]string{"auto": "[]", "CODEC_TYPE_HTTP2": "[h2]", "http3": "[h1 h2 h3]"} {
+		srv, _ := adaptedServer(t, "codec_type: "+v+"\n"+publicRoute)
+		if fmt.Sprint(srv.Protocols) != want {
+			t.Errorf("codec_type %s: protocols %v, want %s", v, srv.Protocols, want)
+		}
+	}
+	for _, c := range []struct{ yaml, want string }{
+		{"timeout_read: soon\n", `timeout_read: "soon" is not a duration`},
+		{"codec_type: http4\n", `codec_type: "http4" is not one of`},
+		{"services: proxy\n", `services: "proxy" is not supported: caddy-iap runs every service in one process`},
+		{"insecure_server: true\ndownstream_mtls: {ca: Zm9v}\n", "insecure_server serves plain HTTP, so downstream mTLS"},
+		{"autocert: true\nautocert_eab_key_id: k\n", "autocert_eab_key_id and autocert_eab_mac_key go together"},
+	} {
+		if _, _, err := adapt(t, c.yaml+publicRoute, "config.yaml"); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: error %v, want %q", c.yaml, err, c.want)
+		}
+	}
+	if _, _, err := adapt(t, "services: all\n"+publicRoute, "config.yaml"); err != nil {
+		t.Errorf("services: all: %v", err)
+	}
+}
+
+// autocert_* become the ACME issuer of the route hosts' certificates; set
+// without autocert they change nothing, and say so.
+func TestAutocertSettings(t *testing.T) {
+	_, apps := adaptedServer(t, "autocert: true\nautocert_use_staging: true\nautocert_email: ops@example.com\nautocert_must_staple: true\n"+
+		"autocert_eab_key_id: kid\nautocert_eab_mac_key: mac\nautocert_trusted_ca_file: /etc/ca.pem\n"+publicRoute)
+	b, _ := json.Marshal(apps["apps"].(map[string]any)["tls"])
+	for _, want := range []string{`"subjects":["app.example"]`, `"must_staple":true`, `"module":"acme"`, `"ca":"` + letsEncryptStaging + `"`,
+		`"email":"ops@example.com"`, `"external_account":{"key_id":"kid","mac_key":"mac"}`, `"trusted_roots_pem_files":["/etc/ca.pem"]`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("tls app lacks %s: %s", want, b)
+		}
+	}
+	_, apps = adaptedServer(t, "autocert: true\nautocert_use_staging: true\nautocert_ca: https://acme.example/dir\n"+publicRoute)
+	if b, _ := json.Marshal(apps["apps"].(map[string]any)["tls"]); !strings.Contains(string(b), `"ca":"https://acme.example/dir"`) {
+		t.Errorf("autocert_ca does not win: %s", b)
+	}
+	_, warnings, err := adapt(t, "autocert_email: ops@example.com\n"+publicRoute, "config.yaml")
+	if err != nil || len(warnings) != 1 || !strings.Contains(warnings[0].String(), "config.yaml:1: autocert_email is ignored: autocert is not true") {
+		t.Errorf("warnings %v, error %v", warnings, err)
+	}
+}
+
+// normalize_path, merge_slashes and path_with_escaped_slashes_action map
+// onto the path rules; none can weaken them. From the file or the
+// environment alike.
+func TestPathSettingsNeverWeakenThePathRules(t *testing.T) {
+	for _, c := range []struct{ yaml, env, warn, err string }{
+		{yaml: "normalize_path: true\nmerge_slashes: true\npath_with_escaped_slashes_action: REJECT_REQUEST\n"},
+		{yaml: "path_with_escaped_slashes_action: path_with_escaped_slashes_action_reject_request\n"},
+		{yaml: "normalize_path: false\n", warn: "config.yaml:1: normalize_path: false is ignored: caddy-iap always cleans the path"},
+		{yaml: "merge_slashes: false\n", warn: "config.yaml:1: merge_slashes: false is ignored"},
+		{env: "NORMALIZE_PATH=false", warn: "normalize_path: false is ignored"},
+		{yaml: "path_with_escaped_slashes_action: KEEP_UNCHANGED\n", err: "path_with_escaped_slashes_action: KEEP_UNCHANGED is not supported: caddy-iap refuses a path with an encoded slash"},
+		{yaml: "path_with_escaped_slashes_action: unescape_and_forward\n", err: "UNESCAPE_AND_FORWARD is not supported"},
+		{env: "PATH_WITH_ESCAPED_SLASHES_ACTION=UNESCAPE_AND_REDIRECT", err: "UNESCAPE_AND_REDIRECT is not supported"},
+		{yaml: "path_with_escaped_slashes_action: sometimes\n", err: `"sometimes" is not one of`},
+		{yaml: "normalize_path: maybe\n", err: `normalize_path: "maybe" is not true or false`},
+	} {
+		env := map[string]string{}
+		if k, v, ok := strings.Cut(c.env, "="); ok {
+			env[k] = v
+		}
+		_, warnings, err := adaptWithEnv([]byte(c.yaml+publicRoute), map[string]any{"filename": "config.yaml"},
+			func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+		switch {
+		case c.err != "":
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%q %q: error %v, want %q", c.yaml, c.env, err, c.err)
+			}
+		case err != nil:
+			t.Errorf("%q %q: %v", c.yaml, c.env, err)
+		case c.warn == "" && len(warnings) > 0, c.warn != "" && (len(warnings) != 1 || !strings.Contains(warnings[0].String(), c.warn)):
+			t.Errorf("%q %q: warnings %v, want %q", c.yaml, c.env, warnings, c.warn)
+		}
+	}
+}
+
+// The global set_response_headers is on every route's response, under the
+// route's own; Pomerium's disable key turns them all off.
+func TestGlobalSetResponseHeaders(t *testing.T) {
+	route := func(extra string) string {
+		return "routes:\n  - from: https://app.example\n    allow_public_unauthenticated_access: true\n    response: {status: 200, body: hi}\n" + extra
+	}
+	for _, c := range []struct {
+		name, yaml string
+		want       map[string]string
+	}{
+		{"global", "set_response_headers: {X-A: '1', X-B: '2'}\n" + route(""), map[string]string{"X-A": "1", "X-B": "2"}},
+		{"the route's wins", "set_response_headers: {X-A: '1', X-B: '2'}\n" + route("    set_response_headers: {X-B: '3'}\n"), map[string]string{"X-A": "1", "X-B": "3"}},
+		{"disable in the global", "set_response_headers: {disable: 'true', X-A: '1'}\n" + route("    set_response_headers: {X-B: '3'}\n"), map[string]string{"X-A": "", "X-B": "3"}},
+		{"disable in the route", "set_response_headers: {X-A: '1'}\n" + route("    set_response_headers: {disable: 'true'}\n"), map[string]string{"X-A": "", "Disable": ""}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := serve(t, c.yaml, httptest.NewRequest("GET", "https://app.example/", nil))
+			for k, v := range c.want {
+				if got := w.Header().Get(k); got != v {
+					t.Errorf("%s: %q, want %q", k, got, v)
+				}
+			}
+		})
+	}
+}
+
+// use_proxy_protocol: the client address a real Caddy passes on is the one
+// of the PROXY header, over a listener that also takes codec_type http1
+// and the timeouts.
+func TestProxyProtocolReachesTheUpstream(t *testing.T) {
+	up := echoUpstream(t)
+	addr := runCaddy(t, "use_proxy_protocol: true\ncodec_type: http1\ntimeout_read: 30s\ntimeout_idle: 1m\n"+
+		"routes:\n  - from: https://app.example\n    to: "+up+"\n    allow_public_unauthenticated_access: true\n")
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PROXY TCP4 203.0.113.9 127.0.0.1 41000 80\r\nGET / HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n\r\n")
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	var got seen
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatalf("%d %s", res.StatusCode, body)
+	}
+	if xff := got.Header.Get("X-Forwarded-For"); xff != "203.0.113.9" {
+		t.Errorf("X-Forwarded-For %q, want the PROXY header's 203.0.113.9", xff)
+	}
+}
