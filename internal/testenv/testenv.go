@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -123,18 +124,24 @@ func caddyEnv(dir string) []string {
 }
 
 // globals are the global options every test Caddyfile starts with: its own
-// ports, no admin endpoint, and a local CA that is not installed anywhere.
+// ports, no admin endpoint (unless extra has an admin line of its own, for
+// a test of the admin API), and a local CA that is not installed anywhere.
 func globals(httpPort, httpsPort int, extra string) string {
+	admin := "\tadmin off\n"
+	if adminLine.MatchString(extra) {
+		admin = ""
+	}
 	return fmt.Sprintf(`{
-	admin off
-	skip_install_trust
+%s	skip_install_trust
 	local_certs
 	http_port %d
 	https_port %d
 %s
 }
-`, httpPort, httpsPort, extra)
+`, admin, httpPort, httpsPort, extra)
 }
+
+var adminLine = regexp.MustCompile(`(?m)^\s*admin\s`)
 
 // WriteCaddyfile writes a Caddyfile made of the test globals (plus extra
 // global options) and the given site blocks, and returns its path.
