@@ -117,6 +117,11 @@ func (m *MatchPolicy) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if len(m.Policy) == 0 {
 		return d.Err("iap_policy needs a policy block: allow { or { ... } }")
 	}
+	// Check the criteria's data now, so that `caddy adapt` refuses a bad
+	// value, not only provisioning: each criterion names its file:line.
+	if _, err := authz.Compile(m.Policy); err != nil {
+		return fmt.Errorf("iap_policy: %w", err)
+	}
 	return nil
 }
 
