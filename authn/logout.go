@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -104,13 +105,27 @@ func (a *Authenticator) signedOut(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, a.returnURL(r.URL.Query().Get("state"), r.Host), http.StatusFound)
 }
 
-// backchannelLogout answers a back-channel logout request: 200 when its
-// logout token verified and its sessions were revoked, 400 otherwise (not
-// a POST, not a form, too large, no token, or a token that does not
-// verify or was seen before), with Cache-Control: no-store. Nothing is
-// revoked unless the token verified.
+// backchannelLogout answers a back-channel logout request for this
+// Authenticator alone; ServeBackchannelLogout says how.
 func (a *Authenticator) backchannelLogout(w http.ResponseWriter, r *http.Request) {
+	ServeBackchannelLogout(w, r, []*Authenticator{a})
+}
+
+// ServeBackchannelLogout answers a back-channel logout request (the
+// endpoint BackchannelLogoutPath names) for whichever of auths, the
+// Authenticators of one server's IdPs, its logout token is for: the first
+// whose provider URL is the token's iss and whose client ID is in its aud
+// (read unverified, only to choose; the one chosen verifies everything),
+// else the first. It answers 200 when the token verified and its sessions
+// were revoked, 400 otherwise (not a POST, not a form, too large, no token,
+// or a token that does not verify or was seen before), with
+// Cache-Control: no-store. Nothing is revoked unless the token verified.
+func ServeBackchannelLogout(w http.ResponseWriter, r *http.Request, auths []*Authenticator) {
+	if len(auths) == 0 {
+		return
+	}
 	w.Header().Set("Cache-Control", "no-store")
+	a := auths[0]
 	refuse := func(reason authz.Reason, message string, err error) {
 		a.cfg.Logger.Warn("back-channel logout refused", zap.String("reason", string(reason)),
 			zap.String("host", r.Host), zap.String("remote_addr", r.RemoteAddr), zap.Error(err))
@@ -141,7 +156,9 @@ func (a *Authenticator) backchannelLogout(w http.ResponseWriter, r *http.Request
 		refuse(authz.ReasonBadLogoutRequest, "The request must carry exactly one logout_token.", err)
 		return
 	}
-	lt, err := a.verifyLogoutToken(r.Context(), form.Get("logout_token"))
+	token := form.Get("logout_token")
+	a = logoutTokenFor(auths, token)
+	lt, err := a.verifyLogoutToken(r.Context(), token)
 	if err != nil {
 		if errors.Is(err, ErrIdPUnavailable) {
 			a.unavailable(w, r, err)
@@ -160,9 +177,37 @@ func (a *Authenticator) backchannelLogout(w http.ResponseWriter, r *http.Request
 		a.errorPage(w, r, http.StatusInternalServerError, string(authz.ReasonInternal), "The sessions could not be revoked.")
 		return
 	}
-	a.cfg.Logger.Info("back-channel logout", zap.String("idp_sid", lt.SID), zap.String("user_id", lt.Subject),
-		zap.String("jti", lt.JTI), zap.String("remote_addr", r.RemoteAddr))
+	a.cfg.Logger.Info("back-channel logout", zap.String("provider_url", a.cfg.ProviderURL), zap.String("idp_sid", lt.SID),
+		zap.String("user_id", lt.Subject), zap.String("jti", lt.JTI), zap.String("remote_addr", r.RemoteAddr))
 	w.WriteHeader(http.StatusOK)
+}
+
+// logoutTokenFor is the Authenticator a logout token says it is for (by
+// its unverified iss and aud), or else the first.
+func logoutTokenFor(auths []*Authenticator, token string) *Authenticator {
+	if len(auths) > 1 {
+		var c struct {
+			Iss string          `json:"iss"`
+			Aud json.RawMessage `json:"aud"`
+		}
+		parts := strings.Split(token, ".")
+		if len(parts) == 3 {
+			if b, err := base64.RawURLEncoding.DecodeString(parts[1]); err == nil && json.Unmarshal(b, &c) == nil {
+				var aud []string
+				if json.Unmarshal(c.Aud, &aud) != nil {
+					var one string
+					_ = json.Unmarshal(c.Aud, &one)
+					aud = []string{one}
+				}
+				for _, a := range auths {
+					if a.cfg.ProviderURL == c.Iss && slices.Contains(aud, a.cfg.ClientID) {
+						return a
+					}
+				}
+			}
+		}
+	}
+	return auths[0]
 }
 
 // errLogoutTokenUnverified is a logout token whose signature, issuer or

@@ -135,3 +135,26 @@ func TestLogoutTokenType(t *testing.T) {
 		}
 	}
 }
+
+// With several IdPs, a logout token goes to the Authenticator of its iss
+// and aud (then verified by it alone), anything else to the first.
+func TestLogoutTokenFor(t *testing.T) {
+	def := newTestAuthenticator(t, "https://idp.example")
+	corp := newTestAuthenticator(t, "https://corp.example")
+	corp.cfg.ClientID = "corp-client"
+	token := func(claims string) string {
+		return "e30." + base64.RawURLEncoding.EncodeToString([]byte(claims)) + ".sig"
+	}
+	for claims, want := range map[string]*Authenticator{
+		`{"iss":"https://corp.example","aud":["corp-client"]}`: corp,
+		`{"iss":"https://corp.example","aud":"corp-client"}`:   corp,
+		`{"iss":"https://corp.example","aud":["caddy"]}`:       def,
+		`{"iss":"https://idp.example","aud":["caddy"]}`:        def,
+		`{"iss":"https://evil.example","aud":["corp-client"]}`: def,
+		`not json`: def,
+	} {
+		if got := logoutTokenFor([]*Authenticator{def, corp}, token(claims)); got != want {
+			t.Errorf("%s: got the Authenticator of %s", claims, got.cfg.ProviderURL)
+		}
+	}
+}

@@ -182,7 +182,12 @@ func serveOpenEndpoint(w http.ResponseWriter, r *http.Request, app *App) bool {
 		return true
 	}
 	if app != nil && app.auth != nil {
-		if _, _, jwks := app.auth.Names(); r.URL.Path == jwks || r.URL.Path == authn.BackchannelLogoutPath(app.compat()) {
+		if r.URL.Path == authn.BackchannelLogoutPath(app.compat()) {
+			// For the IdP the logout token names, of all the app's.
+			authn.ServeBackchannelLogout(w, r, app.authenticators())
+			return true
+		}
+		if _, _, jwks := app.auth.Names(); r.URL.Path == jwks {
 			return app.auth.ServeEndpoint(w, r)
 		}
 	}
