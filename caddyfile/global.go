@@ -2,6 +2,7 @@ package caddyfile
 
 import (
 	"encoding/json"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -60,12 +61,13 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 		return nil, d.ArgErr()
 	}
 	one := func(target *string) error {
+		opt := d.Val()
 		if !d.NextArg() {
-			return d.Errf("%s takes one value", d.Val())
+			return d.Errf("%s takes one value", opt)
 		}
 		*target = d.Val()
 		if d.NextArg() {
-			return d.Errf("%s takes one value", d.Val())
+			return d.Errf("%s takes one value, got more: %q", opt, d.Val())
 		}
 		return nil
 	}
@@ -207,6 +209,11 @@ func parseIDP(d *caddyfile.Dispenser, idp *module.IDP) error {
 		}
 		switch opt {
 		case "provider_url":
+			// Checked here too, so the error names this line; a
+			// placeholder is checked once replaced, at provision.
+			if u, err := url.Parse(args[0]); !strings.Contains(args[0], "{") && (err != nil || u.Scheme != "https" && u.Scheme != "http" || u.Host == "") {
+				return d.Errf("idp provider_url %q is not an http(s) URL: write the issuer with its scheme, such as https://%s", args[0], strings.TrimPrefix(args[0], "//"))
+			}
 			idp.ProviderURL = args[0]
 		case "client_id":
 			idp.ClientID = args[0]

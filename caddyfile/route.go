@@ -83,11 +83,13 @@ func parseRoute(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 
 	var route module.Route
 	d := h.NewFromNextSegment()
+	lines := newOptionLines(h.Dispenser)
 	for d.Next() {
 		for d.NextBlock(0) {
 			if d.Nesting() != 1 {
 				continue
 			}
+			lines.note(d)
 			n, err := parseRouteOption(d, &route)
 			if err != nil {
 				return nil, err
@@ -121,7 +123,7 @@ func parseRoute(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	route.Hosts = siteHosts(h)
 	handlers, warnings, err := route.Handlers(rp, env)
 	if err != nil {
-		return nil, err
+		return nil, lines.wrap(err)
 	}
 	for _, w := range warnings {
 		caddy.Log().Named("iap").Warn(w, zap.String("route", route.Name))
