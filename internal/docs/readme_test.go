@@ -36,6 +36,7 @@ const root = "../.."
 // and only if it is listed here too.
 var skipped = []string{
 	"README.md: ./quickstart.sh       # build ./caddy with caddy-iap and start the demo: Dex, an mTLS upstream, Caddy (Ctrl-C stops it)",
+	"README.md: # one session: the sid claim of its assertion (X-Iap-Jwt-Assertion)",
 	"README.md: xcaddy build --with github.com/caddy-iap/caddy-iap@v0.1.0",
 	"README.md: xcaddy build v2.11.9 --with github.com/caddy-iap/caddy-iap@v0.0.0=$(pwd)",
 	"examples/downstream-mtls/README.md: ./xcaddy.sh                        # builds ./caddy",
