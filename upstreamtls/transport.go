@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"go.uber.org/zap"
 )
@@ -93,6 +94,32 @@ func (t *Transport) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// UnmarshalCaddyfile reads Caddy's `transport http` subdirectives, plus
+// the inline client certificate:
+//
+//	transport iap_http {
+//		tls_client_certificate <base64 PEM certificate> <base64 PEM key>
+//		# ...and every `transport http` subdirective
+//	}
+func (t *Transport) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the transport's name
+	own := caddyfile.NewDispenser(d.NextSegment())
+	own.Next()
+	for own.NextBlock(0) {
+		if own.Nesting() != 1 || own.Val() != "tls_client_certificate" {
+			continue
+		}
+		args := own.RemainingArgs()
+		if len(args) != 2 {
+			return own.Errf("tls_client_certificate takes the certificate and its key, each as base64-encoded PEM; got %d values", len(args))
+		}
+		t.ClientCertificate, t.ClientCertificateKey = args[0], args[1]
+		own.DeleteN(1 + len(args))
+	}
+	own.Reset()
+	return t.HTTPTransport.UnmarshalCaddyfile(own)
+}
+
 // inlinePair decodes and checks tls_client_certificate and
 // tls_client_certificate_key; nil when neither is set.
 func (t *Transport) inlinePair() (*tls.Certificate, error) {
@@ -142,6 +169,7 @@ func decodePair(certB64, keyB64, certOpt, keyOpt string) (*tls.Certificate, erro
 // Interface guards
 var (
 	_ caddy.Provisioner                      = (*Transport)(nil)
+	_ caddyfile.Unmarshaler                  = (*Transport)(nil)
 	_ caddy.CleanerUpper                     = (*Transport)(nil)
 	_ reverseproxy.TLSTransport              = (*Transport)(nil)
 	_ reverseproxy.RequestHeaderOpsTransport = (*Transport)(nil)

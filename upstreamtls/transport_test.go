@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	"github.com/caddy-iap/caddy-iap/internal/testpki"
 	"github.com/caddy-iap/caddy-iap/upstreamtls"
@@ -118,4 +119,36 @@ func provision(t *testing.T, raw json.RawMessage) http.RoundTripper {
 	}
 	t.Cleanup(func() { _ = tr.Cleanup() })
 	return tr
+}
+
+// A plain reverse_proxy takes the inline pair in the Caddyfile, beside every
+// `transport http` subdirective, and the adapted JSON carries it.
+func TestTransportCaddyfileTakesTheInlinePair(t *testing.T) {
+	f := newFiles(t)
+	src := "app.example {\n\treverse_proxy https://127.0.0.1:9443 {\n\t\ttransport iap_http {\n\t\t\ttls_client_certificate " +
+		f.certB64 + " " + f.keyB64 + "\n\t\t\ttls_server_name upstream.example\n\t\t}\n\t}\n}\n"
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(src), map[string]any{"filename": "Caddyfile"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg caddy.Config
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("XDG_DATA_HOME", t.TempDir())
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	if err := caddy.Validate(&cfg); err != nil {
+		t.Fatalf("caddy validate: %v", err)
+	}
+	for _, want := range []string{`"protocol":"iap_http"`, `"tls_client_certificate":"` + f.certB64 + `"`,
+		`"tls_client_certificate_key":"` + f.keyB64 + `"`, `"server_name":"upstream.example"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("adapted config lacks %s:\n%s", want, out)
+		}
+	}
+
+	_, _, err = caddyconfig.GetAdapter("caddyfile").Adapt([]byte(strings.Replace(src, " "+f.keyB64, "", 1)), map[string]any{"filename": "Caddyfile"})
+	if err == nil || !strings.Contains(err.Error(), "tls_client_certificate takes the certificate and its key, each as base64-encoded PEM; got 1 values, at Caddyfile:4") {
+		t.Errorf("a certificate without its key: %v", err)
+	}
 }
