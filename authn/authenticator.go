@@ -454,6 +454,11 @@ func (a *Authenticator) refresh(ctx context.Context, s *Session) error {
 		return err
 	}
 	fresh.ID, fresh.IssuedAt = s.ID, s.IssuedAt
+	if fresh.IdPSessionID == "" {
+		// A refreshed ID token need not repeat sid: the IdP session is
+		// the same, and back-channel logout finds the session by it.
+		fresh.IdPSessionID = s.IdPSessionID
+	}
 	if a.keepIDToken() {
 		fresh.RawIDToken = rawID
 	}
