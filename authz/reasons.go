@@ -65,6 +65,12 @@ const (
 	// ReasonInvalidClientCert: the client certificate failed
 	// verification. 495.
 	ReasonInvalidClientCert Reason = "invalid-client-certificate"
+	// ReasonClientCertStatusUnavailable: the client certificate's
+	// revocation status could not be established with its OCSP responder
+	// (down, late, a bad answer, or "unknown"), named in the message and
+	// the log, and iap_mtls ocsp is hard. 495 (reject_connection: the
+	// handshake fails).
+	ReasonClientCertStatusUnavailable Reason = "client-certificate-status-unavailable"
 	// ReasonMisdirected: the Host is not a name the TLS connection was
 	// made for. 421.
 	ReasonMisdirected Reason = "misdirected-request"

@@ -7,6 +7,7 @@
 #   bench/run.sh reload          # drill: caddy reload every 2 s for a minute under load
 #   bench/run.sh idp-down        # drill: Dex stopped under load, then started again
 #   bench/run.sh rotate          # drill: the upstream client certificate replaced on disk under load
+#   bench/run.sh crl-rotate      # drill: iap_mtls ca_file and crl_file replaced under load, a client revoked halfway (bench/crl-rotate.sh)
 #   bench/run.sh keys            # drill: the signing key and the cookie secret rotated by reload under load
 #   bench/run.sh profile         # a CPU profile of Caddy under load on PROFILE_PATH (default /signed)
 #   bench/run.sh serve           # start everything and wait, to try routes by hand
@@ -21,6 +22,7 @@
 # table and a plot go to bench/results.md and bench/results.png.
 set -euo pipefail
 mode="${1:-bench}"
+[ "$mode" != crl-rotate ] || exec "$(dirname "$0")/crl-rotate.sh"
 # The soak and profile drills leave their results in the work directory.
 case "$mode" in soak | profile) KEEP_WORK="${KEEP_WORK:-1}" ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"

@@ -29,6 +29,10 @@ func init() {
 //		}
 //		max_verify_depth <n>
 //		pass_client_certificate
+//		crl_expired refuse | warn
+//		ocsp hard | soft | off
+//		ocsp_responder <url>
+//		ocsp_chain
 //	}
 //
 // It yields two things: client_authentication for the site's hosts, and
@@ -95,7 +99,9 @@ func parseMTLSOptions(h httpcaddyfile.Helper, lines *optionLines) (module.MTLS, 
 		set[opt] = true
 		str := map[string]*string{
 			"ca": &m.CA, "ca_file": &m.CAFile, "crl": &m.CRL, "crl_file": &m.CRLFile, "enforcement": &m.Enforcement,
+			"crl_expired": &m.CRLExpired, "ocsp": &m.OCSP, "ocsp_responder": &m.OCSPResponder,
 		}
+		flags := map[string]*bool{"pass_client_certificate": &m.PassClientCertificate, "ocsp_chain": &m.OCSPChain}
 		switch {
 		case str[opt] != nil:
 			args := h.RemainingArgs()
@@ -114,15 +120,15 @@ func parseMTLSOptions(h httpcaddyfile.Helper, lines *optionLines) (module.MTLS, 
 			}
 			d := uint32(n)
 			m.MaxVerifyDepth = &d
-		case opt == "pass_client_certificate":
+		case flags[opt] != nil:
 			args := h.RemainingArgs()
-			m.PassClientCertificate = true
+			*flags[opt] = true
 			if len(args) == 1 {
 				b, err := strconv.ParseBool(args[0])
 				if err != nil {
-					return m, h.Errf("pass_client_certificate takes true or false, got %q", args[0])
+					return m, h.Errf("%s takes true or false, got %q", opt, args[0])
 				}
-				m.PassClientCertificate = b
+				*flags[opt] = b
 			} else if len(args) > 1 {
 				return m, h.ArgErr()
 			}

@@ -78,6 +78,9 @@ func (c *Cache) VerifyDER(rawCerts [][]byte, now time.Time) (*Result, error) {
 	return c.verify(t, key, certs, now), nil
 }
 
+// Close lets go of what the verifier holds open.
+func (c *Cache) Close() { c.v.Close() }
+
 // chainKey names a list of certificates by the SHA-256 of each one's
 // length and DER, so that certificates run together cannot alias a chain.
 // x509.ParseCertificate refuses trailing data, so cert.Raw is the DER it

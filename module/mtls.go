@@ -61,16 +61,35 @@ func (m *MTLS) Provision(ctx caddy.Context) (err error) {
 	return err
 }
 
-// newVerifierCache compiles downstream mTLS options, logging warnings.
+// Cleanup lets go of connections to OCSP responders.
+func (m *MTLS) Cleanup() error {
+	if m.cache != nil {
+		m.cache.Close()
+	}
+	return nil
+}
+
+// newVerifierCache compiles downstream mTLS options, logging warnings, and
+// later the rereading of ca_file and crl_file and OCSP failures.
 func newVerifierCache(o downstreamtls.Options, logger *zap.Logger) (*downstreamtls.Cache, error) {
 	v, warnings, err := downstreamtls.New(o, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("iap_mtls: %v", err)
 	}
+	v.SetLogger(logger)
 	for _, w := range warnings {
 		logger.Warn(w)
 	}
 	return downstreamtls.NewCache(v), nil
+}
+
+// responderNote names the OCSP responder that decided a refusal, so the
+// user can tell the administrator which service failed.
+func responderNote(res *downstreamtls.Result) string {
+	if res.Responder == "" {
+		return ""
+	}
+	return " The certificate's status was asked of the OCSP responder " + res.Responder + "."
 }
 
 // ServeHTTP verifies the client certificate.
@@ -117,7 +136,7 @@ func (m *MTLS) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 			if answered := serveOpenEndpoint(w, r, m.app); answered {
 				return st.answered(w, r)
 			}
-			return st.refuse(StatusSSLCertificateError, authz.Reason(res.Reason), res.Detail, certMessage(res)).respond(w, r)
+			return st.refuse(StatusSSLCertificateError, authz.Reason(res.Reason), res.Detail, certMessage(res)+responderNote(res)).respond(w, r)
 		}
 	} else if m.PassClientCertificate {
 		r.Header.Set("Client-Cert", sfBinary(res.Leaf.Raw))
@@ -185,6 +204,8 @@ func detailText(detail string, leaf *x509.Certificate) string {
 		return "it is not meant for client authentication"
 	case downstreamtls.DetailCRLInvalid, downstreamtls.DetailCRLOutOfDate:
 		return "its revocation status cannot be checked"
+	case downstreamtls.DetailOCSPUnavailable, downstreamtls.DetailOCSPUnknown:
+		return "its revocation status could not be established with its OCSP responder"
 	}
 	return "it is not valid"
 }
@@ -196,7 +217,7 @@ func detailAdvice(detail string) string {
 		return "Ask your organization for a new certificate, install it, and remove this one."
 	case downstreamtls.DetailNotYetValid:
 		return "Check your device's clock, or wait until then."
-	case downstreamtls.DetailCRLInvalid, downstreamtls.DetailCRLOutOfDate:
+	case downstreamtls.DetailCRLInvalid, downstreamtls.DetailCRLOutOfDate, downstreamtls.DetailOCSPUnavailable, downstreamtls.DetailOCSPUnknown:
 		return "This is the site's problem, not yours: tell its administrator."
 	}
 	return "Choose the certificate your organization issued you for this site (restart the browser to be asked again), or ask your organization for one."
@@ -217,5 +238,6 @@ func hostOnly(hostport string) string {
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*MTLS)(nil)
+	_ caddy.CleanerUpper          = (*MTLS)(nil)
 	_ caddyhttp.MiddlewareHandler = (*MTLS)(nil)
 )

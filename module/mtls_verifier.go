@@ -20,8 +20,11 @@ func init() {
 // the enforcement reject_connection: the chain to the configured CAs (roots
 // and intermediates alike are trust anchors) with the client-auth usage,
 // then the checks Caddy's client_auth lacks: max_verify_depth,
-// match_subject_alt_names, and the CRL of every issuer in the chain. A
-// certificate that fails any of them fails the handshake.
+// match_subject_alt_names, the CRL of every issuer in the chain (ca_file
+// and crl_file are reread when they change) and OCSP. A certificate that
+// fails any of them fails the handshake; so does one whose OCSP status
+// cannot be established under ocsp hard (the default), logged with the
+// responder.
 //
 // Use it with client_authentication mode "require", so that every failure
 // is decided, and logged with its reason, here.
@@ -47,6 +50,14 @@ func (v *MTLSVerifier) Provision(ctx caddy.Context) (err error) {
 	return err
 }
 
+// Cleanup lets go of connections to OCSP responders.
+func (v *MTLSVerifier) Cleanup() error {
+	if v.cache != nil {
+		v.cache.Close()
+	}
+	return nil
+}
+
 // VerifyClientCertificate checks the certificates the client presented. A
 // chain verified before is answered from the cache without parsing it again.
 func (v *MTLSVerifier) VerifyClientCertificate(rawCerts [][]byte, _ [][]*x509.Certificate) error {
@@ -70,5 +81,6 @@ func (v *MTLSVerifier) VerifyClientCertificate(rawCerts [][]byte, _ [][]*x509.Ce
 // Interface guards
 var (
 	_ caddy.Provisioner                  = (*MTLSVerifier)(nil)
+	_ caddy.CleanerUpper                 = (*MTLSVerifier)(nil)
 	_ caddytls.ClientCertificateVerifier = (*MTLSVerifier)(nil)
 )
