@@ -459,6 +459,7 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 	var hosts, exactHosts []string
 	var caddyRoutes []caddyhttp.Route
 	var policies []*caddytls.ConnectionPolicy
+	routeCAs := map[string]*caddytls.ConnectionPolicy{} // per host, of tls_downstream_client_ca
 	for _, r := range routes {
 		caddyRoutes = append(caddyRoutes, r.caddy)
 		if !slices.Contains(hosts, r.host) {
@@ -480,6 +481,15 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 			for _, w := range site.Warnings {
 				c.warn(nil, "route %s: client certificates: %s", r.host, w)
 			}
+			if prev := routeCAs[r.host]; prev != nil {
+				// Another route of this host has its own CA: one handshake
+				// names both (see mergeClientCAs).
+				if err := mergeClientCAs(prev.ClientAuthentication, site.ConnectionPolicy.ClientAuthentication); err != nil {
+					return nil, fmt.Errorf("%s: route %s: tls_downstream_client_ca: %v", c.file, r.host, err)
+				}
+				continue
+			}
+			routeCAs[r.host] = site.ConnectionPolicy
 			policies = append(policies, site.ConnectionPolicy)
 		}
 	}

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/caddy-iap/caddy-iap/internal/testenv"
@@ -121,6 +123,31 @@ routes:
 		})
 	}
 
+	t.Run("the handshake names both routes' CAs", func(t *testing.T) {
+		out := sClient(t, httpsPort, "cas.pomerium.test")
+		if !strings.Contains(out, "route one CA") || !strings.Contains(out, "route two CA") {
+			t.Errorf("the certificate request does not name both routes' CAs:\n%s", out)
+		}
+	})
+
+	// A browser offers only certificates whose issuer the handshake
+	// names: the handshake for the host must name both routes' CAs, or
+	// Chromium never sends cert2 to route two (it did not: 495, none sent).
+	t.Run("Chromium with cert2 opens route two", func(t *testing.T) {
+		cf, kf := certs["cert2"].Write(t, dir, "chromium")
+		p12 := filepath.Join(dir, "chromium.p12")
+		if out, err := exec.Command("openssl", "pkcs12", "-export", "-in", cf, "-inkey", kf,
+			"-out", p12, "-passout", "pass:changeit", "-name", "two").CombinedOutput(); err != nil {
+			t.Fatalf("openssl pkcs12: %v\n%s", err, out)
+		}
+		browser := testenv.StartChromium(t, testenv.ChromiumClientCertificate(t, p12, "changeit", "[*.]cas.pomerium.test"))
+		browser.Navigate(fmt.Sprintf("https://cas.pomerium.test:%d/ca2", httpsPort))
+		browser.WaitFor(`document.body && document.body.innerText.length > 0`)
+		if body := browser.Eval(`document.body.innerText`); !strings.Contains(body, "User-Agent") {
+			t.Errorf("Chromium with cert2 on route two got:\n%s", body)
+		}
+	})
+
 	// One connection, accepted by route one, then used for route two.
 	t.Run("cert1 on one connection, route one then route two", func(t *testing.T) {
 		c := client("cert1")
@@ -129,6 +156,36 @@ routes:
 		}
 		if r := get(t, c, "/ca2"); r.Status != 495 {
 			t.Errorf("/ca2 on the connection route one accepted: %d %s, want 495", r.Status, oneLine(r.Body))
+		}
+	})
+
+	// Under reject_connection the handshake cannot verify against one
+	// route's CA (route two would be closed to its own certificates):
+	// any certificate passes it, and each route's handler refuses.
+	t.Run("reject_connection", func(t *testing.T) {
+		port := testenv.FreePort(t)
+		reject := strings.Replace(strings.Replace(config, fmt.Sprintf("address: :%d", httpsPort), fmt.Sprintf("address: :%d", port), 1),
+			"downstream_mtls:\n", "downstream_mtls:\n  enforcement: reject_connection\n", 1)
+		caddy := testenv.StartCaddyConfig(t, "pomerium", "config.yaml", reject, port)
+		for _, c := range []struct {
+			cert, path string
+			status     int // 0: refused, by the handshake or with 495
+		}{{"cert1", "/ca1", 200}, {"cert2", "/ca2", 200}, {"cert1", "/ca2", 0}, {"cert2", "/ca1", 0}, {"", "/ca2", 0}} {
+			cfg := &tls.Config{RootCAs: roots}
+			if cert := certs[c.cert]; cert != nil {
+				cf, kf := cert.Write(t, dir, c.cert)
+				pair, err := tls.LoadX509KeyPair(cf, kf)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &pair, nil }
+			}
+			hc := &http.Client{Transport: &http.Transport{DialContext: caddy.DialContext, TLSClientConfig: cfg}}
+			r, err := caddy.Do(t, hc, "cas.pomerium.test", c.path, nil)
+			hc.CloseIdleConnections()
+			if c.status == 200 && (err != nil || r.Status != 200) || c.status == 0 && err == nil && r.Status != 495 {
+				t.Errorf("%q on %s: %d %v, want %d (0: refused)", c.cert, c.path, r.Status, err, c.status)
+			}
 		}
 	})
 }
