@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,7 +29,7 @@ var scalarKeys = []string{
 	"address", "http_redirect_addr", "certificate_file", "certificate_key_file", "certificate", "certificate_key",
 	"autocert", "autocert_ca", "autocert_email", "autocert_use_staging", "autocert_eab_key_id", "autocert_eab_mac_key",
 	"autocert_must_staple", "autocert_trusted_ca_file",
-	"idp_provider", "idp_provider_url", "idp_client_id", "idp_client_secret", "idp_client_secret_file",
+	"authenticate_service_url", "idp_provider", "idp_provider_url", "idp_client_id", "idp_client_secret", "idp_client_secret_file",
 	"cookie_name", "cookie_secret", "cookie_secret_file", "cookie_domain", "cookie_expire", "cookie_same_site", "cookie_http_only",
 	"shared_secret", "shared_secret_file", "signing_key", "signing_key_file",
 	"certificate_authority", "certificate_authority_file",
@@ -282,6 +283,17 @@ func (c *converter) app(s settings) (*module.App, error) {
 			app.IDP.Scopes = scopes
 		}
 	}
+	if v := strings.TrimSpace(get("authenticate_service_url")); v != "" {
+		// Central sign-in: the IdP lists that host's callback only.
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Hostname() == "" || (u.Path != "" && u.Path != "/") {
+			return nil, fmt.Errorf("%s: authenticate_service_url: %q is not a URL such as https://authenticate.example.com", c.file, v)
+		}
+		if app.IDP != nil {
+			app.AuthenticateURL = "https://" + u.Host
+		}
+	}
+
 	var err error
 	app.CookieName = get("cookie_name")
 	app.CookieDomain = get("cookie_domain")
@@ -509,6 +521,24 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 			}
 		}
 		own = append(own, ownEndpoints(h, mtls))
+	}
+	if app.AuthenticateURL != "" {
+		// authenticate_service_url: the one host where users sign in, as
+		// Pomerium's authenticate service. Its own route answers every
+		// path there (the callback, the sign-in, the user page); it gets
+		// a certificate and the global downstream mTLS like a route host.
+		u, _ := url.Parse(app.AuthenticateURL)
+		if h := u.Hostname(); !slices.Contains(hosts, h) {
+			hosts = append(hosts, h)
+			exactHosts = append(exactHosts, h)
+			own = append(own, caddyhttp.Route{
+				MatcherSetsRaw: caddyhttp.RawMatcherSets{{"host": caddyconfig.JSON(caddyhttp.MatchHost{h}, nil)}},
+				HandlersRaw: []json.RawMessage{caddyconfig.JSONModuleObject(&caddyhttp.Subroute{Routes: caddyhttp.RouteList{{HandlersRaw: []json.RawMessage{
+					caddyconfig.JSONModuleObject(&module.Authenticate{Hosts: []string{h}}, "handler", "iap_authenticate", nil),
+					staticResponse(404, nil, "")}}}}, "handler", "subroute", nil)},
+				Terminal: true,
+			})
+		}
 	}
 	caddyRoutes = slices.Insert(caddyRoutes, len(exact), own...)
 

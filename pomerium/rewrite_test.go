@@ -192,3 +192,23 @@ func TestDescriptionAndDefaultUpstreamTimeout(t *testing.T) {
 		t.Errorf("response_header_timeouts %v, want 45s then 5s", timeouts)
 	}
 }
+
+// load_balancing_policy picks Caddy's selection policy; weights win.
+func TestLoadBalancingPolicy(t *testing.T) {
+	const route = "routes:\n  - from: https://a.example\n    allow_public_unauthenticated_access: true\n"
+	for v, want := range map[string]string{"ROUND_ROBIN": `"selection_policy":{"policy":"round_robin"}`, "least_request": `"selection_policy":{"policy":"least_conn"}`,
+		"RANDOM": `"selection_policy":{"policy":"random"}`, "MAGLEV": `"selection_policy":{"policy":"client_ip_hash"}`} {
+		out, warnings, err := adapt(t, route+"    to: [http://b, http://c]\n    load_balancing_policy: "+v+"\n", "config.yaml")
+		if err != nil || len(warnings) > 0 || !strings.Contains(string(out), want) {
+			t.Errorf("%s: %v %v, lacks %s: %s", v, err, warnings, want, out)
+		}
+	}
+	out, warnings, err := adapt(t, route+"    to: ['http://b,3', 'http://c,1']\n    load_balancing_policy: RANDOM\n", "config.yaml")
+	if err != nil || len(warnings) != 1 || !strings.Contains(warnings[0].String(), "config.yaml:5: load_balancing_policy is ignored: the upstreams of to are weighted") ||
+		!strings.Contains(string(out), `"weighted_round_robin"`) {
+		t.Errorf("%v %v %s", err, warnings, out)
+	}
+	if _, _, err := adapt(t, route+"    to: http://b\n    load_balancing_policy: FASTEST\n", "config.yaml"); err == nil || !strings.Contains(err.Error(), `config.yaml:5: load_balancing_policy: "FASTEST" is not one of`) {
+		t.Errorf("error %v", err)
+	}
+}

@@ -331,9 +331,25 @@ func (c *converter) proxy(fields map[string]*yaml.Node) (*reverseproxy.Handler, 
 		}
 		weights = append(weights, w)
 	}
-	if slices.ContainsFunc(weights, func(w int) bool { return w != 1 }) {
+	weighted := slices.ContainsFunc(weights, func(w int) bool { return w != 1 })
+	if weighted {
 		rp.LoadBalancing = &reverseproxy.LoadBalancing{SelectionPolicyRaw: caddyconfig.JSONModuleObject(
 			reverseproxy.WeightedRoundRobinSelection{Weights: weights}, "policy", "weighted_round_robin", nil)}
+	}
+	if v := fields["load_balancing_policy"]; v != nil {
+		// Envoy's policy by its Pomerium name, onto Caddy's selection
+		// policies. RING_HASH and MAGLEV hash, in Pomerium, a key of the
+		// session, else the client's IP: here the client's IP.
+		p := map[string]string{"ROUND_ROBIN": "round_robin", "LEAST_REQUEST": "least_conn", "RANDOM": "random",
+			"RING_HASH": "client_ip_hash", "MAGLEV": "client_ip_hash"}[enum(v.Value, "LOAD_BALANCING_POLICY_")]
+		switch {
+		case p == "":
+			return nil, "", c.errf(v, "load_balancing_policy: %q is not one of ROUND_ROBIN, LEAST_REQUEST, RING_HASH, RANDOM and MAGLEV", v.Value)
+		case weighted:
+			c.warn(v, "load_balancing_policy is ignored: the upstreams of to are weighted, so they are chosen by weighted round robin")
+		default:
+			rp.LoadBalancing = &reverseproxy.LoadBalancing{SelectionPolicyRaw: json.RawMessage(`{"policy":"` + p + `"}`)}
+		}
 	}
 	transport := new(reverseproxy.HTTPTransport)
 	if scheme == "https" {

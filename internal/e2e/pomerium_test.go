@@ -18,11 +18,13 @@ func TestPomeriumConfigUpstreamMTLSGuide(t *testing.T) {
 	p := newPKI(t)
 	up := testenv.StartSServer(t, p.serverCert, p.serverKey, "-Verify", "1", "-verifyCAfile", p.caFile, "-verify_return_error")
 	httpsPort := testenv.FreePort(t)
+	// The guide's authenticate_service_url is where users sign in: the
+	// IdP lists that host's callback only (central sign-in).
 	dex := testenv.StartDex(t, testenv.DexOptions{Users: []testenv.DexUser{alice},
-		RedirectURIs: []string{fmt.Sprintf("https://openssl.pomerium.test:%d/.pomerium/callback", httpsPort)}})
+		RedirectURIs: []string{fmt.Sprintf("https://authenticate.pomerium.test:%d/oauth2/callback", httpsPort)}})
 	config := fmt.Sprintf(`address: :%d
 http_redirect_addr: :%d
-authenticate_service_url: https://authenticate.pomerium.test
+authenticate_service_url: https://authenticate.pomerium.test:%d
 idp_provider: oidc
 idp_provider_url: %s
 idp_client_id: caddy
@@ -40,7 +42,7 @@ routes:
           or:
             - email:
                 is: %s
-`, httpsPort, testenv.FreePort(t), dex.Issuer, randomSecret(t), p.caFile, up.Addr(), p.clientCert, p.clientKey, alice.Email)
+`, httpsPort, testenv.FreePort(t), httpsPort, dex.Issuer, randomSecret(t), p.caFile, up.Addr(), p.clientCert, p.clientKey, alice.Email)
 	caddy := testenv.StartCaddyConfig(t, "pomerium", "config.yaml", config, httpsPort)
 	ua := caddy.NewUserAgent(t)
 	resp, body := ua.SignIn(t, ua.URL("openssl.pomerium.test", "/"), alice.Email, alice.Password)
