@@ -422,7 +422,10 @@ func (e *env) shell(t *testing.T, b block) {
 			if err != nil {
 				t.Fatalf("%s line %d: %v", b, i+1, err)
 			}
-			e.adapt(t, adapter, filepath.Base(config), e.materialize(t, string(src)))
+			_, warnings := e.adapt(t, adapter, filepath.Base(config), e.materialize(t, string(src)))
+			for _, w := range warnings {
+				t.Errorf("%s line %d: %s: warning: %s", b, i+1, config, w)
+			}
 		default:
 			t.Errorf("%s line %d: caddy %s is not a command this test runs", b, i+1, f[1])
 		}
