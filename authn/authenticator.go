@@ -80,6 +80,8 @@ type Authenticator struct {
 	// revocations end sessions early (revocation.go); nil: none yet.
 	revocations           atomic.Pointer[Revocations]
 	revocationsFailClosed time.Duration
+	// server keeps sessions in a Store (sessionstore.go); nil: in cookies.
+	server *serverSessions
 }
 
 // decodedSession is a session opened from a cookie value.
@@ -278,6 +280,9 @@ func (a *Authenticator) Session(w http.ResponseWriter, r *http.Request) (*Sessio
 		return nil, err
 	}
 	s, stale, err := a.openSession(raw)
+	if errors.Is(err, ErrSessionStoreUnavailable) {
+		return nil, err // the session may be fine: keep its cookie
+	}
 	if err != nil {
 		a.sessionJar().clear(w, r)
 		a.cfg.Logger.Info("session cookie refused, and cleared", zap.String("host", r.Host), zap.Error(err))
@@ -335,6 +340,9 @@ func (a *Authenticator) keepIDToken() bool {
 // exact value was opened before. It returns a copy the caller may change,
 // and whether a previous cookie secret sealed it (stale).
 func (a *Authenticator) openSession(raw string) (s Session, stale bool, err error) {
+	if isServerRef(raw) {
+		return a.openServerSession(raw)
+	}
 	a.decodedMu.RLock()
 	cached, ok := a.decoded[raw]
 	a.decodedMu.RUnlock()
@@ -371,6 +379,9 @@ func (a *Authenticator) reseal(w http.ResponseWriter, r *http.Request, s *Sessio
 // session over it is kept without its raw ID token (s loses it too), and
 // one still over it is ErrSessionTooLarge, with nothing written.
 func (a *Authenticator) writeSession(w http.ResponseWriter, r *http.Request, s *Session) error {
+	if a.server != nil {
+		return a.writeServerSession(w, r, s)
+	}
 	j := a.sessionJar()
 	expires := s.IssuedAt.Add(a.cfg.CookieExpire)
 	v, err := a.session.seal(a.cfg.CookieName, s)
@@ -544,6 +555,10 @@ func (a *Authenticator) Challenge(w http.ResponseWriter, r *http.Request, cause 
 	}
 	if errors.Is(cause, ErrRevocationsUnavailable) {
 		a.revocationsUnavailable(w, r, cause)
+		return
+	}
+	if errors.Is(cause, ErrSessionStoreUnavailable) {
+		a.sessionStoreUnavailable(w, r, cause)
 		return
 	}
 	reason, message := string(authz.ReasonUnauthenticated),

@@ -189,6 +189,7 @@ func (a *Authenticator) signOut(w http.ResponseWriter, r *http.Request) {
 			refuse("the form token does not match the session", nil)
 			return
 		}
+		a.deleteServerSession(r)
 		a.sessionJar().clear(w, r)
 		// A copy of the cookie (another browser, a stolen one) ends too, on
 		// every instance sharing the revocation storage.

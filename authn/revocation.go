@@ -148,8 +148,10 @@ func (r *Revocations) revokedSession(s *Session) bool {
 	if _, ok := snap.sessions[s.ID]; ok {
 		return true
 	}
-	if _, ok := snap.sessions[IdPSessionRevocationID(s.IdPSessionID)]; ok && s.IdPSessionID != "" {
-		return true // a back-channel logout of its IdP session (logout.go)
+	if s.IdPSessionID != "" {
+		if _, ok := snap.sessions[IdPSessionRevocationID(s.IdPSessionID)]; ok {
+			return true // a back-channel logout of its IdP session (logout.go)
+		}
 	}
 	if before, ok := snap.subjects[s.Subject]; ok && s.IssuedAt.Before(before) {
 		return true

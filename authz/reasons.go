@@ -40,6 +40,10 @@ const (
 	// revocation list could not be read from storage for longer than
 	// revocation_fail_closed_after. 503 with Retry-After.
 	ReasonRevocationsUnavailable Reason = "revocations-unavailable"
+	// ReasonSessionStoreUnavailable: the request's server-side session
+	// (session_store storage) could not be read from storage. 503 with
+	// Retry-After; the session is kept.
+	ReasonSessionStoreUnavailable Reason = "session-store-unavailable"
 	// ReasonNoIdP: an /.iap/ endpoint on a route whose Caddy has no
 	// identity provider. 404.
 	ReasonNoIdP Reason = "no-identity-provider"

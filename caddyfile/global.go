@@ -42,6 +42,7 @@ func init() {
 //			signing_key_rotate <duration>
 //			revocation_refresh <duration>
 //			revocation_fail_closed_after <duration>
+//			session_store cookie|storage
 //			jwt_claims_headers <Header=claim...>
 //			pass_identity_headers true|false
 //			compat pomerium
@@ -139,6 +140,10 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 					return nil, d.Errf("cookie_expire: %v", err)
 				}
 				app.CookieExpire = dur
+			}
+		case "session_store":
+			if err = one(&app.SessionStore); err == nil && app.SessionStore != "cookie" && app.SessionStore != "storage" {
+				return nil, d.Errf("session_store: %q is not cookie or storage", app.SessionStore)
 			}
 		case "revocation_refresh", "revocation_fail_closed_after":
 			opt, target := d.Val(), &app.RevocationRefresh

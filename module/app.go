@@ -136,6 +136,14 @@ type App struct {
 	// last list read (see README, Running several instances).
 	RevocationFailClosedAfter caddy.Duration `json:"revocation_fail_closed_after,omitempty"`
 
+	// Where sessions live: "cookie" (the default) seals the whole session
+	// in the cookie, no server state; "storage" keeps it in Caddy's
+	// storage, sealed under a key derived from cookie_secret, and the
+	// cookie carries only a random reference: no size limit (a user in
+	// 900 groups signs in), and sign-out deletes the session. Instances
+	// sharing the storage share the sessions.
+	SessionStore string `json:"session_store,omitempty"`
+
 	// CAs added to the system roots for routes without their own
 	// tls_custom_ca; applied when routes are adapted.
 	upstreamtls.Defaults

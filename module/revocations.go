@@ -82,6 +82,9 @@ func (a *App) provisionRevocations(ctx caddy.Context) error {
 	for _, auth := range a.authenticators() {
 		auth.SetRevocations(list, failClosed)
 	}
+	if err := a.provisionSessionStore(store); err != nil {
+		return err
+	}
 	if store == nil {
 		return nil
 	}
@@ -140,11 +143,16 @@ func (a *App) watchRevocations(list *authn.Revocations, every time.Duration, sto
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var failingSince, lastLog time.Time
+	lastSweep := time.Now()
 	for {
 		select {
 		case <-stop:
 			return
 		case <-t.C:
+		}
+		if a.SessionStore == sessionStoreStorage && time.Since(lastSweep) >= sessionSweepEvery {
+			lastSweep = time.Now()
+			a.sweepSessions()
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), min(every, revocationReadTimeout))
 		err := list.Refresh(ctx)

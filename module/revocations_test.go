@@ -163,3 +163,22 @@ func TestRevocationsOutliveAStorageOutage(t *testing.T) {
 	t.Logf("the revocation made during the outage reached the other instance %s after the storage came back",
 		listed(t, apps[1], authn.RevokeBySession, "during"))
 }
+
+// session_store storage gives every IdP's Authenticator the storage;
+// another value, or no storage, is a config error naming the option.
+func TestSessionStoreOption(t *testing.T) {
+	secret := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	a := idpApp(secret)
+	a.SessionStore = "redis"
+	if err := a.Provision(storageContext(t, t.TempDir())); err == nil || !strings.Contains(err.Error(), "session_store") {
+		t.Errorf("session_store redis: %v", err)
+	}
+	a = idpApp(secret)
+	a.SessionStore = "storage"
+	if err := a.Provision(storageContext(t, t.TempDir())); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := a.auth.SweepSessions(t.Context()); err != nil || n != 0 {
+		t.Errorf("sweeping an empty store: %d %v", n, err)
+	}
+}

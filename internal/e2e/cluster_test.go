@@ -1,10 +1,15 @@
 package e2e
 
 import (
+	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -19,17 +24,20 @@ import (
 type instances struct {
 	caddys []*testenv.Caddy
 	admins []string // admin listeners, host:port
+	shared string   // the storage directory
 }
 
-func startInstances(t *testing.T, n int, extraIAP ...string) (*instances, *rotationEnv) {
+func startInstances(t *testing.T, n int, users []testenv.DexUser, extraIAP ...string) *instances {
 	t.Helper()
 	var https, http_ []int
+	var uris []string
 	for range n {
 		http_, https = append(http_, testenv.FreePort(t)), append(https, testenv.FreePort(t))
+		uris = append(uris, fmt.Sprintf("https://app.test:%d/.iap/callback", https[len(https)-1]))
 	}
-	e := newRotationEnv(t, https...)
+	e := &rotationEnv{dex: testenv.StartDex(t, testenv.DexOptions{RedirectURIs: uris, Users: users}), upstream: echoUpstream(t)}
 	secret, shared := randomSecret(t), t.TempDir()
-	in := &instances{}
+	in := &instances{shared: shared}
 	for i := range n {
 		admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 		globals := e.globals(fmt.Sprintf("\tstorage file_system %s\n\tadmin %s\n", shared, admin),
@@ -38,7 +46,7 @@ func startInstances(t *testing.T, n int, extraIAP ...string) (*instances, *rotat
 		shareLocalCA(t, shared, c)
 		in.caddys, in.admins = append(in.caddys, c), append(in.admins, admin)
 	}
-	return in, e
+	return in
 }
 
 // status is what instance i answers a JSON client sending cookie.
@@ -68,11 +76,34 @@ func (in *instances) refusedWithin(t *testing.T, cookie string, since time.Time)
 
 func (in *instances) signIn(t *testing.T, i int) (ua *testenv.UserAgent, cookie string) {
 	t.Helper()
+	return in.signInAs(t, i, alice)
+}
+
+func (in *instances) signInAs(t *testing.T, i int, user testenv.DexUser) (ua *testenv.UserAgent, cookie string) {
+	t.Helper()
 	ua = in.caddys[i].NewUserAgent(t)
-	if resp, body := ua.SignIn(t, ua.URL("app.test", "/"), alice.Email, alice.Password); resp.StatusCode != 200 {
-		t.Fatalf("sign-in through instance %d: %d %s", i+1, resp.StatusCode, body)
+	if resp, body := ua.SignIn(t, ua.URL("app.test", "/"), user.Email, user.Password); resp.StatusCode != 200 {
+		t.Fatalf("sign-in through instance %d: %d %.300s", i+1, resp.StatusCode, body)
 	}
 	return ua, "__Host-_iap=" + ua.Cookie("app.test", "__Host-_iap")
+}
+
+// signOut signs ua out with the sign-out page's button.
+func signOut(t *testing.T, ua *testenv.UserAgent) {
+	t.Helper()
+	resp, page := ua.Get(t, ua.URL("app.test", "/.iap/sign_out"), nil)
+	token := between(page, `name="csrf_token" value="`, `"`)
+	if resp.StatusCode != 200 || token == "" {
+		t.Fatalf("the sign-out page: %d, no csrf_token", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("POST", ua.URL("app.test", "/.iap/sign_out"), strings.NewReader(url.Values{"csrf_token": {token}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	resp, err := ua.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
 }
 
 // Two instances sharing file_system storage serve the same users: a
@@ -80,7 +111,7 @@ func (in *instances) signIn(t *testing.T, i int) (ua *testenv.UserAgent, cookie 
 // sign-out or an admin revocation through one ends the session on both,
 // a copy of the cookie included. The times are reported, not asserted.
 func TestTwoInstancesShareSessionsAndRevocations(t *testing.T) {
-	in, _ := startInstances(t, 2)
+	in := startInstances(t, 2, []testenv.DexUser{alice})
 
 	ua, cookie := in.signIn(t, 0)
 	for i := range in.caddys {
@@ -93,19 +124,7 @@ func TestTwoInstancesShareSessionsAndRevocations(t *testing.T) {
 	}
 
 	t.Run("sign-out through one instance ends the session on both", func(t *testing.T) {
-		resp, page := ua.Get(t, ua.URL("app.test", "/.iap/sign_out"), nil)
-		token := between(page, `name="csrf_token" value="`, `"`)
-		if resp.StatusCode != 200 || token == "" {
-			t.Fatalf("the sign-out page: %d, no csrf_token", resp.StatusCode)
-		}
-		req, _ := http.NewRequest("POST", ua.URL("app.test", "/.iap/sign_out"), strings.NewReader(url.Values{"csrf_token": {token}}.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Sec-Fetch-Site", "same-origin")
-		resp, err := ua.Client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		signOut(t, ua)
 		start := time.Now()
 		if s := in.status(t, 0, cookie); s != http.StatusUnauthorized {
 			t.Errorf("the instance that signed out still takes a copy of the cookie: %d", s)
@@ -150,4 +169,45 @@ func TestTwoInstancesShareSessionsAndRevocations(t *testing.T) {
 			t.Errorf("GET /iap/revocations: %d %s, want the sign-out and the user's revocation", r.StatusCode, body)
 		}
 	})
+}
+
+// With session_store storage, a user in 900 groups (named by UUIDs, more
+// than any cookie budget holds: in cookies the sign-in ends with
+// session-too-large) signs in through one instance and is served by both;
+// the cookie is a bare reference; sign-out deletes the session from the
+// shared storage and both instances refuse a copy of the cookie.
+func TestTwoInstancesWithSessionsInStorage(t *testing.T) {
+	many := testenv.DexUser{Email: "many@example.com", Password: "pw", Name: "Many", Groups: uuidGroups(900)}
+	in := startInstances(t, 2, []testenv.DexUser{many}, "session_store storage")
+	ua, cookie := in.signInAs(t, 0, many)
+	if len(cookie) > 100 {
+		t.Errorf("the session cookie takes %d bytes", len(cookie))
+	}
+	for i := range in.caddys {
+		r := in.caddys[i].Get(t, "app.test", "/", http.Header{"Cookie": {cookie}, "Accept": {"application/json"}})
+		if r.Status != 200 || echoed(t, r.Body).Get("X-Iap-Jwt-Assertion") == "" {
+			t.Fatalf("instance %d: %d %.200s", i+1, r.Status, r.Body)
+		}
+	}
+	sessions, _ := filepath.Glob(filepath.Join(in.shared, "iap", "sessions", "*", "*"))
+	if len(sessions) != 1 {
+		t.Fatalf("%d sessions in the shared storage, want 1: %v", len(sessions), sessions)
+	}
+	signOut(t, ua)
+	start := time.Now()
+	if _, err := os.Stat(sessions[0]); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the session is still in storage after sign-out: %v", err)
+	}
+	took := in.refusedWithin(t, cookie, start)
+	t.Logf("a copy of the signed-out cookie refused: instance 1 after %s, instance 2 after %s", took[0], took[1])
+}
+
+func uuidGroups(n int) []string {
+	groups := make([]string, n)
+	for i := range groups {
+		b := make([]byte, 16)
+		_, _ = rand.Read(b)
+		groups[i] = fmt.Sprintf("%x-%x-%x-%x-%x", b[:4], b[4:6], b[6:8], b[8:10], b[10:])
+	}
+	return groups
 }
