@@ -112,17 +112,18 @@ type Config struct {
 	// block. event is one of:
 	//   - EventSignIn: a sign-in ended, result ResultSuccess, or
 	//     ResultFailure with reason the refusal's reason (authz's list:
-	//     invalid-callback, session-too-large,
-	//     identity-provider-unavailable, internal-error); a sign-in that
-	//     cannot start because the IdP is down is a failure too;
+	//     invalid-callback, invalid-handoff, session-too-large,
+	//     identity-provider-unavailable); a sign-in that cannot start
+	//     because the IdP is down is a failure too;
 	//   - EventIdP: the IdP's health, result ResultUp (discovered, or its
 	//     health check passes again) or ResultDown (discovery or the
 	//     health check failed); it may repeat a state;
 	//   - EventIdPFetchError: a fetch from the IdP failed, result
 	//     FetchDiscovery (the discovery document, at start or in a health
 	//     check) or FetchKeys (the key set).
-	// Reasons and results are from these fixed lists, so they bound a
-	// metric's labels.
+	// For the last two, reason is the IdP's ProviderURL, so that one
+	// Observe can serve several Authenticators. Results and sign-in
+	// reasons are from these fixed lists, so they bound a metric's labels.
 	Observe func(event, result, reason string)
 
 	// KeySetRefreshInterval is the least time between two fetches of the

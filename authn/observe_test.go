@@ -54,13 +54,13 @@ func TestObserveKeySetFetchError(t *testing.T) {
 	op := startTestOP(t)
 	ev := newEvents()
 	a := startAuthenticatorAt(t, op, &fakeClock{now: time.Now()}, func(c *Config) { c.Observe = ev.observe })
-	ev.waitFor(t, EventIdP+" "+ResultUp+" ")
+	ev.waitFor(t, EventIdP+" "+ResultUp+" "+op.URL)
 
 	// The IdP goes away; a token naming a key not fetched yet makes a key
 	// set fetch, which fails.
 	op.Close()
 	_, _ = a.Session(httptest.NewRecorder(), bearerRequest(op.token(t, "k9", "JWT", time.Now(), nil)))
-	ev.waitFor(t, EventIdPFetchError+" "+FetchKeys+" ")
+	ev.waitFor(t, EventIdPFetchError+" "+FetchKeys+" "+op.URL)
 }
 
 // An IdP that cannot be discovered is observed down, with the failed
@@ -77,6 +77,6 @@ func TestObserveDiscoveryFailure(t *testing.T) {
 	a.cfg.Observe = ev.observe
 	a.Start()
 	t.Cleanup(a.Stop)
-	ev.waitFor(t, EventIdPFetchError+" "+FetchDiscovery+" ")
-	ev.waitFor(t, EventIdP+" "+ResultDown+" ")
+	ev.waitFor(t, EventIdPFetchError+" "+FetchDiscovery+" http://"+addr)
+	ev.waitFor(t, EventIdP+" "+ResultDown+" http://"+addr)
 }

@@ -67,8 +67,8 @@ func (p *idp) start() {
 				return
 			}
 			if ctx.Err() == nil {
-				p.cfg.observe(EventIdPFetchError, FetchDiscovery, "")
-				p.cfg.observe(EventIdP, ResultDown, "")
+				p.cfg.observe(EventIdPFetchError, FetchDiscovery, p.cfg.ProviderURL)
+				p.cfg.observe(EventIdP, ResultDown, p.cfg.ProviderURL)
 			}
 			p.cfg.Logger.Warn("identity provider discovery failed; retrying",
 				zap.String("provider_url", p.cfg.ProviderURL), zap.Duration("retry_in", backoff), zap.Error(err))
@@ -115,14 +115,14 @@ func (p *idp) watch(ctx context.Context) {
 		p.lastErr = err
 		p.mu.Unlock()
 		if p.down {
-			p.cfg.observe(EventIdPFetchError, FetchDiscovery, "")
+			p.cfg.observe(EventIdPFetchError, FetchDiscovery, p.cfg.ProviderURL)
 		}
 		switch {
 		case p.down && !was:
-			p.cfg.observe(EventIdP, ResultDown, "")
+			p.cfg.observe(EventIdP, ResultDown, p.cfg.ProviderURL)
 			p.cfg.Logger.Warn("identity provider unreachable; new sign-ins get 503", zap.String("provider_url", p.cfg.ProviderURL), zap.Error(err))
 		case !p.down && was:
-			p.cfg.observe(EventIdP, ResultUp, "")
+			p.cfg.observe(EventIdP, ResultUp, p.cfg.ProviderURL)
 			p.cfg.Logger.Info("identity provider reachable again", zap.String("provider_url", p.cfg.ProviderURL))
 		}
 	}
@@ -166,7 +166,7 @@ func (p *idp) discover(ctx context.Context) error {
 	defer p.mu.Unlock()
 	p.provider = provider
 	p.keys = newKeyFetchGate(p.cfg.HTTPClient, p.cfg.KeySetRefreshInterval, p.cfg.Now)
-	p.keys.failed = func() { p.cfg.observe(EventIdPFetchError, FetchKeys, "") }
+	p.keys.failed = func() { p.cfg.observe(EventIdPFetchError, FetchKeys, p.cfg.ProviderURL) }
 	// One key set for ID tokens and logout tokens: one cache, one bound on
 	// fetches. As provider.VerifierContext does, but shared.
 	keySet := oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), p.keys.client), extra.JWKSURI)
@@ -184,7 +184,7 @@ func (p *idp) discover(ctx context.Context) error {
 	p.endURL = extra.EndSession
 	p.lastErr = nil
 	p.cfg.Logger.Info("identity provider ready", zap.String("provider_url", p.cfg.ProviderURL))
-	p.cfg.observe(EventIdP, ResultUp, "")
+	p.cfg.observe(EventIdP, ResultUp, p.cfg.ProviderURL)
 	return nil
 }
 

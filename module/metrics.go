@@ -24,7 +24,7 @@ import (
 // The counters are the process's, as Caddy's reverse_proxy keeps its
 // collectors: each config load registers them in the new config's registry
 // (Caddy makes one per load), so a reload neither drops the counts nor
-// exports them twice. The IdP's health gauge belongs to the config whose
+// exports them twice. The IdPs' health gauge belongs to the config whose
 // iap app it describes, and is registered in its registry alone.
 var iapMetrics = struct {
 	decisions, signIns, certs, idpFetchErrors *prometheus.CounterVec
@@ -43,8 +43,8 @@ var iapMetrics = struct {
 	}, []string{"stage", "result", "reason", "detail"}),
 	idpFetchErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "iap", Name: "idp_fetch_errors_total",
-		Help: "Failed fetches from the identity provider, by document (discovery, keys).",
-	}, []string{"document"}),
+		Help: "Failed fetches from an identity provider, by its issuer and the document (discovery, keys).",
+	}, []string{"issuer", "document"}),
 }
 
 // The outcomes of caddy_iap_decisions_total and the access log's
@@ -72,11 +72,9 @@ func registerMetrics(ctx caddy.Context) {
 	for _, c := range []*prometheus.CounterVec{iapMetrics.decisions, iapMetrics.signIns, iapMetrics.certs, iapMetrics.idpFetchErrors} {
 		register(reg, c)
 	}
-	// Series that exist before their first event, so that rates and
-	// alerts on them work from the start.
+	// A series that exists before its first event, so that rates and
+	// alerts on it work from the start.
 	iapMetrics.signIns.WithLabelValues(authn.ResultSuccess, "")
-	iapMetrics.idpFetchErrors.WithLabelValues(authn.FetchDiscovery)
-	iapMetrics.idpFetchErrors.WithLabelValues(authn.FetchKeys)
 }
 
 // register registers c, ignoring that it is registered already, as Caddy's
@@ -88,32 +86,35 @@ func register(reg *prometheus.Registry, c prometheus.Collector) {
 	}
 }
 
-// authnObserver is the iap app's authn.Config.Observe: it counts sign-ins
-// and fetch errors, and keeps caddy_iap_idp_up, the gauge of this config's
-// IdP (labelled with its issuer), which starts at 0 until the IdP is
-// discovered.
+// authnObserver is the iap app's authn.Config.Observe, which its named
+// IdPs share: it counts sign-ins and fetch errors, and keeps
+// caddy_iap_idp_up, the gauge of this config's IdPs by issuer (authn
+// names the issuer, a URL of the config, as the event's reason). The
+// default IdP's series starts at 0, until it is discovered.
 func authnObserver(ctx caddy.Context, issuer string) func(event, result, reason string) {
 	registerMetrics(ctx)
-	up := prometheus.NewGauge(prometheus.GaugeOpts{
+	up := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "caddy", Subsystem: "iap", Name: "idp_up",
-		Help:        "Whether the identity provider was discovered and its last health check passed (1) or not (0).",
-		ConstLabels: prometheus.Labels{"issuer": issuer},
-	})
+		Help: "Whether the identity provider was discovered and its last health check passed (1) or not (0), by issuer.",
+	}, []string{"issuer"})
 	if reg := ctx.GetMetricsRegistry(); reg != nil {
 		register(reg, up)
 	}
+	up.WithLabelValues(issuer).Set(0)
+	iapMetrics.idpFetchErrors.WithLabelValues(issuer, authn.FetchDiscovery)
+	iapMetrics.idpFetchErrors.WithLabelValues(issuer, authn.FetchKeys)
 	return func(event, result, reason string) {
 		switch event {
 		case authn.EventSignIn:
 			iapMetrics.signIns.WithLabelValues(result, labelValue(reason)).Inc()
 		case authn.EventIdP:
+			v := 0.0
 			if result == authn.ResultUp {
-				up.Set(1)
-			} else {
-				up.Set(0)
+				v = 1
 			}
+			up.WithLabelValues(reason).Set(v)
 		case authn.EventIdPFetchError:
-			iapMetrics.idpFetchErrors.WithLabelValues(result).Inc()
+			iapMetrics.idpFetchErrors.WithLabelValues(reason, result).Inc()
 		}
 	}
 }

@@ -26,7 +26,7 @@ func TestMetricsRegisterAcrossLoads(t *testing.T) {
 	r := httptest.NewRequest("GET", "https://app.example/x?user=alice", nil)
 	before := count(iapMetrics.decisions.WithLabelValues(routeLabel(r), outcomeDeny, "no-policy"))
 	observeDecision(r, outcomeDeny, "no-policy")
-	observe(authn.EventIdP, authn.ResultUp, "")
+	observe(authn.EventIdP, authn.ResultUp, "https://idp.example")
 
 	second, cancel2 := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel2()
