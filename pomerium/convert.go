@@ -37,6 +37,7 @@ var scalarKeys = []string{
 	"normalize_path", "merge_slashes", "path_with_escaped_slashes_action",
 	"timeout_read", "timeout_write", "timeout_idle", "default_upstream_timeout",
 	"insecure_server", "use_proxy_protocol", "codec_type", "services",
+	"headers_with_underscores_action", "health_check_addr", "autocert_dir", "metrics_address", "metrics_basic_auth",
 }
 
 // listKeys are the global settings that work and that the converter reads
@@ -451,6 +452,16 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 	if err := c.server(s, srv); err != nil {
 		return nil, err
 	}
+	if err := c.underscoreHeaders(s); err != nil {
+		return nil, err
+	}
+	extra, err := c.extraServers(s)
+	if err != nil {
+		return nil, err
+	}
+	for name, srv := range extra {
+		httpApp["servers"].(map[string]any)[name] = srv
+	}
 	if v := get("http_redirect_addr"); v != "" {
 		if p := portOf(v); p != "" {
 			n, _ := strconv.Atoi(p)
@@ -652,6 +663,15 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 		apps["tls"] = tlsApp
 	}
 	cfg := map[string]any{"apps": apps}
+	if dir, _ := s.value("autocert_dir"); strings.TrimSpace(dir) != "" {
+		if autocert && !insecure {
+			// Pomerium keeps its certificates there; Caddy keeps them (and
+			// the iap app's keys) in its storage, here that folder.
+			cfg["storage"] = map[string]any{"module": "file_system", "root": strings.TrimSpace(dir)}
+		} else {
+			c.warn(s.scalar["autocert_dir"], "autocert_dir is ignored: autocert is not true")
+		}
+	}
 	if lvl := get("log_level"); lvl != "" {
 		cfg["logging"] = map[string]any{"logs": map[string]any{"default": map[string]any{"level": strings.ToUpper(lvl)}}}
 	}

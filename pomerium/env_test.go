@@ -74,14 +74,14 @@ func TestEnvironmentVariablesNeverPanic(t *testing.T) {
 
 // The two variables of the report give their warning, without a line.
 func TestEnvironmentOnlySettingsWarnWithoutALine(t *testing.T) {
-	env := map[string]string{"METRICS_ADDRESS": ":9090", "COOKIE_HTTP_ONLY": "false"}
+	env := map[string]string{"DEBUG_ADDRESS": ":9090", "COOKIE_HTTP_ONLY": "false"}
 	_, warnings, err := adaptWithEnv([]byte(minimalConfigs[1]), map[string]any{"filename": "config.yaml"},
 		func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := fmt.Sprint(warnings)
-	for _, want := range []string{"metrics_address", "cookie_http_only"} {
+	for _, want := range []string{"debug_address", "cookie_http_only"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("warnings %s lack %s", got, want)
 		}

@@ -3,6 +3,7 @@ package pomerium
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -196,5 +197,73 @@ func TestProxyProtocolReachesTheUpstream(t *testing.T) {
 	}
 	if xff := got.Header.Get("X-Forwarded-For"); xff != "203.0.113.9" {
 		t.Errorf("X-Forwarded-For %q, want the PROXY header's 203.0.113.9", xff)
+	}
+}
+
+// freeAddr is a loopback address with a port nobody listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Issue 13: metrics_address and health_check_addr were ignored. A real
+// Caddy now serves its Prometheus metrics on metrics_address, behind
+// metrics_basic_auth, and the health checks on health_check_addr.
+func TestMetricsAndHealthCheckListeners(t *testing.T) {
+	metrics, health := freeAddr(t), freeAddr(t)
+	runCaddy(t, "metrics_address: "+metrics+"\nmetrics_basic_auth: "+base64.StdEncoding.EncodeToString([]byte("ops:s3cret"))+
+		"\nhealth_check_addr: "+health+"\n"+publicRoute)
+	get := func(url, user, pass string) (int, string) {
+		req, _ := http.NewRequest("GET", url, nil)
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, _ := get("http://"+metrics+"/metrics", "", ""); code != 401 {
+		t.Errorf("metrics without credentials: %d", code)
+	}
+	if code, _ := get("http://"+metrics+"/metrics", "ops", "wrong"); code != 401 {
+		t.Errorf("metrics with a wrong password: %d", code)
+	}
+	if code, body := get("http://"+metrics+"/metrics", "ops", "s3cret"); code != 200 || !strings.Contains(body, "go_goroutines") {
+		t.Errorf("metrics: %d %.200s", code, body)
+	}
+	if code, body := get("http://"+health+"/healthz", "", ""); code != 200 || body != "OK\n" {
+		t.Errorf("health check: %d %q", code, body)
+	}
+
+	for _, c := range []struct{ yaml, want string }{
+		{"metrics_address: :9090\nmetrics_client_ca_file: /ca.pem\n", "config.yaml:2: metrics_client_ca_file is not supported: TLS and client certificates for the metrics endpoint"},
+		{"metrics_address: :9090\nmetrics_basic_auth: bm9jb2xvbg==\n", "metrics_basic_auth: not a base64-encoded user:password"},
+		{"headers_with_underscores_action: sometimes\n", `headers_with_underscores_action: "sometimes" is not one of`},
+	} {
+		if _, _, err := adapt(t, c.yaml+publicRoute, "config.yaml"); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: error %v, want %q", c.yaml, err, c.want)
+		}
+	}
+	for _, c := range []struct{ yaml, want string }{
+		{"metrics_basic_auth: b3BzOng=\n", "config.yaml:1: metrics_basic_auth is ignored: metrics_address is not set"},
+		{"headers_with_underscores_action: ALLOW\n", "config.yaml:1: headers_with_underscores_action: ALLOW is served as DROP_HEADER"},
+		{"autocert_dir: /var/lib/certs\n", "config.yaml:1: autocert_dir is ignored: autocert is not true"},
+	} {
+		_, warnings, err := adapt(t, c.yaml+publicRoute, "config.yaml")
+		if err != nil || len(warnings) != 1 || !strings.Contains(warnings[0].String(), c.want) {
+			t.Errorf("%q: %v %v, want %q", c.yaml, err, warnings, c.want)
+		}
+	}
+	if _, apps := adaptedServer(t, "autocert: true\nautocert_dir: /var/lib/certs\nheaders_with_underscores_action: drop_header\n"+publicRoute); fmt.Sprint(apps["storage"]) != "map[module:file_system root:/var/lib/certs]" {
+		t.Errorf("autocert_dir: storage %v", apps["storage"])
 	}
 }

@@ -41,7 +41,7 @@ type knownSetting struct {
 // The reasons shared by several settings.
 const (
 	whyTracing    = "tracing (OpenTelemetry) is not exported; Caddy's own `tracing` handler can be added by hand"
-	whyMetrics    = "Pomerium's metrics endpoint is not served; Caddy's metrics are on its admin endpoint"
+	whyMetricsTLS = "TLS and client certificates for the metrics endpoint are not supported: it is served over plain HTTP, so nobody's certificate would be asked for"
 	whyDNS        = "DNS tuning of Envoy; Caddy resolves upstreams with the system resolver"
 	whyEnvoy      = "an Envoy internal; there is no Envoy"
 	whySplit      = "the address of one of Pomerium's split services; caddy-iap runs as one process"
@@ -66,7 +66,7 @@ var globalSettings = []knownSetting{
 	{"auto_apply_changesets", warned, whyZero, ""},
 	{"autocert", works, "Caddy's automatic HTTPS (ACME) for the route hosts", ""},
 	{"autocert_ca", works, "the ACME issuer's `ca`", ""},
-	{"autocert_dir", warned, "certificates live in Caddy's storage (its `storage` setting), not in a folder of their own", ""},
+	{"autocert_dir", works, "with autocert, Caddy's `storage` (`file_system` at that folder): certificates, and the iap app's keys and revocations, live there", ""},
 	{"autocert_eab_key_id", works, "the ACME issuer's `external_account.key_id`", ""},
 	{"autocert_eab_mac_key", works, "the ACME issuer's `external_account.mac_key`", ""},
 	{"autocert_email", works, "the ACME issuer's `email`", ""},
@@ -123,8 +123,8 @@ var globalSettings = []knownSetting{
 	{"grpc_address", warned, whySplit, ""},
 	{"grpc_client_timeout", warned, whySplit, ""},
 	{"grpc_insecure", warned, whySplit, ""},
-	{"headers_with_underscores_action", refused, "Caddy passes request headers with underscores on as they are (Envoy's ALLOW); REJECT_REQUEST and DROP_HEADER are not offered", "allow"},
-	{"health_check_addr", warned, "the health checks (/healthz, /ping) are answered on every route host instead", ""},
+	{"headers_with_underscores_action", works, "Caddy drops request headers with underscores (DROP_HEADER); REJECT_REQUEST (Pomerium's default) and ALLOW are served so too, with a warning", ""},
+	{"health_check_addr", works, "a server of its own on that address answering the health checks (/healthz, /ping), which every route host answers too", ""},
 	{"health_check_systemd_disabled", warned, "there is no systemd health notifier", ""},
 	{"http_redirect_addr", works, "`http_port` (Caddy redirects HTTP to HTTPS there)", ""},
 	{"identity_providers", refused, whyIDPRoute, ""},
@@ -144,14 +144,14 @@ var globalSettings = []knownSetting{
 	{"mcp_allowed_as_metadata_domains", warned, "MCP routes are refused, so nothing reads it", ""},
 	{"mcp_allowed_client_id_domains", warned, "MCP routes are refused, so nothing reads it", ""},
 	{"merge_slashes", works, "always on: repeated slashes are merged before the policy decides; `false` is a warning (the path is still cleaned)", ""},
-	{"metrics_address", warned, whyMetrics, ""},
-	{"metrics_basic_auth", warned, whyMetrics, ""},
-	{"metrics_certificate", warned, whyMetrics, ""},
-	{"metrics_certificate_file", warned, whyMetrics, ""},
-	{"metrics_certificate_key", warned, whyMetrics, ""},
-	{"metrics_certificate_key_file", warned, whyMetrics, ""},
-	{"metrics_client_ca", warned, whyMetrics, ""},
-	{"metrics_client_ca_file", warned, whyMetrics, ""},
+	{"metrics_address", works, "a server of its own on that address with Caddy's Prometheus metrics (`metrics` handler), plain HTTP", ""},
+	{"metrics_basic_auth", works, "HTTP basic authentication (bcrypt) before the metrics", ""},
+	{"metrics_certificate", refused, whyMetricsTLS, ""},
+	{"metrics_certificate_file", refused, whyMetricsTLS, ""},
+	{"metrics_certificate_key", refused, whyMetricsTLS, ""},
+	{"metrics_certificate_key_file", refused, whyMetricsTLS, ""},
+	{"metrics_client_ca", refused, whyMetricsTLS, ""},
+	{"metrics_client_ca_file", refused, whyMetricsTLS, ""},
 	{"normalize_path", works, "always on: dot segments are removed before the policy decides; `false` is a warning (the path is still cleaned)", ""},
 	{"otel_attribute_value_length_limit", warned, whyTracing, ""},
 	{"otel_bsp_max_export_batch_size", warned, whyTracing, ""},
