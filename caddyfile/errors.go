@@ -42,6 +42,14 @@ func (o *optionLines) wrap(err error) error {
 			return err
 		}
 	}
+	d := caddyfile.NewDispenser([]caddyfile.Token{o.at(msg)})
+	d.Next()
+	return d.WrapErr(err)
+}
+
+// at is the token of the option msg names first (as a whole word), or the
+// directive's: where a message about the block belongs.
+func (o *optionLines) at(msg string) caddyfile.Token {
 	at, first := o.directive, -1
 	for name, tok := range o.options {
 		i := wordIndex(msg, name)
@@ -49,9 +57,7 @@ func (o *optionLines) wrap(err error) error {
 			at, first = tok, i
 		}
 	}
-	d := caddyfile.NewDispenser([]caddyfile.Token{at})
-	d.Next()
-	return d.WrapErr(err)
+	return at
 }
 
 // wordIndex is the index of the first occurrence of word in s that is not

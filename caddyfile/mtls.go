@@ -73,7 +73,8 @@ func parseMTLS(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 		return nil, lines.wrap(fmt.Errorf("iap_mtls: %v", err))
 	}
 	for _, w := range site.Warnings {
-		caddy.Log().Named("iap").Warn(w, zap.String("file", h.File()), zap.Int("line", h.Line()))
+		at := lines.at(w) // the line of the option the warning is about
+		caddy.Log().Named("iap").Warn(w, zap.String("file", at.File), zap.Int("line", at.Line))
 	}
 	route := httpcaddyfile.ConfigValue{Class: "route", Value: caddyhttp.Route{HandlersRaw: []json.RawMessage{site.Handler}}}
 	if hasTLSDirective(h) {
