@@ -93,7 +93,7 @@ func (c *converter) convert(root *yaml.Node) (map[string]any, error) {
 			s.scalar[key] = val
 		case st.support == works:
 			s.nodes[key] = val
-		case val.Kind == yaml.ScalarNode && st.isDefault(val.Value):
+		case st.isDefaultNode(val):
 			// Pomerium's default, spelled out: nothing to do.
 		case st.support == warned:
 			c.warn(kv[0], "%s is ignored: %s", key, st.why)

@@ -59,7 +59,7 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 			return out, c.errf(kv[0], "unknown route setting %q%s", key, didYouMean(key, routeSettings))
 		case st.support == works:
 			fields[key] = kv[1]
-		case kv[1].Kind == yaml.ScalarNode && st.isDefault(kv[1].Value):
+		case st.isDefaultNode(kv[1]):
 			// Pomerium's default, spelled out: nothing to do.
 		case st.support == warned:
 			c.warn(kv[0], "route setting %s is ignored: %s", key, st.why)

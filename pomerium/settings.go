@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // support says what the adapter does with a Pomerium setting.
@@ -365,6 +367,16 @@ func editDistance(a, b string) int {
 // isDefault reports whether value is the setting's Pomerium default.
 func (s knownSetting) isDefault(value string) bool {
 	return s.dflt != "" && strings.EqualFold(strings.TrimSpace(value), s.dflt)
+}
+
+// isDefaultNode reports whether a YAML value is the setting's Pomerium
+// default: a scalar, or a list of that one value (a list setting's
+// default, such as programmatic_redirect_domain_whitelist's [localhost]).
+func (s knownSetting) isDefaultNode(n *yaml.Node) bool {
+	if n.Kind == yaml.SequenceNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	return n.Kind == yaml.ScalarNode && s.isDefault(n.Value)
 }
 
 // refusal is the error for an error setting: its why, which names the

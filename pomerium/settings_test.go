@@ -134,6 +134,10 @@ func TestEachSettingDoesWhatTheTableSays(t *testing.T) {
 		}
 		check(t, s, route+"    "+s.name+": "+value(s)+"\n", 5)
 	}
+	// A list setting's default, as a list.
+	if _, w, err := adaptWithEnv([]byte(route+"programmatic_redirect_domain_whitelist: [localhost]\n"), map[string]any{"filename": "config.yaml"}, func(string) (string, bool) { return "", false }); err != nil || len(w) > 0 {
+		t.Errorf("programmatic_redirect_domain_whitelist: [localhost]: %v %v", err, w)
+	}
 	// Pomerium's default value, spelled out, is no warning and no error.
 	for _, s := range append(slices.Clone(globalSettings), routeSettings...) {
 		if s.dflt == "" {
