@@ -20,6 +20,8 @@ command -v mkcert >/dev/null || missing+=(mkcert)
 command -v chromium >/dev/null || missing+=(chromium)
 # certutil and pk12util put a client certificate in Chromium's NSS database.
 command -v pk12util >/dev/null || missing+=(libnss3-tools)
+# Ory Hydra's build (scripts/build-hydra.sh) is cgo: SQLite, for DSN=memory.
+command -v gcc >/dev/null || missing+=(gcc libc6-dev)
 if ((${#missing[@]})); then
 	step "installing ${missing[*]} (Debian packages)"
 	sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
