@@ -20,6 +20,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 	"gopkg.in/yaml.v3"
 
 	_ "github.com/caddy-iap/caddy-iap"
@@ -239,12 +241,27 @@ func (e *env) unmaterialize(s string) string {
 }
 
 // adapt runs an adapter in process, as `caddy adapt` does, and validates
-// the result as `caddy validate` does (every module provisioned).
-func (e *env) adapt(t *testing.T, adapter, filename, src string) (json.RawMessage, []caddyconfig.Warning) {
+// the result as `caddy validate` does (every module provisioned). The
+// warnings are the adapter's and those logged while adapting (the plugin
+// logs some, such as tls_skip_verify or an expired client certificate).
+func (e *env) adapt(t *testing.T, adapter, filename, src string) (json.RawMessage, []string) {
 	t.Helper()
-	out, warnings, err := caddyconfig.GetAdapter(adapter).Adapt([]byte(src), map[string]any{"filename": filename})
+	// Caddy's default logger, buffered while adapting; caddy.Validate
+	// sets up a logger of its own, so the buffer is read before.
+	_, orig, buffered := caddy.BufferedLog()
+	out, adapterWarnings, err := caddyconfig.GetAdapter(adapter).Adapt([]byte(src), map[string]any{"filename": filename})
+	logged, entries := observer.New(zap.WarnLevel)
+	buffered.FlushTo(zap.New(logged))
+	caddy.UnbufferDefaultLogger(orig)
 	if err != nil {
 		t.Fatalf("caddy adapt --adapter %s: %v", adapter, err)
+	}
+	var warnings []string
+	for _, w := range adapterWarnings {
+		warnings = append(warnings, w.String())
+	}
+	for _, entry := range entries.TakeAll() {
+		warnings = append(warnings, fmt.Sprintf("logged: %s %v", entry.Message, entry.ContextMap()))
 	}
 	var cfg caddy.Config
 	if err := json.Unmarshal(out, &cfg); err != nil {
