@@ -25,9 +25,9 @@ mkcert -client 'pomerium@localhost' 2>&1 | grep -E 'certificate is at' || true
 ls "$CAROOT"
 
 start_upstream() {
-	say "openssl s_server -www $* on :$upstream_port"
+	say "openssl s_server -www $* on 127.0.0.1:$upstream_port"
 	openssl s_server "$@" -key ./openssl.localhost-key.pem -cert ./openssl.localhost.pem \
-		-accept "$upstream_port" -www >"$work/s_server.log" 2>&1 &
+		-accept "127.0.0.1:$upstream_port" -www >"$work/s_server.log" 2>&1 &
 	upstream_pid=$!
 	pids+=("$upstream_pid")
 	wait_port "$upstream_port" || fail "s_server did not start: $(cat "$work/s_server.log")"
