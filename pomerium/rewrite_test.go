@@ -212,3 +212,45 @@ func TestLoadBalancingPolicy(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 }
+
+// health_checks: the first HTTP check becomes Caddy's active health
+// check, which a real Caddy loads; other kinds warn.
+func TestHealthChecks(t *testing.T) {
+	const route = "routes:\n  - from: https://a.example\n    allow_public_unauthenticated_access: true\n    to: [http://b, http://c]\n"
+	out, warnings, err := adapt(t, route+`    health_checks:
+      - timeout: 2s
+        interval: 10s
+        unhealthy_threshold: 3
+        healthyThreshold: 1
+        http_health_check:
+          path: /healthz
+          host: b.internal
+          expected_statuses: [{start: 200, end: 300}]
+      - timeout: 1s
+        interval: 5s
+        tcp_health_check: {}
+`, "config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0].String(), "config.yaml:14: health_checks: a tcp health check is ignored") {
+		t.Errorf("warnings %v", warnings)
+	}
+	want := `"health_checks":{"active":{"expect_status":2,"fails":3,"headers":{"Host":["b.internal"]},"interval":10000000000,"passes":1,"timeout":2000000000,"uri":"/healthz"}}`
+	if !strings.Contains(string(out), want) {
+		t.Errorf("lacks %s:\n%s", want, out)
+	}
+	for _, c := range []struct{ checks, want string }{
+		{"[{interval: soon, http_health_check: {path: /}}]", `health_checks: interval: "soon" is not a duration`},
+		{"[{http_health_check: {path: /, expected_statuses: [{start: 200, end: 250}]}}]", "[200, 250) is neither one status nor one class"},
+		{"{a: b}", "health_checks is a list"},
+	} {
+		if _, _, err := adapt(t, route+"    health_checks: "+c.checks+"\n", "config.yaml"); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want %q", c.checks, err, c.want)
+		}
+	}
+	// A real Caddy takes it (one upstream, ours, answering the check).
+	up := echoUpstream(t)
+	runCaddy(t, "routes:\n  - from: https://a.example\n    allow_public_unauthenticated_access: true\n    to: "+up+
+		"\n    health_checks: [{interval: 1s, timeout: 1s, http_health_check: {path: /healthz}}]\n")
+}

@@ -351,6 +351,13 @@ func (c *converter) proxy(fields map[string]*yaml.Node) (*reverseproxy.Handler, 
 			rp.LoadBalancing = &reverseproxy.LoadBalancing{SelectionPolicyRaw: json.RawMessage(`{"policy":"` + p + `"}`)}
 		}
 	}
+	if v := fields["health_checks"]; v != nil {
+		hc, err := c.healthChecks(v)
+		if err != nil {
+			return nil, "", err
+		}
+		rp.HealthChecks = hc
+	}
 	transport := new(reverseproxy.HTTPTransport)
 	if scheme == "https" {
 		transport.TLS = new(reverseproxy.TLSConfig)

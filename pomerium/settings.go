@@ -220,7 +220,7 @@ var routeSettings = []knownSetting{
 	{"description", works, "the access log field `iap_route_description` of each request the route takes (`log_append`)", ""},
 	{"enable_google_cloud_serverless_authentication", warned, "no Google ID token is added for Cloud Run upstreams, which then refuse the requests", "false"},
 	{"from", works, "the host matcher", ""},
-	{"health_checks", warned, "active health checks of upstreams are not configured (Envoy's); Caddy's `health_checks` can be added by hand", ""},
+	{"health_checks", works, "`reverse_proxy` active health checks from the first HTTP check (path, host, interval, timeout, thresholds, expected status); TCP and gRPC checks warn", ""},
 	{"healthy_panic_threshold", warned, whyEnvoy, ""},
 	{"host_path_regex_rewrite_pattern", works, "the upstream Host from a regular expression on the path", ""},
 	{"host_path_regex_rewrite_substitution", works, "the upstream Host from a regular expression on the path", ""},
