@@ -197,13 +197,17 @@ func (a *Authenticator) signOut(w http.ResponseWriter, r *http.Request) {
 			a.cfg.Logger.Warn("sign-out: revoking the session", zap.String("user_id", s.Subject), zap.Error(err))
 		}
 		a.cfg.Logger.Info("signed out", zap.String("user_id", s.Subject), zap.String("host", r.Host))
-		if a.central(r) {
-			// The sign-in host keeps a session too, and the IdP's.
-			http.Redirect(w, r, a.signOutCentral(returnTo), http.StatusFound)
-			return
-		}
 		if _, _, endURL, err := a.idp.get(); err == nil && endURL != "" {
-			http.Redirect(w, r, a.endSessionURL(endURL, s, r.Host, returnTo), http.StatusFound)
+			// Under central sign-in the session's ID is the sign-in host's
+			// and every route host's too (hand-offs keep it), so revoking it
+			// ended this sign-in on all of them; the IdP sends the browser
+			// back to the sign-in host's signed_out, the one
+			// post_logout_redirect_uri to register.
+			back := r.Host
+			if a.central(r) {
+				back = a.authHost
+			}
+			http.Redirect(w, r, a.endSessionURL(endURL, s, back, returnTo), http.StatusFound)
 			return
 		}
 		http.Redirect(w, r, returnTo, http.StatusFound)

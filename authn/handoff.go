@@ -38,10 +38,13 @@ import (
 // their own account cannot be pushed into a victim's browser (login
 // fixation). No cookie domain is shared.
 //
-// The hand-off carries the session without its refresh token and raw ID
-// token: refresh tokens that rotate could not be shared between hosts, so a
-// route host's session lasts until the ID token expires and is then handed
-// off again (one redirect through the sign-in host, which refreshes).
+// The hand-off carries the session with its ID, so that signing out on any
+// host (a revocation of that ID) ends the sign-in on every host, and
+// without its refresh token: refresh tokens that rotate could not be shared
+// between hosts, so a route host's session lasts until the ID token expires
+// and is then handed off again (one redirect through the sign-in host,
+// which refreshes). The raw ID token goes along, for sign-out's
+// id_token_hint, unless it would not fit the route host's cookie budget.
 
 const (
 	// handoffTTL is how long a hand-off may take to reach its host.
@@ -188,7 +191,7 @@ func (a *Authenticator) issueHandoff(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := handoff{Session: *s, Host: to, State: state, ID: randomID(), Expires: a.cfg.Now().Add(handoffTTL)}
-	h.Session.RefreshToken, h.Session.RawIDToken = "", ""
+	h.Session.RefreshToken = ""
 	token, err := a.handoff.seal(handoffName, h)
 	if err != nil {
 		a.errorPage(w, r, http.StatusInternalServerError, string(authz.ReasonInternal), "Could not hand the sign-in over.")
@@ -289,10 +292,4 @@ func (a *Authenticator) acceptHandoff(w http.ResponseWriter, r *http.Request) {
 	}
 	a.cfg.Logger.Info("signed in", zap.String("user_id", s.Subject), zap.String("email", s.Email), zap.String("host", r.Host), zap.String("via", a.authHost))
 	http.Redirect(w, r, a.returnURL(ls.ReturnTo, r.Host), http.StatusFound)
-}
-
-// signOutCentral is where a route host's sign-out goes on: the sign-in
-// host's sign-out page, which ends the session there (and at the IdP).
-func (a *Authenticator) signOutCentral(returnTo string) string {
-	return "https://" + a.authHost + a.names.prefix + "sign_out?" + url.Values{"redirect_uri": {returnTo}}.Encode()
 }

@@ -129,8 +129,8 @@ func TestCentralSignIn(t *testing.T) {
 		t.Errorf("auth.test/anything ended at %s (%d)\n%s", resp.Request.URL, resp.StatusCode, body)
 	}
 
-	// Sign-out on a route host ends its session and goes on to the sign-in
-	// host's sign-out page.
+	// Sign-out on a route host ends this sign-in on every host (Dex has no
+	// end_session_endpoint: the browser goes back to the return URL).
 	ua.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	_, page := ua.Get(t, ua.URL("app2.test", "/.iap/sign_out"), nil)
 	token := csrfFromPage(t, page)
@@ -142,11 +142,17 @@ func TestCentralSignIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, e.auth+"/.iap/sign_out?") {
-		t.Errorf("route host sign-out: %d to %q, want the sign-in host's sign-out page", resp.StatusCode, loc)
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || loc != ua.URL("app2.test", "/") {
+		t.Errorf("route host sign-out: %d to %q, want app2's root", resp.StatusCode, loc)
 	}
 	if ua.Cookie("app2.test", "__Host-_iap") != "" {
 		t.Errorf("app2's session cookie is still set after its sign-out")
+	}
+	for _, h := range []string{"auth.test", "app1.test", "app3.test"} {
+		resp, body := ua.Get(t, ua.URL(h, "/.iap/user"), http.Header{"Accept": {"application/json"}})
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s after signing out on app2: %d, want 401\n%s", h, resp.StatusCode, body)
+		}
 	}
 }
 
