@@ -9,6 +9,9 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
+
+	"github.com/caddy-iap/caddy-iap/downstreamtls"
+	"github.com/caddy-iap/caddy-iap/module"
 )
 
 // mergeClientCAs adds the client CAs of from to the connection policy into,
@@ -91,4 +94,30 @@ func (l caList) inline() ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// hostMTLS is the iap_mtls handler of a host's own endpoints (the sign-in
+// callback, ...), which belong to no route, when several routes of the
+// host name their own client CA: a certificate of any of their CAs, with
+// the first route's other options. The CAs are read now, inline: a route's
+// own handler rereads its ca_file when it changes, this one at the next
+// adapt.
+func hostMTLS(routes []*downstreamtls.Options) (json.RawMessage, error) {
+	o := *routes[0]
+	var all []byte
+	for _, r := range routes {
+		var pemBytes []byte
+		var err error
+		if r.CAFile != "" {
+			pemBytes, err = os.ReadFile(r.CAFile)
+		} else {
+			pemBytes, err = base64.StdEncoding.DecodeString(r.CA)
+		}
+		if err != nil {
+			return nil, err
+		}
+		all = append(append(all, pemBytes...), '\n')
+	}
+	o.CA, o.CAFile = base64.StdEncoding.EncodeToString(all), ""
+	return caddyconfig.JSONModuleObject(&module.MTLS{Options: o}, "handler", "iap_mtls", nil), nil
 }

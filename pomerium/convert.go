@@ -525,10 +525,20 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 	var own []caddyhttp.Route
 	for _, h := range exactHosts {
 		var mtls json.RawMessage
+		var cas []*downstreamtls.Options
 		for _, r := range exact {
 			if r.host == h && r.mtls != nil {
-				mtls = r.mtls
-				break
+				if mtls == nil {
+					mtls = r.mtls
+				}
+				cas = append(cas, r.downstream)
+			}
+		}
+		if len(cas) > 1 {
+			// Routes with their own client CAs: a user of any of them signs in here.
+			var err error
+			if mtls, err = hostMTLS(cas); err != nil {
+				return nil, fmt.Errorf("%s: %s: tls_downstream_client_ca: %v", c.file, h, err)
 			}
 		}
 		own = append(own, ownEndpoints(h, mtls))

@@ -189,3 +189,63 @@ routes:
 		}
 	})
 }
+
+// The same two routes with sign-in: the host's own endpoints
+// (/.pomerium/callback, ...) belong to no route, and must take a
+// certificate of either route's CA, or a user of route two could never
+// finish signing in.
+func TestPomeriumPerRouteClientCAsSignIn(t *testing.T) {
+	dir := t.TempDir()
+	ca1, ca2 := testpki.NewCA(t, "route one CA"), testpki.NewCA(t, "route two CA")
+	ca1File, ca2File := ca1.WriteCert(t, dir, "ca1.pem"), ca2.WriteCert(t, dir, "ca2.pem")
+	serverCA := testpki.NewCA(t, "server root")
+	certFile, keyFile := serverCA.Issue(t, testpki.Server("*.pomerium.test")).Write(t, dir, "server")
+	roots := x509.NewCertPool()
+	roots.AddCert(serverCA.Cert)
+	httpsPort := testenv.FreePort(t)
+	dex := testenv.StartDex(t, testenv.DexOptions{Users: []testenv.DexUser{alice},
+		RedirectURIs: []string{fmt.Sprintf("https://cas.pomerium.test:%d/.pomerium/callback", httpsPort)}})
+	up := echoUpstream(t)
+	config := fmt.Sprintf(`address: :%d
+http_redirect_addr: :%d
+certificate_file: %s
+certificate_key_file: %s
+idp_provider: oidc
+idp_provider_url: %s
+idp_client_id: caddy
+idp_client_secret: caddy-secret
+cookie_secret: %s
+routes:
+  - from: https://cas.pomerium.test
+    prefix: /ca1
+    to: %s
+    tls_downstream_client_ca_file: %s
+    allow_any_authenticated_user: true
+  - from: https://cas.pomerium.test
+    prefix: /ca2
+    to: %s
+    tls_downstream_client_ca_file: %s
+    allow_any_authenticated_user: true
+`, httpsPort, testenv.FreePort(t), certFile, keyFile, dex.Issuer, randomSecret(t), up, ca1File, up, ca2File)
+	caddy := testenv.StartCaddyConfig(t, "pomerium", "config.yaml", config, httpsPort)
+	for name, c := range map[string]struct {
+		ca   *testpki.CA
+		path string
+	}{"route one": {ca1, "/ca1"}, "route two": {ca2, "/ca2"}} {
+		t.Run("a user of "+name+" signs in", func(t *testing.T) {
+			cf, kf := c.ca.Issue(t, testpki.Client("alice")).Write(t, dir, c.path[1:])
+			pair, err := tls.LoadX509KeyPair(cf, kf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ua := caddy.NewUserAgent(t, func(cfg *tls.Config) {
+				cfg.RootCAs = roots
+				cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &pair, nil }
+			})
+			resp, body := ua.SignIn(t, ua.URL("cas.pomerium.test", c.path), alice.Email, alice.Password)
+			if resp.StatusCode != 200 || !strings.Contains(body, "User-Agent") {
+				t.Errorf("signing in on %s: %d at %s: %s", c.path, resp.StatusCode, resp.Request.URL, oneLine(body))
+			}
+		})
+	}
+}
