@@ -85,6 +85,21 @@ func TestEverySettingIsKnown(t *testing.T) {
 	}
 }
 
+// A global setting marked works is read by the converter (as a single
+// value or as a structure), never accepted and dropped.
+func TestEveryWorkingGlobalSettingIsRead(t *testing.T) {
+	for _, s := range globalSettings {
+		if s.support == works && !slices.Contains(scalarKeys, s.name) && !slices.Contains(listKeys, s.name) {
+			t.Errorf("%s works, but the converter reads it nowhere (scalarKeys, listKeys)", s.name)
+		}
+	}
+	for _, k := range append(slices.Clone(scalarKeys), listKeys...) {
+		if s, ok := lookupSetting(globalSettings, k); !ok || s.support != works {
+			t.Errorf("the converter reads %s, which the table does not mark works", k)
+		}
+	}
+}
+
 // Each setting does what the table says: a warned one gives a warning
 // that names its line and it, an error one an error that names both, and
 // one that works neither.
