@@ -101,6 +101,13 @@ type Config struct {
 	// Authenticator, and the other hosts must be AllowedRedirectHosts.
 	AuthenticateURL string
 
+	// IDPName is the name of a named IdP (the iap app's idps); empty for
+	// the default. It is bound into the programmatic login tokens, so
+	// that one minted on a route of one IdP opens nothing on a route of
+	// another, whatever host they share (the session cookies are bound
+	// by their names).
+	IDPName string
+
 	// Refuse, when set, renders every refusal authn makes (401, 503, a bad
 	// callback, a CSRF mismatch, ...) instead of authn's own page or JSON:
 	// a server with error pages of its own (Caddy's handle_errors) renders

@@ -283,6 +283,12 @@ func (a *Authenticator) acceptHandoff(w http.ResponseWriter, r *http.Request) {
 		bad("the session reached cookie_expire", nil)
 		return
 	}
+	if err := a.checkRevoked(&s); errors.Is(err, errSessionRevoked) {
+		// Signed out on another host while the hand-off travelled: no
+		// cookie, and no programmatic token under a new ID.
+		bad("the session was signed out", err)
+		return
+	}
 	if !a.keepSession(w, r, &s, func(detail string, err error) { bad(detail, err) }) {
 		return
 	}

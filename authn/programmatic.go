@@ -166,7 +166,17 @@ func programmaticName(host string) string { return "programmatic " + host }
 func (a *Authenticator) programmaticToken(s *Session, host string) (string, error) {
 	t := *s
 	t.ID, t.RefreshToken, t.RawIDToken, t.Bearer, t.viaToken = randomID(), "", "", false, false
-	return a.session.seal(programmaticName(host), &t)
+	return a.session.seal(a.tokenName(host), &t)
+}
+
+// tokenName is the associated data of a programmatic token: the host's
+// programmaticName and, for a named IdP, its name, so a token of one IdP
+// never opens as another's (the default's stays as it was).
+func (a *Authenticator) tokenName(host string) string {
+	if a.cfg.IDPName == "" {
+		return programmaticName(host)
+	}
+	return programmaticName(host) + " idp " + a.cfg.IDPName
 }
 
 // programmaticCredential returns the programmatic token of a request:
@@ -198,7 +208,7 @@ func (a *Authenticator) tokenSession(r *http.Request, token string) (*Session, e
 		return nil, fmt.Errorf("%w: the request's Host is not a host name", ErrBadBearer)
 	}
 	var s Session
-	if _, err := a.session.open(programmaticName(host), token, &s); err != nil {
+	if _, err := a.session.open(a.tokenName(host), token, &s); err != nil {
 		return nil, fmt.Errorf("%w: the programmatic login token does not open for %s (issued for another route, sealed under another cookie_secret, or tampered with): %w",
 			ErrBadBearer, host, err)
 	}
