@@ -82,6 +82,9 @@ type converter struct {
 
 	// respHeaders is the global set_response_headers, nil when unset.
 	respHeaders map[string]string
+
+	// resolvers are dns_resolvers as Caddy's upstream resolver addresses.
+	resolvers []string
 }
 
 // warn adds a warning at n's line; n is nil for a setting that came from

@@ -38,12 +38,13 @@ var scalarKeys = []string{
 	"timeout_read", "timeout_write", "timeout_idle", "default_upstream_timeout",
 	"insecure_server", "use_proxy_protocol", "codec_type", "services",
 	"headers_with_underscores_action", "health_check_addr", "autocert_dir", "metrics_address", "metrics_basic_auth",
+	"dns_use_tcp",
 }
 
 // listKeys are the global settings that work and that the converter reads
 // as YAML structures.
 var listKeys = []string{"certificates", "idp_scopes", "downstream_mtls", "jwt_claims_headers", "routes", "policy", "allow_upgrades",
-	"set_response_headers"}
+	"set_response_headers", "dns_resolvers"}
 
 // providerURLs are the issuers of the IdPs Pomerium names, where fixed.
 var providerURLs = map[string]string{
@@ -129,6 +130,7 @@ func (c *converter) convert(root *yaml.Node) (map[string]any, error) {
 		"idp_scopes":           func(r rune) bool { return r == ',' },
 		"jwt_claims_headers":   func(r rune) bool { return r == ',' || unicode.IsSpace(r) },
 		"certificates":         nil,
+		"dns_resolvers":        func(r rune) bool { return r == ',' },
 		"set_response_headers": nil,
 	} {
 		envKey := strings.ToUpper(key)
@@ -173,6 +175,9 @@ func (c *converter) convert(root *yaml.Node) (map[string]any, error) {
 		return nil, err
 	}
 	if c.defaultTimeout, _, err = c.duration(s, "default_upstream_timeout"); err != nil {
+		return nil, err
+	}
+	if c.resolvers, err = c.dnsResolvers(s); err != nil {
 		return nil, err
 	}
 	if n := s.nodes["set_response_headers"]; n != nil {

@@ -380,7 +380,10 @@ func (c *converter) proxy(fields map[string]*yaml.Node) (*reverseproxy.Handler, 
 		enabled := true
 		transport.KeepAlive = &reverseproxy.KeepAlive{Enabled: &enabled, IdleConnTimeout: caddy.Duration(d)}
 	}
-	if transport.TLS != nil || transport.ResponseHeaderTimeout != 0 || transport.KeepAlive != nil {
+	if len(c.resolvers) > 0 {
+		transport.Resolver = &reverseproxy.UpstreamResolver{Addresses: c.resolvers}
+	}
+	if transport.TLS != nil || transport.ResponseHeaderTimeout != 0 || transport.KeepAlive != nil || transport.Resolver != nil {
 		// Otherwise Caddy's default http transport, written nowhere, as
 		// reverse_proxy in a Caddyfile leaves it.
 		rp.TransportRaw = caddyconfig.JSONModuleObject(transport, "protocol", "http", nil)

@@ -207,3 +207,48 @@ func (c *converter) acmeIssuer(s settings, autocert bool) (map[string]any, bool,
 	}
 	return issuer, mustStaple, nil
 }
+
+// dnsResolvers reads dns_resolvers (URLs such as udp://10.0.0.2:53, as
+// Pomerium takes them) and dns_use_tcp into the addresses of Caddy's
+// upstream resolver (udp/10.0.0.2:53), which every route's transport then
+// uses to look its upstreams up. dns_use_tcp without resolvers is a
+// warning: the system resolver cannot be told to use TCP.
+func (c *converter) dnsResolvers(s settings) ([]string, error) {
+	useTCP, err := c.flag(s, "dns_use_tcp")
+	if err != nil {
+		return nil, err
+	}
+	n := s.nodes["dns_resolvers"]
+	if n == nil {
+		if useTCP {
+			c.warn(s.scalar["dns_use_tcp"], "dns_use_tcp is ignored: dns_resolvers is not set, and the system resolver is used")
+		}
+		return nil, nil
+	}
+	list, err := c.strings(n)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, r := range list {
+		r = strings.TrimSpace(r)
+		if r == "" {
+			continue
+		}
+		network, addr, ok := strings.Cut(r, "://")
+		if !ok {
+			network, addr = "udp", r
+		}
+		switch network = strings.ToLower(network); {
+		case network != "udp" && network != "tcp":
+			return nil, fmt.Errorf("%s: dns_resolvers: %q is not a resolver such as udp://10.0.0.2:53", c.file, r)
+		case useTCP:
+			network = "tcp"
+		}
+		if addr == "" || strings.ContainsAny(addr, "/?#") {
+			return nil, fmt.Errorf("%s: dns_resolvers: %q is not a resolver such as udp://10.0.0.2:53", c.file, r)
+		}
+		out = append(out, network+"/"+addr)
+	}
+	return out, nil
+}

@@ -267,3 +267,25 @@ func TestMetricsAndHealthCheckListeners(t *testing.T) {
 		t.Errorf("autocert_dir: storage %v", apps["storage"])
 	}
 }
+
+// dns_resolvers (and dns_use_tcp) become every route transport's
+// upstream resolver, which a real Caddy loads.
+func TestDNSResolvers(t *testing.T) {
+	out, warnings, err := adapt(t, "dns_resolvers: [udp://10.0.0.2:53, '10.0.0.3']\n"+publicRoute, "config.yaml")
+	if err != nil || len(warnings) > 0 || !strings.Contains(string(out), `"resolver":{"addresses":["udp/10.0.0.2:53","udp/10.0.0.3"]}`) {
+		t.Errorf("%v %v:\n%s", err, warnings, out)
+	}
+	out, _, err = adaptWithEnv([]byte(publicRoute), map[string]any{"filename": "config.yaml"}, envOf("DNS_RESOLVERS=udp://10.0.0.2:53,udp://10.0.0.4:53", "DNS_USE_TCP=true"))
+	if err != nil || !strings.Contains(string(out), `"resolver":{"addresses":["tcp/10.0.0.2:53","tcp/10.0.0.4:53"]}`) {
+		t.Errorf("from the environment: %v:\n%s", err, out)
+	}
+	_, warnings, err = adapt(t, "dns_use_tcp: true\n"+publicRoute, "config.yaml")
+	if err != nil || len(warnings) != 1 || !strings.Contains(warnings[0].String(), "config.yaml:1: dns_use_tcp is ignored: dns_resolvers is not set") {
+		t.Errorf("%v %v", err, warnings)
+	}
+	if _, _, err := adapt(t, "dns_resolvers: [https://dns.example/q]\n"+publicRoute, "config.yaml"); err == nil || !strings.Contains(err.Error(), "is not a resolver such as udp://") {
+		t.Errorf("error %v", err)
+	}
+	up := echoUpstream(t)
+	runCaddy(t, "dns_resolvers: [udp://127.0.0.1:53]\nroutes:\n  - from: https://a.example\n    to: "+up+"\n    allow_public_unauthenticated_access: true\n")
+}

@@ -44,7 +44,7 @@ type knownSetting struct {
 const (
 	whyTracing    = "tracing (OpenTelemetry) is not exported; Caddy's own `tracing` handler can be added by hand"
 	whyMetricsTLS = "TLS and client certificates for the metrics endpoint are not supported: it is served over plain HTTP, so nobody's certificate would be asked for"
-	whyDNS        = "DNS tuning of Envoy; Caddy resolves upstreams with the system resolver"
+	whyDNS        = "DNS tuning of Envoy; Caddy looks upstreams up with the system resolver, or those of dns_resolvers"
 	whyEnvoy      = "an Envoy internal; there is no Envoy"
 	whySplit      = "the address of one of Pomerium's split services; caddy-iap runs as one process"
 	whyDatabroker = "Pomerium's databroker; sessions live in cookies and revocations in Caddy's storage"
@@ -111,9 +111,9 @@ var globalSettings = []knownSetting{
 	{"dns_query_timeout", warned, whyDNS, ""},
 	{"dns_query_tries", warned, whyDNS, ""},
 	{"dns_refresh_rate", warned, whyDNS, ""},
-	{"dns_resolvers", warned, whyDNS, ""},
+	{"dns_resolvers", works, "the upstream resolver (`resolver.addresses`) of every route's transport: udp://10.0.0.2:53 becomes udp/10.0.0.2:53", ""},
 	{"dns_udp_max_queries", warned, whyDNS, ""},
-	{"dns_use_tcp", warned, whyDNS, ""},
+	{"dns_use_tcp", works, "the resolvers of dns_resolvers over TCP; without dns_resolvers, a warning (the system resolver is used)", ""},
 	{"downstream_mtls", works, "a TLS connection policy for every route host plus `iap_mtls` first on each route", ""},
 	{"envoy_admin_access_log_path", warned, whyEnvoy, ""},
 	{"envoy_admin_address", warned, whyEnvoy, ""},
