@@ -279,6 +279,19 @@ func ChromiumClientCertificate(t testing.TB, p12File, password, pattern string) 
 		}
 	}
 	const policyDir = "/etc/chromium/policies/managed"
+	// The directories this makes are removed again when the test ends,
+	// deepest first (unless another test's policy is in them by then).
+	var made []string
+	for d := policyDir; d != "/etc"; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); os.IsNotExist(err) {
+			made = append(made, d)
+		}
+	}
+	t.Cleanup(func() {
+		for _, d := range made {
+			_ = os.Remove(d)
+		}
+	})
 	if err := os.MkdirAll(policyDir, 0o755); err != nil {
 		t.Fatalf("Chromium's managed policies (%s), to select a client certificate: %v (run the tests as root, as CI does)", policyDir, err)
 	}
