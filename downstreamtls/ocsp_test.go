@@ -210,3 +210,27 @@ func TestOCSPOptionsAreChecked(t *testing.T) {
 		}
 	}
 }
+
+// A responder that never answers is no answer once OCSPTimeout has passed:
+// the handshake it holds up is refused (hard), not held forever.
+func TestOCSPAnswerTimeIsBounded(t *testing.T) {
+	ca := testpki.NewCA(t, "root")
+	release := make(chan struct{})
+	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(silent.Close)
+	t.Cleanup(func() { close(release) })
+	v, _, err := downstreamtls.New(downstreamtls.Options{CA: b64(ca.CertPEM()), OCSPResponder: silent.URL}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Close)
+	r := v.Verify(presented(ca.Issue(t, testpki.Client("alice"))), time.Now())
+	if r.Valid || r.Detail != downstreamtls.DetailOCSPUnavailable || !strings.Contains(r.Err.Error(), "deadline exceeded") {
+		t.Fatalf("got valid=%v detail=%q (%v)", r.Valid, r.Detail, r.Err)
+	}
+}
