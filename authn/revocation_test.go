@@ -342,14 +342,7 @@ func TestRevocationsWhileStorageIsDown(t *testing.T) {
 // revocations, a session that is not among them.
 func BenchmarkRevocationCheck(b *testing.B) {
 	a := newTestAuthenticator(b, "http://127.0.0.1:1/unused")
-	store := newMemStore()
-	a.SetRevocations(NewRevocations(store, a.cfg.CookieExpire, nil, nil), 0)
-	for i := range 10000 {
-		kind := []string{RevokeBySession, RevokeBySubject, RevokeByEmail}[i%3]
-		if err := a.Revocations().Revoke(context.Background(), Revocation{Kind: kind, ID: fmt.Sprint("id-", i)}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	a.SetRevocations(benchRevocations(b), 0)
 	s := &Session{ID: randomID(), Subject: "someone", Email: "someone@example.com", IssuedAt: time.Now()}
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -359,4 +352,31 @@ func BenchmarkRevocationCheck(b *testing.B) {
 			}
 		}
 	})
+}
+
+var (
+	benchRevocationsOnce sync.Once
+	benchRevocationsList *Revocations
+)
+
+// benchRevocations is a list of 10,000 live revocations, made once per
+// test binary (each Revoke publishes a new snapshot of the whole list).
+func benchRevocations(b *testing.B) *Revocations {
+	benchRevocationsOnce.Do(func() {
+		store := newMemStore()
+		now := time.Now()
+		for i := range 10000 {
+			kind := []string{RevokeBySession, RevokeBySubject, RevokeByEmail}[i%3]
+			v, _ := json.Marshal(Revocation{Kind: kind, ID: fmt.Sprint("id-", i), Before: now, Expires: now.Add(time.Hour), Created: now})
+			_ = store.Store(context.Background(), fmt.Sprintf("%s/%s-%d", RevocationPrefix, kind, i), v)
+		}
+		benchRevocationsList = NewRevocations(store, 14*time.Hour, nil, nil)
+		if err := benchRevocationsList.Refresh(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	})
+	if list, _ := benchRevocationsList.List(); len(list) != 10000 {
+		b.Fatalf("%d revocations, want 10000", len(list))
+	}
+	return benchRevocationsList
 }

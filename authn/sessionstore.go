@@ -112,15 +112,15 @@ func (a *Authenticator) openServerSession(ref string) (Session, bool, error) {
 	if ss == nil {
 		return Session{}, false, fmt.Errorf("%w: a server-side session reference, and sessions are kept in cookies here", ErrCookie)
 	}
-	if b, err := base64.RawURLEncoding.DecodeString(ref[len(serverRefPrefix):]); err != nil || len(b) != serverRefBytes {
-		return Session{}, false, fmt.Errorf("%w: malformed session reference", ErrCookie)
-	}
 	now := ss.now()
 	ss.mu.RLock()
-	c, ok := ss.cache[ref]
+	c, ok := ss.cache[ref] // only well-formed references are cached
 	ss.mu.RUnlock()
 	if ok && (now.Add(refreshBefore).Before(c.s.IDTokenExpiry) || now.Sub(c.loaded) < reloadAfter) {
 		return c.s, c.stale, nil
+	}
+	if b, err := base64.RawURLEncoding.DecodeString(ref[len(serverRefPrefix):]); err != nil || len(b) != serverRefBytes {
+		return Session{}, false, fmt.Errorf("%w: malformed session reference", ErrCookie)
 	}
 	key := a.sessionKey(ref)
 	ctx, cancel := context.WithTimeout(context.Background(), sessionStoreTimeout)
