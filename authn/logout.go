@@ -308,19 +308,29 @@ func logoutTokenType(raw string) error {
 }
 
 // IdPSessionRevocationID is the ID under which a back-channel logout
-// revokes the sessions of one IdP session (RevokeSession's sid): the IdP's
-// sid, prefixed so that it never equals a session's own ID.
-func IdPSessionRevocationID(idpSID string) string {
-	return "idp-sid:" + idpSID
+// revokes the sessions of one IdP session (RevokeSession's sid): the
+// issuer and its sid, prefixed so that it never equals a session's own ID.
+// The issuer scopes it: the IdPs of one server share the revocation list,
+// and one IdP's sid (or sub) says nothing about another's users.
+func IdPSessionRevocationID(issuer, idpSID string) string {
+	return "idp-sid:" + issuer + " " + idpSID
+}
+
+// IdPSubjectRevocationID is the subject under which a back-channel logout
+// naming only a sub revokes that user's sessions: scoped to the issuer
+// likewise (the admin API's revocations by sub are not).
+func IdPSubjectRevocationID(issuer, sub string) string {
+	return "idp-sub:" + issuer + " " + sub
 }
 
 // revokeLoggedOut revokes what a verified logout token names: the sessions
-// of its IdP session, or else every session of its user issued until now.
+// of its IdP session, or else every session of its user issued until now,
+// of this IdP only.
 func (a *Authenticator) revokeLoggedOut(lt *logoutToken) error {
 	if lt.SID != "" {
-		return a.RevokeSession(IdPSessionRevocationID(lt.SID), time.Time{})
+		return a.RevokeSession(IdPSessionRevocationID(a.cfg.ProviderURL, lt.SID), time.Time{})
 	}
-	return a.RevokeSubject(lt.Subject, time.Time{})
+	return a.RevokeSubject(IdPSubjectRevocationID(a.cfg.ProviderURL, lt.Subject), time.Time{})
 }
 
 // signingAlgs are the IdP's ID token signing algorithms that go-oidc

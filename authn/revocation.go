@@ -139,8 +139,9 @@ func NewRevocations(store Store, cookieExpire time.Duration, now func() time.Tim
 	return r
 }
 
-// revokedSession reports whether s was revoked. It reads no storage.
-func (r *Revocations) revokedSession(s *Session) bool {
+// revokedSession reports whether s, a session of the IdP issuer, was
+// revoked. It reads no storage.
+func (r *Revocations) revokedSession(s *Session, issuer string) bool {
 	snap := r.snap.Load()
 	if snap.empty() {
 		return false
@@ -149,12 +150,15 @@ func (r *Revocations) revokedSession(s *Session) bool {
 		return true
 	}
 	if s.IdPSessionID != "" {
-		if _, ok := snap.sessions[IdPSessionRevocationID(s.IdPSessionID)]; ok {
+		if _, ok := snap.sessions[IdPSessionRevocationID(issuer, s.IdPSessionID)]; ok {
 			return true // a back-channel logout of its IdP session (logout.go)
 		}
 	}
 	if before, ok := snap.subjects[s.Subject]; ok && s.IssuedAt.Before(before) {
 		return true
+	}
+	if before, ok := snap.subjects[IdPSubjectRevocationID(issuer, s.Subject)]; ok && s.IssuedAt.Before(before) {
+		return true // a back-channel logout of its user (logout.go)
 	}
 	if s.Email != "" {
 		if before, ok := snap.emails[strings.ToLower(s.Email)]; ok && s.IssuedAt.Before(before) {
@@ -430,7 +434,7 @@ func (a *Authenticator) checkRevoked(s *Session) error {
 	if r == nil {
 		return nil
 	}
-	if r.revokedSession(s) {
+	if r.revokedSession(s, a.cfg.ProviderURL) {
 		return errSessionRevoked
 	}
 	if a.revocationsFailClosed > 0 && r.store != nil {
