@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -120,7 +121,7 @@ func (c *ocspChecker) responderFor(cert *x509.Certificate) string {
 		return c.responder
 	}
 	for _, u := range cert.OCSPServer {
-		if len(u) > 7 && (u[:7] == "http://" || len(u) > 8 && u[:8] == "https://") {
+		if strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://") {
 			return u
 		}
 	}
