@@ -326,7 +326,10 @@ func (r *Revocations) Refresh(ctx context.Context) error {
 				expired = append(expired, key)
 			}
 		case !listed[key] && !isPending:
-			delete(r.known, key) // deleted from the Store by someone
+			// Lost by the Store (a Redis restarted without persistence,
+			// a wiped directory): written again at the next Refresh, so
+			// that no instance forgets it and new ones learn it.
+			r.pending[key] = v
 		}
 	}
 	r.publishLocked()

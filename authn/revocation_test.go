@@ -380,3 +380,25 @@ func benchRevocations(b *testing.B) *Revocations {
 	}
 	return benchRevocationsList
 }
+
+// A Store that lost its records (a Redis restarted without persistence)
+// gets them back from the instances that knew them, and a new instance
+// then learns them: no revocation is forgotten before it expires.
+func TestRevocationsSurviveAStorageThatLostThem(t *testing.T) {
+	store := newMemStore()
+	a := instance(t, store, nil, 0)
+	if err := a.RevokeSubject("u1", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	store.mu.Lock()
+	clear(store.m)
+	store.mu.Unlock()
+	for range 2 { // the first refresh notices, the second writes it again
+		if err := a.Revocations().Refresh(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if list, _ := instance(t, store, nil, 0).Revocations().List(); len(list) != 1 || list[0].ID != "u1" {
+		t.Errorf("a new instance after the storage lost its records: %+v, want the subject's revocation", list)
+	}
+}
