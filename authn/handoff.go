@@ -126,22 +126,6 @@ func (a *Authenticator) central(r *http.Request) bool {
 	return a.authHost != "" && !a.SignInHost(r.Host)
 }
 
-// startHandoff is step 1: the route host's login cookie, and the redirect
-// to the sign-in host.
-func (a *Authenticator) startHandoff(w http.ResponseWriter, r *http.Request, ls loginState) {
-	name := a.loginName(ls.State)
-	v, err := a.login.seal(name, ls)
-	if err != nil {
-		a.errorPage(w, r, http.StatusInternalServerError, string(authz.ReasonInternal), "Could not start the sign-in.")
-		return
-	}
-	a.dropOldLogins(w, r)
-	http.SetCookie(w, a.loginJ.cookie(name, v, int(loginTTL.Seconds()), ls.Expires))
-	q := url.Values{"host": {r.Host}, "state": {ls.State}}
-	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, "https://"+a.authHost+a.names.prefix+"authenticate?"+q.Encode(), http.StatusFound)
-}
-
 // issueHandoff is step 2, on the sign-in host.
 func (a *Authenticator) issueHandoff(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
@@ -204,15 +188,7 @@ func (a *Authenticator) issueHandoff(w http.ResponseWriter, r *http.Request) {
 
 // validState is a state as randomID makes them: hex, at most 64 digits.
 func validState(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for _, c := range s {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
+	return s != "" && len(s) <= 64 && isLowerHex(s)
 }
 
 // acceptHandoff is step 3, on the route host.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -54,10 +55,12 @@ func (a *Authenticator) loginName(state string) string {
 // isLoginName reports whether name is one loginName makes.
 func (a *Authenticator) isLoginName(name string) bool {
 	id, ok := strings.CutPrefix(name, a.loginJ.name+"_")
-	if !ok || len(id) != 2*loginIDBytes {
-		return false
-	}
-	for _, c := range id {
+	return ok && len(id) == 2*loginIDBytes && isLowerHex(id)
+}
+
+// isLowerHex reports whether s is lowercase hex digits only.
+func isLowerHex(s string) bool {
+	for _, c := range s {
 		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
 			return false
 		}
@@ -133,10 +136,14 @@ func (a *Authenticator) beginLogin(w http.ResponseWriter, r *http.Request, retur
 		State: randomID(), Nonce: randomID(), Verifier: oauth2.GenerateVerifier(),
 		ReturnTo: returnTo, Host: r.Host, Expires: a.cfg.Now().Add(loginTTL), Programmatic: programmatic,
 	}
+	var target string
 	if a.central(r) {
+		// The sign-in host signs in with the IdP (handoff.go).
 		ls.Nonce, ls.Verifier = "", ""
-		a.startHandoff(w, r, ls)
-		return
+		target = "https://" + a.authHost + a.names.prefix + "authenticate?" + url.Values{"host": {r.Host}, "state": {ls.State}}.Encode()
+	} else {
+		oauth.RedirectURL = a.callbackURL(r.Host)
+		target = oauth.AuthCodeURL(ls.State, oidc.Nonce(ls.Nonce), oauth2.S256ChallengeOption(ls.Verifier))
 	}
 	name := a.loginName(ls.State)
 	v, err := a.login.seal(name, ls)
@@ -146,8 +153,6 @@ func (a *Authenticator) beginLogin(w http.ResponseWriter, r *http.Request, retur
 	}
 	a.dropOldLogins(w, r)
 	http.SetCookie(w, a.loginJ.cookie(name, v, int(loginTTL.Seconds()), ls.Expires))
-	oauth.RedirectURL = a.callbackURL(r.Host)
-	target := oauth.AuthCodeURL(ls.State, oidc.Nonce(ls.Nonce), oauth2.S256ChallengeOption(ls.Verifier))
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, target, http.StatusFound)
 }
