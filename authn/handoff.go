@@ -203,6 +203,13 @@ func (a *Authenticator) acceptHandoff(w http.ResponseWriter, r *http.Request) {
 		if loginCookie != "" {
 			http.SetCookie(w, a.loginJ.cookie(loginCookie, "", -1, time.Unix(0, 0)))
 		}
+		if h.ID != "" {
+			// An authentic hand-off refused here is spent: one a victim's
+			// browser was sent with for an attacker's state (anyone can
+			// start a sign-in) must not sign the attacker in once its URL
+			// leaks from this host's logs or the history.
+			a.handoffs.take(h.ID, h.Expires, a.cfg.Now())
+		}
 		a.errorPage(w, r, http.StatusBadRequest, string(authz.ReasonBadHandoff),
 			"This sign-in link is not valid ("+detail+"). Go back to the page you wanted and sign in again.")
 	}

@@ -479,3 +479,31 @@ func TestReviewBackchannelLogoutOfAnotherIdP(t *testing.T) {
 		}
 	}
 }
+
+// Login as the victim through a hand-off for the attacker's state: anyone
+// can start a sign-in on a route host (a login cookie and its state, no
+// account needed) and send a signed-in victim the sign-in host's
+// /.iap/authenticate link with that state. The victim's browser is handed
+// off at once, and refused at the route host (no login cookie of that
+// state); the hand-off URL it opened (the route host's access log, the
+// browser's history) must not then sign the attacker in as the victim.
+func TestReviewHandoffForTheAttackersState(t *testing.T) {
+	op := startTestOP(t)
+	clock := &fakeClock{now: time.Now()}
+	a := startCentralAuthenticator(t, op, clock, "")
+	attacker := newTestBrowser(t, a)
+	link := attacker.startSignIn("https://app.test/page")
+	victim := reviewSignInHostSession(t, a, clock)
+	rec := reviewGet(a, link, victim)
+	handoffURL := rec.Header().Get("Location")
+	if rec.Code != http.StatusFound || !strings.Contains(handoffURL, "/.iap/handoff?token=") {
+		t.Fatalf("the victim's browser was not handed off: %d %q", rec.Code, handoffURL)
+	}
+	if rec := reviewGet(a, handoffURL); rec.Code != http.StatusBadRequest {
+		t.Fatalf("the victim's browser took a hand-off it did not start: %d", rec.Code)
+	}
+	clock.Advance(5 * time.Second)
+	if rec := attacker.get(handoffURL); rec.Code != http.StatusBadRequest {
+		t.Errorf("the attacker, with the hand-off URL the victim opened, is signed in as the victim: %d to %q", rec.Code, rec.Header().Get("Location"))
+	}
+}
