@@ -17,27 +17,7 @@ var partnerBob = testenv.DexUser{Email: "bob@partner.example", Name: "Bob", Pass
 // and a session or token of one IdP is never accepted on a route of
 // another. Two Dex instances are the two IdPs.
 func TestSeveralIdPs(t *testing.T) {
-	up := echoUpstream(t)
-	httpPort, httpsPort := testenv.FreePort(t), testenv.FreePort(t)
-	callback := func(h string) string { return fmt.Sprintf("https://%s:%d/.iap/callback", h, httpsPort) }
-	corp := testenv.StartDex(t, testenv.DexOptions{Users: []testenv.DexUser{alice}, RedirectURIs: []string{callback("corp.test")}})
-	partner := testenv.StartDex(t, testenv.DexOptions{Users: []testenv.DexUser{partnerBob}, RedirectURIs: []string{callback("partner.test")}})
-	globals := fmt.Sprintf(`	iap {
-		idp {
-			provider_url %s
-			client_id %s
-			client_secret %s
-		}
-		idp partners {
-			provider_url %s
-			client_id %s
-			client_secret %s
-		}
-		cookie_secret %s
-	}`, corp.Issuer, corp.ClientID, corp.ClientSecret, partner.Issuer, partner.ClientID, partner.ClientSecret, randomSecret(t))
-	caddy := testenv.StartCaddyOn(t, httpPort, httpsPort, globals,
-		site("corp.test", "to "+up, "allow_any_authenticated_user")+
-			site("partner.test", "to "+up, "idp partners", "allow_any_authenticated_user"))
+	corp, partner, caddy := startTwoIdPs(t)
 
 	ua := caddy.NewUserAgent(t)
 	if resp, body := ua.SignIn(t, ua.URL("corp.test", "/"), alice.Email, alice.Password); resp.StatusCode != 200 {
@@ -124,28 +104,8 @@ func TestSeveralIdPsConfigErrors(t *testing.T) {
 // TestSeveralIdPsInChromium: in one browser, each route signs in with its
 // own IdP, and signing in with one does not sign in with the other.
 func TestSeveralIdPsInChromium(t *testing.T) {
-	up := echoUpstream(t)
-	httpPort, httpsPort := testenv.FreePort(t), testenv.FreePort(t)
-	page := func(h string) string { return fmt.Sprintf("https://%s:%d/hello", h, httpsPort) }
-	callback := func(h string) string { return fmt.Sprintf("https://%s:%d/.iap/callback", h, httpsPort) }
-	corp := testenv.StartDex(t, testenv.DexOptions{Users: []testenv.DexUser{alice}, RedirectURIs: []string{callback("corp.test")}})
-	partner := testenv.StartDex(t, testenv.DexOptions{Users: []testenv.DexUser{partnerBob}, RedirectURIs: []string{callback("partner.test")}})
-	globals := fmt.Sprintf(`	iap {
-		idp {
-			provider_url %s
-			client_id %s
-			client_secret %s
-		}
-		idp partners {
-			provider_url %s
-			client_id %s
-			client_secret %s
-		}
-		cookie_secret %s
-	}`, corp.Issuer, corp.ClientID, corp.ClientSecret, partner.Issuer, partner.ClientID, partner.ClientSecret, randomSecret(t))
-	testenv.StartCaddyOn(t, httpPort, httpsPort, globals,
-		site("corp.test", "to "+up, "allow_any_authenticated_user")+
-			site("partner.test", "to "+up, "idp partners", "allow_any_authenticated_user"))
+	corp, partner, caddy := startTwoIdPs(t)
+	page := func(h string) string { return fmt.Sprintf("https://%s:%d/hello", h, caddy.HTTPSPort) }
 	browser := testenv.StartChromium(t)
 	signIn := func(dex *testenv.Dex, host string, u testenv.DexUser) {
 		t.Helper()
@@ -162,10 +122,39 @@ func TestSeveralIdPsInChromium(t *testing.T) {
 	signIn(corp, "corp.test", alice)
 	signIn(partner, "partner.test", partnerBob)
 	for _, c := range []struct{ host, email string }{{"corp.test", alice.Email}, {"partner.test", partnerBob.Email}} {
-		browser.Navigate(fmt.Sprintf("https://%s:%d/.iap/user", c.host, httpsPort))
+		browser.Navigate(fmt.Sprintf("https://%s:%d/.iap/user", c.host, caddy.HTTPSPort))
 		browser.WaitFor(`document.body.innerText.includes("email")`)
 		if body := browser.Eval("document.body.innerText"); !strings.Contains(body, `"email":"`+c.email+`"`) {
 			t.Errorf("%s's user is not %s: %s", c.host, c.email, body)
 		}
 	}
+}
+
+// startTwoIdPs starts two Dex instances and a Caddy whose corp.test signs
+// in with the first (the default IdP) and partner.test with the second
+// (idp partners).
+func startTwoIdPs(t *testing.T) (corp, partner *testenv.Dex, caddy *testenv.Caddy) {
+	t.Helper()
+	up := echoUpstream(t)
+	httpPort, httpsPort := testenv.FreePort(t), testenv.FreePort(t)
+	callback := func(h string) string { return fmt.Sprintf("https://%s:%d/.iap/callback", h, httpsPort) }
+	corp = testenv.StartDex(t, testenv.DexOptions{Users: []testenv.DexUser{alice}, RedirectURIs: []string{callback("corp.test")}})
+	partner = testenv.StartDex(t, testenv.DexOptions{Users: []testenv.DexUser{partnerBob}, RedirectURIs: []string{callback("partner.test")}})
+	globals := fmt.Sprintf(`	iap {
+		idp {
+			provider_url %s
+			client_id %s
+			client_secret %s
+		}
+		idp partners {
+			provider_url %s
+			client_id %s
+			client_secret %s
+		}
+		cookie_secret %s
+	}`, corp.Issuer, corp.ClientID, corp.ClientSecret, partner.Issuer, partner.ClientID, partner.ClientSecret, randomSecret(t))
+	caddy = testenv.StartCaddyOn(t, httpPort, httpsPort, globals,
+		site("corp.test", "to "+up, "allow_any_authenticated_user")+
+			site("partner.test", "to "+up, "idp partners", "allow_any_authenticated_user"))
+	return corp, partner, caddy
 }
