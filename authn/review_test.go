@@ -507,3 +507,47 @@ func TestReviewHandoffForTheAttackersState(t *testing.T) {
 		t.Errorf("the attacker, with the hand-off URL the victim opened, is signed in as the victim: %d to %q", rec.Code, rec.Header().Get("Location"))
 	}
 }
+
+// A signed-out session stays revoked however its cookie comes back:
+// sealed under a cookie_secret since rotated (opened with
+// cookie_secret_previous, and what a reseal would make of it), on another
+// instance sharing the storage, or as a programmatic token of the same
+// user revoked by subject.
+func TestReviewRevokedSessionStaysRevoked(t *testing.T) {
+	store := newMemStore()
+	clock := &fakeClock{now: time.Now()}
+	old := instance(t, store, clock, 0)
+	s := &Session{ID: randomID(), Subject: "alice", Email: "alice@example.com", IssuedAt: clock.Now(), IDTokenExpiry: clock.Now().Add(time.Hour)}
+	cookie := revCookie(t, old, s)
+	signOut(t, old, cookie, s)
+	// The new instance: a new secret, the old one previous.
+	cfg := old.cfg
+	cfg.CookieSecret, cfg.PreviousCookieSecrets = secret(t), [][]byte{old.cfg.CookieSecret}
+	rotated, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated.SetRevocations(NewRevocations(store, cfg.CookieExpire, cfg.Now, nil), 0)
+	if err := rotated.Revocations().Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := use(rotated, cookie); err == nil {
+		t.Errorf("a revoked cookie sealed under the previous secret opened after the rotation")
+	}
+	if err := use(rotated, revCookie(t, rotated, s)); err == nil {
+		t.Errorf("a revoked session resealed under the new secret opened")
+	}
+	// By subject: the user's programmatic tokens end too.
+	token, err := rotated.programmaticToken(s, "app.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rotated.RevokeSubject("alice", clock.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "https://app.test/", nil)
+	r.Header.Set("Authorization", "IAP "+token)
+	if _, err := rotated.Session(httptest.NewRecorder(), r); err == nil {
+		t.Errorf("a programmatic token of a user revoked by subject still works")
+	}
+}
