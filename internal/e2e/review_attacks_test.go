@@ -324,3 +324,41 @@ func TestReviewBackchannelLogoutEndpointShapes(t *testing.T) {
 		t.Errorf("caddy logged a panic")
 	}
 }
+
+// TestReviewHandoffForTheAttackersState: an attacker with no account starts
+// a sign-in on app1 (a login cookie and its state) and has a victim signed
+// in at auth.test open the sign-in host's link with that state. The
+// victim's browser is handed off and refused at app1; the hand-off URL it
+// opened (app1's access log, the history) then signs nobody in.
+func TestReviewHandoffForTheAttackersState(t *testing.T) {
+	e := startReviewEnv(t)
+	victim := e.caddy.NewUserAgent(t)
+	if resp, body := victim.SignIn(t, victim.URL("app1.test", "/"), alice.Email, alice.Password); resp.StatusCode != 200 {
+		t.Fatalf("victim sign-in: %d\n%s", resp.StatusCode, body)
+	}
+	attacker := e.caddy.NewUserAgent(t)
+	noFollowUA(attacker)
+	resp, _ := attacker.Get(t, attacker.URL("app1.test", "/secret"), nil)
+	link := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || !strings.Contains(link, "/.iap/authenticate?") {
+		t.Fatalf("no sign-in link for the attacker: %d %q", resp.StatusCode, link)
+	}
+	var opened string
+	victim.Client.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.URL.Path == "/.iap/handoff" {
+			opened = req.URL.String()
+		}
+		return nil
+	}
+	resp, body := victim.Get(t, link, http.Header{"Accept": {"application/json"}})
+	if opened == "" {
+		t.Fatalf("the victim's browser was not handed off: %d at %s\n%s", resp.StatusCode, resp.Request.URL, body)
+	}
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("the victim's browser took a hand-off it did not start: %d", resp.StatusCode)
+	}
+	resp, body = attacker.Get(t, opened, http.Header{"Accept": {"application/json"}})
+	if resp.StatusCode != http.StatusBadRequest || attacker.Cookie("app1.test", "__Host-_iap") != "" {
+		t.Errorf("the attacker replayed the victim's hand-off: %d to %q\n%s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+}
