@@ -551,3 +551,61 @@ func TestReviewRevokedSessionStaysRevoked(t *testing.T) {
 		t.Errorf("a programmatic token of a user revoked by subject still works")
 	}
 }
+
+// One IdP's chunked session cookie, renamed chunk by chunk to another's
+// names, and one IdP's login cookie under another's login cookie name,
+// open nothing; nor do an oversized hand-off or a hand-off query of
+// another shape.
+func TestReviewCookiesRenamedAcrossIdPs(t *testing.T) {
+	op, partnerOP := startTestOP(t), startTestOP(t)
+	clock := &fakeClock{now: time.Now()}
+	def := startAuthenticatorAt(t, op, clock, nil)
+	partners := reviewNamedIdP(t, def, partnerOP, clock, "partners")
+	s := bigSession()
+	s.IssuedAt, s.IDTokenExpiry = clock.Now(), clock.Now().Add(time.Hour)
+	rec := httptest.NewRecorder()
+	if err := partners.writeSession(rec, httptest.NewRequest("GET", "https://app.test/", nil), s); err != nil {
+		t.Fatal(err)
+	}
+	var renamed []string
+	for _, c := range rec.Result().Cookies() {
+		if !strings.HasPrefix(c.Name, partners.CookieName()) {
+			t.Fatalf("partner cookie %q", c.Name)
+		}
+		renamed = append(renamed, def.CookieName()+strings.TrimPrefix(c.Name, partners.CookieName())+"="+c.Value)
+	}
+	if len(renamed) < 2 {
+		t.Fatalf("the big session was not chunked: %d cookies", len(renamed))
+	}
+	if err := use(def, strings.Join(renamed, "; ")); err == nil {
+		t.Errorf("a partner's chunked session opened as the default IdP's")
+	}
+	// A default login cookie under the partner's login name, with its state.
+	b := newTestBrowser(t, def)
+	idpURL, _ := url.Parse(b.startSignIn("https://app.test/page"))
+	state := idpURL.Query().Get("state")
+	var login *http.Cookie
+	for _, c := range b.jar.Cookies(&url.URL{Scheme: "https", Host: "app.test", Path: "/"}) {
+		login = c
+	}
+	req := httptest.NewRequest("GET", "https://app.test/.iap/callback?code=x&state="+state, nil)
+	req.AddCookie(&http.Cookie{Name: partners.loginName(state), Value: login.Value})
+	rec = httptest.NewRecorder()
+	partners.ServeEndpoint(rec, req)
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "cookie is not valid") {
+		t.Errorf("the partner callback with the default's login cookie: %d %s", rec.Code, rec.Body)
+	}
+	// Oversized and odd hand-offs, on a central Authenticator.
+	central := startCentralAuthenticator(t, op, clock, "")
+	for _, q := range []string{"token=" + strings.Repeat("A", maxHandoffLen+1), "token=", "", "token=%zz", "token=v1." + strings.Repeat("_", 5000)} {
+		if rec := reviewGet(central, "https://app.test/.iap/handoff?"+q); rec.Code != http.StatusBadRequest {
+			t.Errorf("hand-off %.30q: %d", q, rec.Code)
+		}
+	}
+	req = httptest.NewRequest("POST", "https://app.test/.iap/handoff?token=x", nil)
+	rec = httptest.NewRecorder()
+	central.ServeEndpoint(rec, req)
+	if rec.Code != http.StatusMethodNotAllowed {
+		t.Errorf("POST hand-off: %d", rec.Code)
+	}
+}
