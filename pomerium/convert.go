@@ -441,7 +441,10 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 	if address == "" {
 		address = ":443"
 	}
-	srv := map[string]any{"listen": []string{address}}
+	// Pomerium logs every request (Envoy's access log); so does this
+	// server, with each decision's reason (iap_reason) and each route's
+	// description (iap_route_description).
+	srv := map[string]any{"listen": []string{address}, "logs": map[string]any{}}
 	httpApp := map[string]any{"servers": map[string]any{"pomerium": srv}}
 	insecure, err := c.flag(s, "insecure_server")
 	if err != nil {

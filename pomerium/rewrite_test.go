@@ -185,6 +185,10 @@ func TestDescriptionAndDefaultUpstreamTimeout(t *testing.T) {
 			timeouts = append(timeouts, o["response_header_timeout"])
 		}
 	})
+	// The server logs every request, as Pomerium does, so the field lands.
+	if !strings.Contains(string(out), `"logs":{}`) {
+		t.Errorf("no access log:\n%s", out)
+	}
 	if len(descriptions) != 1 || descriptions[0] != `Grafana \{dashboards\}` {
 		t.Errorf("log_append values %v", descriptions)
 	}

@@ -56,7 +56,7 @@ const (
 // globalSettings are the settings of Pomerium's config.Options, as of the
 // commit named in testdata/pomerium-settings.txt.
 var globalSettings = []knownSetting{
-	{"access_log_fields", warned, "Caddy's access log has its own fields (and iap_reason)", ""},
+	{"access_log_fields", warned, "the access log (on for every request, as in Pomerium) has Caddy's own fields, with iap_reason and iap_route_description", ""},
 	{"address", works, "the server's listener and `https_port`", ""},
 	{"allow_upgrades", works, "`websocket` turns WebSockets on for every route; other upgrades are refused, with a warning", ""},
 	{"authenticate_internal_service_url", warned, whySplit, ""},

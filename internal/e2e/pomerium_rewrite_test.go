@@ -45,6 +45,7 @@ routes:
     host_path_regex_rewrite_substitution: \1.internal
     pass_identity_headers: true
     allow_any_authenticated_user: true
+    description: billing services
 `, httpsPort, testenv.FreePort(t), httpsPort, dex.Issuer, randomSecret(t), rec.URL, rec.URL)
 	caddy := testenv.StartCaddyConfig(t, "pomerium", "config.yaml", config, httpsPort)
 
@@ -66,6 +67,11 @@ routes:
 		}
 		if got.Header.Get("X-Pomerium-Jwt-Assertion") == "" {
 			t.Errorf("no assertion upstream: %v", got.Header)
+		}
+		// The access log (on, as in Pomerium) names the route's
+		// description for the request.
+		if !caddy.WaitLog(`"iap_route_description":"billing services"`) {
+			t.Errorf("the access log has no iap_route_description:\n%s", caddy.Log())
 		}
 	})
 
