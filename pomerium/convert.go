@@ -534,7 +534,16 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 	for _, h := range exactHosts {
 		var mtls json.RawMessage
 		var cas []*downstreamtls.Options
+		idp, idpSet := "", false
 		for _, r := range exact {
+			if r.host == h {
+				// The host's callback signs in with one IdP: its routes
+				// must share it.
+				if idpSet && r.idp != idp {
+					return nil, fmt.Errorf("%s: %s: routes of one host sign in with one identity provider: give them the same idp_client_id", c.file, h)
+				}
+				idp, idpSet = r.idp, true
+			}
 			if r.host == h && r.mtls != nil {
 				if mtls == nil {
 					mtls = r.mtls
@@ -549,7 +558,7 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 				return nil, fmt.Errorf("%s: %s: tls_downstream_client_ca: %v", c.file, h, err)
 			}
 		}
-		own = append(own, ownEndpoints(h, mtls))
+		own = append(own, ownEndpoints(h, mtls, idp))
 	}
 	if app.AuthenticateURL != "" {
 		// authenticate_service_url: the one host where users sign in, as
@@ -723,13 +732,13 @@ func healthRoute() caddyhttp.Route {
 // request: the host's client certificate check (the deprecated per-route
 // CA, if any), then iap_authenticate, which answers them, then 404 for a
 // path it does not know.
-func ownEndpoints(host string, mtls json.RawMessage) caddyhttp.Route {
+func ownEndpoints(host string, mtls json.RawMessage, idp string) caddyhttp.Route {
 	var handlers []json.RawMessage
 	if mtls != nil {
 		handlers = append(handlers, mtls)
 	}
 	handlers = append(handlers,
-		caddyconfig.JSONModuleObject(&module.Authenticate{Hosts: []string{host}, SignIn: module.SignInPolicy}, "handler", "iap_authenticate", nil),
+		caddyconfig.JSONModuleObject(&module.Authenticate{Hosts: []string{host}, SignIn: module.SignInPolicy, IDP: idp}, "handler", "iap_authenticate", nil),
 		staticResponse(404, nil, ""))
 	sub := &caddyhttp.Subroute{Routes: caddyhttp.RouteList{{HandlersRaw: handlers}}}
 	return caddyhttp.Route{

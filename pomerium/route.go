@@ -33,6 +33,7 @@ type route struct {
 	caddy      caddyhttp.Route
 	downstream *downstreamtls.Options // the deprecated per-route client CA
 	mtls       json.RawMessage        // its iap_mtls handler
+	idp        string                 // its named IdP (idp_client_id); "" the default
 }
 
 // tlsKeys are the route's upstream TLS options, decoded into
@@ -89,6 +90,12 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 			r.Name = name
 		}
 	}
+
+	// Its own client at the IdP (idp_client_id): a named IdP of the app.
+	if r.IDP, err = c.routeIDP(fields, app); err != nil {
+		return out, err
+	}
+	out.idp = r.IDP
 
 	// WebSockets: off unless the route (or the global allow_upgrades) turns
 	// them on, as Pomerium's Policy.GetAllowWebsockets decides.

@@ -50,7 +50,7 @@ const (
 	whyDatabroker = "Pomerium's databroker; sessions live in cookies and revocations in Caddy's storage"
 	whySSH        = "Pomerium's SSH proxy; ssh routes are refused"
 	whyZero       = "Pomerium Zero and Enterprise console features"
-	whyIDPRoute   = "per-route identity providers are not supported yet: every route signs in with the global idp_*"
+	whyIDPRoute   = "workload JWT bearer tokens (identity_providers with bearer_token_format jwt) are not accepted; routes take ID tokens of their sign-in IdP only"
 )
 
 // globalSettings are the settings of Pomerium's config.Options, as of the
@@ -229,8 +229,8 @@ var routeSettings = []knownSetting{
 	{"identity_providers", refused, whyIDPRoute, ""},
 	{"idle_timeout", works, "the upstream transport's keep-alive idle timeout", ""},
 	{"idp_access_token_allowed_audiences", refused, "IdP access tokens as bearer tokens are not accepted; only ID tokens are", ""},
-	{"idp_client_id", refused, whyIDPRoute, ""},
-	{"idp_client_secret", refused, whyIDPRoute, ""},
+	{"idp_client_id", works, "a named IdP of the iap app: the global idp_provider_url with this client (`idp NAME`); routes with the same client share its sessions, and no other route accepts them", ""},
+	{"idp_client_secret", works, "that named IdP's client secret", ""},
 	{"jwt_issuer_format", warned, "the assertion's `iss` is the route's host (Pomerium's default hostOnly)", "hostOnly"},
 	{"kubernetes_service_account_token", refused, "the Kubernetes service account token is not sent upstream yet", ""},
 	{"kubernetes_service_account_token_file", refused, "the Kubernetes service account token is not sent upstream yet", ""},
