@@ -115,11 +115,16 @@ cat >front.Caddyfile <<EOF
 	admin off
 	skip_install_trust
 	local_certs
-	default_sni bench.localhost # wrk sends the IP it dials as SNI
+	default_sni bench.localhost
+	# wrk sends the IP it dials as SNI
+	fallback_sni bench.localhost
 	https_port $https_port
 	http_port 8090
 }
 (to) {
+	# An https upstream gets its own address as Host by default: keep the
+	# client's, so that the instances' site and return URLs match.
+	header_up Host {hostport}
 	transport http {
 		tls_insecure_skip_verify
 		tls_server_name bench.localhost
@@ -152,8 +157,14 @@ get() {
 	shift 2
 	curl -sk -o "$work/body" -w '%{http_code}' --resolve "bench.localhost:$port:127.0.0.1" "$@" "https://bench.localhost:$port$path"
 }
-signin() { # signin [email]: a session cookie, through the front
-	"$work/signin" -caddy "127.0.0.1:$https_port" -url "https://bench.localhost:$https_port/" -user "${1:-alice@example.com}" -password password
+signin() { # signin [email]: a session cookie, through the front (tried 5 times)
+	local i
+	for i in 1 2 3 4 5; do
+		"$work/signin" -caddy "127.0.0.1:$https_port" -url "https://bench.localhost:$https_port/" \
+			-user "${1:-alice@example.com}" -password password 2>>signin.log && return 0
+		sleep 1
+	done
+	fail "sign-in through the front failed 5 times: $(tail -n1 signin.log)"
 }
 ms() { echo $(($(date +%s%N) / 1000000)); }
 # refused_after <port> <cookie> <start ms>: polls until the instance answers
