@@ -1,6 +1,7 @@
 package authn
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -94,6 +95,30 @@ func (u *usedHandoffs) take(id string, expires, now time.Time) bool {
 		}
 	}
 	u.used[id] = expires
+	return true
+}
+
+// handoffRevocation prefixes the revocation record of a spent hand-off.
+const handoffRevocation = "handoff:"
+
+// spend marks a hand-off used, in this instance's memory at once and, as a
+// revocation record of its ID until it expires, on every instance sharing
+// the revocation storage (within their refresh, revocation_refresh). It
+// returns false when it was spent before, here or elsewhere as far as the
+// last refresh knows.
+func (a *Authenticator) spend(h *handoff, now time.Time) bool {
+	if !a.handoffs.take(h.ID, h.Expires, now) {
+		return false
+	}
+	id := handoffRevocation + h.ID
+	if r := a.revocations.Load(); r != nil {
+		if _, spent := r.snap.Load().sessions[id]; spent {
+			return false
+		}
+	}
+	if err := a.Revocations().Revoke(context.Background(), Revocation{Kind: RevokeBySession, ID: id, Expires: h.Expires}); err != nil && !errors.Is(err, ErrRevocationPending) {
+		a.cfg.Logger.Warn("hand-off: recording it as used", zap.Error(err))
+	}
 	return true
 }
 
@@ -208,7 +233,7 @@ func (a *Authenticator) acceptHandoff(w http.ResponseWriter, r *http.Request) {
 			// browser was sent with for an attacker's state (anyone can
 			// start a sign-in) must not sign the attacker in once its URL
 			// leaks from this host's logs or the history.
-			a.handoffs.take(h.ID, h.Expires, a.cfg.Now())
+			a.spend(&h, a.cfg.Now())
 		}
 		a.errorPage(w, r, http.StatusBadRequest, string(authz.ReasonBadHandoff),
 			"This sign-in link is not valid ("+detail+"). Go back to the page you wanted and sign in again.")
@@ -256,7 +281,7 @@ func (a *Authenticator) acceptHandoff(w http.ResponseWriter, r *http.Request) {
 		bad("the sign-in expired or started on another host", nil)
 		return
 	}
-	if !a.handoffs.take(h.ID, h.Expires, now) {
+	if !a.spend(&h, now) {
 		bad("the hand-off was used before", nil)
 		return
 	}
