@@ -168,6 +168,7 @@ func (a *Authenticator) issueHandoff(w http.ResponseWriter, r *http.Request) {
 	bad := func(detail string) {
 		a.cfg.Logger.Warn("hand-off refused", zap.String("reason", string(authz.ReasonBadHandoff)), zap.String("detail", detail),
 			zap.String("to", host), zap.String("host", r.Host), zap.String("remote_addr", r.RemoteAddr))
+		a.cfg.observe(EventSignIn, ResultFailure, string(authz.ReasonBadHandoff))
 		a.errorPage(w, r, http.StatusBadRequest, string(authz.ReasonBadHandoff),
 			"This sign-in link is not valid ("+detail+"). Go back to the page you wanted and sign in again.")
 	}
@@ -225,6 +226,7 @@ func (a *Authenticator) acceptHandoff(w http.ResponseWriter, r *http.Request) {
 	bad := func(detail string, err error) {
 		a.cfg.Logger.Warn("hand-off refused", zap.String("reason", string(authz.ReasonBadHandoff)), zap.String("detail", detail),
 			zap.String("host", r.Host), zap.String("remote_addr", r.RemoteAddr), zap.Error(err))
+		a.cfg.observe(EventSignIn, ResultFailure, string(authz.ReasonBadHandoff))
 		if loginCookie != "" {
 			http.SetCookie(w, a.loginJ.cookie(loginCookie, "", -1, time.Unix(0, 0)))
 		}

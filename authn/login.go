@@ -129,6 +129,7 @@ func (a *Authenticator) beginLogin(w http.ResponseWriter, r *http.Request, retur
 		err = a.idp.reachable()
 	}
 	if err != nil {
+		a.cfg.observe(EventSignIn, ResultFailure, string(authz.ReasonIdPUnavailable))
 		a.unavailable(w, r, err)
 		return
 	}
@@ -169,6 +170,7 @@ func (a *Authenticator) callback(w http.ResponseWriter, r *http.Request) {
 	bad := func(detail string, err error) {
 		a.cfg.Logger.Warn("sign-in callback refused", zap.String("reason", string(authz.ReasonBadCallback)), zap.String("detail", detail),
 			zap.String("host", r.Host), zap.String("remote_addr", r.RemoteAddr), zap.Error(err))
+		a.cfg.observe(EventSignIn, ResultFailure, string(authz.ReasonBadCallback))
 		if cookieErr == nil {
 			http.SetCookie(w, a.loginJ.cookie(name, "", -1, time.Unix(0, 0)))
 		}
@@ -205,6 +207,7 @@ func (a *Authenticator) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	verifier, oauth, _, err := a.idp.get()
 	if err != nil {
+		a.cfg.observe(EventSignIn, ResultFailure, string(authz.ReasonIdPUnavailable))
 		a.unavailable(w, r, err)
 		return
 	}
@@ -242,6 +245,7 @@ func (a *Authenticator) callback(w http.ResponseWriter, r *http.Request) {
 	if !a.keepSession(w, r, s, bad) {
 		return
 	}
+	a.cfg.observe(EventSignIn, ResultSuccess, "")
 	if ls.Programmatic != "" {
 		a.finishProgrammatic(w, r, s, ls.Programmatic)
 		return
@@ -270,6 +274,7 @@ func (a *Authenticator) keepSession(w http.ResponseWriter, r *http.Request, s *S
 	a.cfg.Logger.Warn("sign-in refused", zap.String("reason", string(authz.ReasonSessionTooLarge)),
 		zap.String("user_id", s.Subject), zap.String("email", s.Email), zap.Int("groups", len(s.Groups)),
 		zap.String("host", r.Host), zap.Error(err))
+	a.cfg.observe(EventSignIn, ResultFailure, string(authz.ReasonSessionTooLarge))
 	a.errorPage(w, r, http.StatusBadRequest, string(authz.ReasonSessionTooLarge), fmt.Sprintf(
 		"You signed in, but your account carries more than this site can keep in its session cookies (%d groups), "+
 			"so no session was started: browsers would send more than the server accepts. "+

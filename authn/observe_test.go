@@ -63,6 +63,17 @@ func TestObserveKeySetFetchError(t *testing.T) {
 	ev.waitFor(t, EventIdPFetchError+" "+FetchKeys+" "+op.URL)
 }
 
+// Observe hears a failed sign-in callback, with the refusal's reason.
+func TestObserveSignInFailure(t *testing.T) {
+	op := startTestOP(t)
+	ev := newEvents()
+	a := startAuthenticatorAt(t, op, &fakeClock{now: time.Now()}, func(c *Config) { c.Observe = ev.observe })
+	// A callback with no sign-in in progress in this browser.
+	r := httptest.NewRequest("GET", "https://app.test/.iap/callback?state=x&code=y", nil)
+	a.ServeEndpoint(httptest.NewRecorder(), r)
+	ev.waitFor(t, EventSignIn+" "+ResultFailure+" invalid-callback")
+}
+
 // An IdP that cannot be discovered is observed down, with the failed
 // discovery fetch.
 func TestObserveDiscoveryFailure(t *testing.T) {
