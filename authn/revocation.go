@@ -103,6 +103,26 @@ type revocationSnapshot struct {
 	sessions map[string]time.Time // sid -> expires
 	subjects map[string]time.Time // sub -> before
 	emails   map[string]time.Time // email -> before
+	// The back-channel logouts' (IdPSessionRevocationID,
+	// IdPSubjectRevocationID) again, by issuer then IdP sid or sub, so
+	// that checking a session builds no key (no allocation).
+	idpSessions map[string]map[string]bool      // issuer -> IdP sid
+	idpSubjects map[string]map[string]time.Time // issuer -> sub -> before
+}
+
+// The prefixes of IdPSessionRevocationID and IdPSubjectRevocationID,
+// which are "<prefix><issuer> <id>".
+const (
+	idpSIDPrefix = "idp-sid:"
+	idpSubPrefix = "idp-sub:"
+)
+
+// byIssuer splits an IdP-scoped revocation ID into its issuer and ID.
+func byIssuer(id, prefix string) (issuer, rest string, ok bool) {
+	if rest, ok = strings.CutPrefix(id, prefix); !ok {
+		return "", "", false
+	}
+	return strings.Cut(rest, " ")
 }
 
 func (s *revocationSnapshot) empty() bool {
@@ -149,15 +169,13 @@ func (r *Revocations) revokedSession(s *Session, issuer string) bool {
 	if _, ok := snap.sessions[s.ID]; ok {
 		return true
 	}
-	if s.IdPSessionID != "" {
-		if _, ok := snap.sessions[IdPSessionRevocationID(issuer, s.IdPSessionID)]; ok {
-			return true // a back-channel logout of its IdP session (logout.go)
-		}
+	if s.IdPSessionID != "" && snap.idpSessions[issuer][s.IdPSessionID] {
+		return true // a back-channel logout of its IdP session (logout.go)
 	}
 	if before, ok := snap.subjects[s.Subject]; ok && s.IssuedAt.Before(before) {
 		return true
 	}
-	if before, ok := snap.subjects[IdPSubjectRevocationID(issuer, s.Subject)]; ok && s.IssuedAt.Before(before) {
+	if before, ok := snap.idpSubjects[issuer][s.Subject]; ok && s.IssuedAt.Before(before) {
 		return true // a back-channel logout of its user (logout.go)
 	}
 	if s.Email != "" {
@@ -356,9 +374,29 @@ func (r *Revocations) publishLocked() {
 		switch v.Kind {
 		case RevokeBySession:
 			snap.sessions[v.ID] = v.Expires
+			if issuer, sid, ok := byIssuer(v.ID, idpSIDPrefix); ok {
+				if snap.idpSessions == nil {
+					snap.idpSessions = map[string]map[string]bool{}
+				}
+				if snap.idpSessions[issuer] == nil {
+					snap.idpSessions[issuer] = map[string]bool{}
+				}
+				snap.idpSessions[issuer][sid] = true
+			}
 		case RevokeBySubject:
 			if v.Before.After(snap.subjects[v.ID]) {
 				snap.subjects[v.ID] = v.Before
+			}
+			if issuer, sub, ok := byIssuer(v.ID, idpSubPrefix); ok {
+				if snap.idpSubjects == nil {
+					snap.idpSubjects = map[string]map[string]time.Time{}
+				}
+				if snap.idpSubjects[issuer] == nil {
+					snap.idpSubjects[issuer] = map[string]time.Time{}
+				}
+				if v.Before.After(snap.idpSubjects[issuer][sub]) {
+					snap.idpSubjects[issuer][sub] = v.Before
+				}
 			}
 		case RevokeByEmail:
 			if v.Before.After(snap.emails[v.ID]) {

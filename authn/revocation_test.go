@@ -402,3 +402,35 @@ func TestRevocationsSurviveAStorageThatLostThem(t *testing.T) {
 		t.Errorf("a new instance after the storage lost its records: %+v, want the subject's revocation", list)
 	}
 }
+
+// The back-channel logouts' revocation IDs are split by the prefixes the
+// check uses, so that a logout's revocation is found without building a
+// key (BenchmarkRevocationCheck allocates nothing).
+func TestIdPScopedRevocationIDsSplit(t *testing.T) {
+	if issuer, sid, ok := byIssuer(IdPSessionRevocationID("https://idp.example.com/", "s 1"), idpSIDPrefix); !ok || issuer != "https://idp.example.com/" || sid != "s 1" {
+		t.Errorf("IdP sid: %q %q %v", issuer, sid, ok)
+	}
+	if issuer, sub, ok := byIssuer(IdPSubjectRevocationID("https://idp.example.com/", "u 1"), idpSubPrefix); !ok || issuer != "https://idp.example.com/" || sub != "u 1" {
+		t.Errorf("IdP sub: %q %q %v", issuer, sub, ok)
+	}
+	r := NewRevocations(nil, time.Hour, nil, nil)
+	ctx := context.Background()
+	_ = r.Revoke(ctx, Revocation{Kind: RevokeBySession, ID: IdPSessionRevocationID("https://a/", "sid-a")})
+	_ = r.Revoke(ctx, Revocation{Kind: RevokeBySubject, ID: IdPSubjectRevocationID("https://a/", "alice")})
+	now := time.Now()
+	for _, c := range []struct {
+		s       Session
+		issuer  string
+		revoked bool
+	}{
+		{Session{ID: "x", Subject: "bob", IdPSessionID: "sid-a", IssuedAt: now.Add(-time.Minute)}, "https://a/", true},
+		{Session{ID: "x", Subject: "bob", IdPSessionID: "sid-a", IssuedAt: now.Add(-time.Minute)}, "https://b/", false},
+		{Session{ID: "x", Subject: "alice", IssuedAt: now.Add(-time.Minute)}, "https://a/", true},
+		{Session{ID: "x", Subject: "alice", IssuedAt: now.Add(-time.Minute)}, "https://b/", false},
+		{Session{ID: "x", Subject: "alice", IssuedAt: now.Add(time.Minute)}, "https://a/", false},
+	} {
+		if got := r.revokedSession(&c.s, c.issuer); got != c.revoked {
+			t.Errorf("%+v at %s: revoked %v, want %v", c.s, c.issuer, got, c.revoked)
+		}
+	}
+}
