@@ -248,7 +248,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 			}
 			_ = f.write(w, r)
 		},
-		Logger: logger,
+		Observe: authnObserver(ctx, a.IDP.ProviderURL),
+		Logger:  logger,
 	}
 	if a.auth, err = authn.New(cfg); err != nil {
 		return fmt.Errorf("iap: %v", err)
