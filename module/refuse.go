@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"go.uber.org/zap"
 
 	"github.com/caddy-iap/caddy-iap/authn"
 	"github.com/caddy-iap/caddy-iap/authz"
@@ -81,9 +80,7 @@ func (f refusal) Text() string {
 // writes a page for browsers and JSON for API clients, each naming the
 // reason.
 func (f refusal) respond(w http.ResponseWriter, r *http.Request) error {
-	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
-		extra.Set(zap.String("iap_reason", f.Reason))
-	}
+	observeDecision(r, outcomeDeny, f.Reason)
 	if hasErrorRoute(r) {
 		return caddyhttp.HandlerError{StatusCode: f.Status, ID: f.Reason, Err: fmt.Errorf("%s: %s", f.Reason, f.Message)}
 	}
