@@ -72,6 +72,7 @@ func (Authorize) CaddyModule() caddy.ModuleInfo {
 // Provision compiles the policy.
 func (a *Authorize) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger().With(zap.String("route", a.Route))
+	registerMetrics(ctx)
 	eval, err := authz.Compile(a.Policy)
 	if err != nil {
 		return fmt.Errorf("route %s: policy: %v", a.Route, err)
@@ -88,6 +89,7 @@ func (a *Authorize) Provision(ctx caddy.Context) error {
 // ServeHTTP decides, then refuses, asks for sign-in, or lets the request
 // go on.
 func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	setDecisionRoute(r, a.Route)
 	st, refused := begin(r, a.app)
 	if refused != nil {
 		st.logRefusal(a.logger, r, "request refused")
@@ -115,6 +117,7 @@ func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		if d.NeedsSignIn() && st.identified {
 			// Anonymous, and the outcome turned on who the user is.
 			st.authn().Challenge(w, r, st.identityErr)
+			observeSignInRedirect(r, st)
 			return st.answered(w, r)
 		}
 		if st.Cert != nil && !st.Cert.Valid && (d.Reason == authz.ReasonNotAllowed && a.testsCert ||
@@ -129,6 +132,7 @@ func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		return st.refuse(http.StatusForbidden, d.Reason, "", forbiddenMessage(d.Reason)).respond(w, r)
 	}
 	st.passIdentity = a.PassIdentityHeaders
+	observeDecision(r, outcomeAllow, string(d.Reason))
 	if err := st.setIdentityOut(r); err != nil {
 		return err
 	}
