@@ -159,6 +159,7 @@ func (h *Authenticate) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 	if required {
 		if s == nil {
 			auth.Challenge(w, r, err)
+			observeSignInRedirect(r, st)
 			return st.answered(w, r)
 		}
 		if err := st.setIdentityOut(r); err != nil {
