@@ -57,6 +57,7 @@ func (MTLS) CaddyModule() caddy.ModuleInfo {
 func (m *MTLS) Provision(ctx caddy.Context) (err error) {
 	m.logger = ctx.Logger()
 	m.app = configuredApp(ctx)
+	registerMetrics(ctx)
 	m.cache, err = newVerifierCache(m.Options, m.logger)
 	return err
 }
@@ -114,6 +115,7 @@ func (m *MTLS) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		presented = r.TLS.PeerCertificates
 	}
 	res := m.cache.Verify(presented, time.Now())
+	observeClientCert(stageRequest, res, nil)
 	st.Cert = res
 
 	if !res.Valid {
