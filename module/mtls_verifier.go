@@ -46,6 +46,7 @@ func (MTLSVerifier) CaddyModule() caddy.ModuleInfo {
 // Provision loads the CAs, CRLs and patterns.
 func (v *MTLSVerifier) Provision(ctx caddy.Context) (err error) {
 	v.logger = ctx.Logger()
+	registerMetrics(ctx)
 	v.cache, err = newVerifierCache(v.Options, v.logger)
 	return err
 }
@@ -62,6 +63,7 @@ func (v *MTLSVerifier) Cleanup() error {
 // chain verified before is answered from the cache without parsing it again.
 func (v *MTLSVerifier) VerifyClientCertificate(rawCerts [][]byte, _ [][]*x509.Certificate) error {
 	res, err := v.cache.VerifyDER(rawCerts, time.Now())
+	observeClientCert(stageHandshake, res, err)
 	if err != nil {
 		v.logger.Info("client certificate refused", zap.String("reason", downstreamtls.ReasonInvalid), zap.String("detail", downstreamtls.DetailInvalid), zap.Error(err))
 		return fmt.Errorf("%s: parsing: %v", downstreamtls.ReasonInvalid, err)
