@@ -95,6 +95,11 @@ func revokeUserHandler(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	v := authn.Revocation{Before: req.Before}
+	if req.Before.After(time.Now().Add(time.Minute)) {
+		// A "before" in the future would also end the sessions the user
+		// starts from now until then: a lockout, which this API is not.
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf(`"before" %s is in the future: it ends the sessions signed in before it, so give a past time, or none for now`, req.Before.Format(time.RFC3339))}
+	}
 	switch {
 	case req.SID != "" || (req.Sub == "") == (req.Email == ""):
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf(`give one of {"sub": "..."} (the IdP's subject) or {"email": "..."}, and optionally "before" (RFC 3339, default now)`)}

@@ -115,6 +115,9 @@ func TestAdminAPIRefusesWhatItCannotDo(t *testing.T) {
 		{"POST", "/iap/users/revoke", `{"sub": "u", "email": "e@example.com"}`, 400},
 		{"POST", "/iap/users/revoke", `{"user": "u"}`, 400},
 		{"POST", "/iap/users/revoke", `not json`, 400},
+		// A future "before" would lock the user out until then.
+		{"POST", "/iap/users/revoke", `{"sub": "u", "before": "` + time.Now().Add(24*time.Hour).Format(time.RFC3339) + `"}`, 400},
+		{"POST", "/iap/users/revoke", `{"sub": "u", "before": "` + time.Now().Add(-time.Hour).Format(time.RFC3339) + `"}`, 200},
 	} {
 		if code, body := admin(t, apps[0], c.method, c.path, c.body); code != c.status {
 			t.Errorf("%s %s %s: %d %s, want %d", c.method, c.path, c.body, code, body, c.status)
