@@ -3,8 +3,11 @@ package authn
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -96,6 +99,62 @@ func (u *usedHandoffs) take(id string, expires, now time.Time) bool {
 	}
 	u.used[id] = expires
 	return true
+}
+
+// handoffRef starts a hand-off token that names a hand-off kept in the
+// session store (session_store storage), 64 hex digits after it.
+const handoffRef = "ref."
+
+// sealHandoff returns the token of a hand-off: the hand-off sealed, or,
+// under session_store storage, a random reference to it sealed in the
+// store, so that a session of any size is handed off (the URL of a sealed
+// session with hundreds of groups would be far too long) and the route
+// host deletes it as it takes it.
+func (a *Authenticator) sealHandoff(ctx context.Context, h handoff) (string, error) {
+	if a.server == nil {
+		return a.handoff.seal(handoffName, h)
+	}
+	ref := handoffRef + randomID() + randomID()
+	key := a.sessionKey(ref)
+	v, err := a.handoff.seal(handoffName+" "+key, h)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, sessionStoreTimeout)
+	defer cancel()
+	if err := a.server.store.Store(ctx, key, []byte(v)); err != nil {
+		return "", fmt.Errorf("%w: writing the hand-off: %v", ErrSessionStoreUnavailable, err)
+	}
+	return ref, nil
+}
+
+// openHandoff opens a token of sealHandoff. A reference is deleted from the
+// store as it is read (fs.ErrNotExist: taken before, or swept); a record
+// left behind is removed by the session sweep, which keeps only sessions.
+func (a *Authenticator) openHandoff(ctx context.Context, token string, h *handoff) error {
+	ref, isRef := strings.CutPrefix(token, handoffRef)
+	if !isRef {
+		_, err := a.handoff.open(handoffName, token, h)
+		return err
+	}
+	if a.server == nil || len(ref) != 64 || !isLowerHex(ref) {
+		return fmt.Errorf("%w: not a hand-off reference of this server", ErrCookie)
+	}
+	key := a.sessionKey(token)
+	ctx, cancel := context.WithTimeout(ctx, sessionStoreTimeout)
+	defer cancel()
+	b, err := a.server.store.Load(ctx, key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("%w: reading the hand-off: %v", ErrSessionStoreUnavailable, err)
+	}
+	if err := a.server.store.Delete(ctx, key); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: deleting the hand-off: %v", ErrSessionStoreUnavailable, err)
+	}
+	_, err = a.handoff.open(handoffName+" "+key, string(b), h)
+	return err
 }
 
 // handoffRevocation prefixes the revocation record of a spent hand-off.
@@ -202,8 +261,9 @@ func (a *Authenticator) issueHandoff(w http.ResponseWriter, r *http.Request) {
 	}
 	h := handoff{Session: *s, Host: to, State: state, ID: randomID(), Expires: a.cfg.Now().Add(handoffTTL)}
 	h.Session.RefreshToken = ""
-	token, err := a.handoff.seal(handoffName, h)
+	token, err := a.sealHandoff(r.Context(), h)
 	if err != nil {
+		a.cfg.Logger.Error("hand-off: sealing it", zap.Error(err))
 		a.errorPage(w, r, http.StatusInternalServerError, string(authz.ReasonInternal), "Could not hand the sign-in over.")
 		return
 	}
@@ -254,7 +314,13 @@ func (a *Authenticator) acceptHandoff(w http.ResponseWriter, r *http.Request) {
 		bad("no hand-off", nil)
 		return
 	}
-	if _, err := a.handoff.open(handoffName, token, &h); err != nil {
+	if err := a.openHandoff(r.Context(), token, &h); errors.Is(err, fs.ErrNotExist) {
+		bad("the hand-off was used before or expired", err)
+		return
+	} else if errors.Is(err, ErrSessionStoreUnavailable) {
+		a.sessionStoreUnavailable(w, r, err)
+		return
+	} else if err != nil {
 		bad("the hand-off is not authentic", err)
 		return
 	}

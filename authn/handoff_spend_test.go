@@ -2,9 +2,12 @@ package authn
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 )
@@ -82,5 +85,48 @@ func TestHandoffForTheAttackersStateIsSpentOnEveryInstance(t *testing.T) {
 	refresh(t, two)
 	if rec := attacker.get(handoffURL); rec.Code != http.StatusBadRequest {
 		t.Errorf("the attacker is signed in as the victim on the other instance: %d to %q", rec.Code, rec.Header().Get("Location"))
+	}
+}
+
+// Under session_store storage a hand-off is a short reference to a record
+// sealed in the store, taken once: the URL stays short whatever the
+// session holds, and the record says nothing readable.
+func TestHandoffByReferenceUnderSessionStore(t *testing.T) {
+	op := startTestOP(t)
+	clock := &fakeClock{now: time.Now()}
+	a := startCentralAuthenticator(t, op, clock, "")
+	store := newMemStore()
+	if err := a.SetSessionStore(store); err != nil {
+		t.Fatal(err)
+	}
+	groups := make([]string, 900)
+	for i := range groups {
+		groups[i] = randomID() + randomID()
+	}
+	h := handoff{Session: Session{ID: randomID(), Subject: "many", Email: "many@example.com", Groups: groups, IssuedAt: clock.Now()},
+		Host: "app.test", State: "00", ID: randomID(), Expires: clock.Now().Add(handoffTTL)}
+	token, err := a.sealHandoff(context.Background(), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(token) != len(handoffRef)+64 {
+		t.Errorf("token %q: want a reference", token)
+	}
+	for k, v := range store.m {
+		if strings.Contains(string(v), "many@example.com") {
+			t.Errorf("the record %s is readable", k)
+		}
+	}
+	var got handoff
+	if err := a.openHandoff(context.Background(), token, &got); err != nil || len(got.Session.Groups) != 900 || got.ID != h.ID {
+		t.Fatalf("open: %v, %d groups", err, len(got.Session.Groups))
+	}
+	if err := a.openHandoff(context.Background(), token, &got); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a second open: %v, want it gone", err)
+	}
+	for _, forged := range []string{handoffRef + strings.Repeat("0", 64), handoffRef + "../../x", handoffRef + strings.Repeat("A", 64)} {
+		if err := a.openHandoff(context.Background(), forged, &got); err == nil {
+			t.Errorf("%q opened", forged)
+		}
 	}
 }

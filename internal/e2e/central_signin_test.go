@@ -25,10 +25,17 @@ var centralHosts = []string{"app1.test", "app2.test", "app3.test"}
 
 func startCentral(t *testing.T) *centralEnv {
 	t.Helper()
+	return startCentralWith(t, []testenv.DexUser{alice}, "")
+}
+
+// startCentralWith is startCentral with these users, and extra in the
+// global iap option.
+func startCentralWith(t *testing.T, users []testenv.DexUser, extra string) *centralEnv {
+	t.Helper()
 	up := echoUpstream(t)
 	httpPort, httpsPort := testenv.FreePort(t), testenv.FreePort(t)
 	e := &centralEnv{auth: fmt.Sprintf("https://auth.test:%d", httpsPort)}
-	e.dex = testenv.StartDex(t, testenv.DexOptions{Users: []testenv.DexUser{alice}, RedirectURIs: []string{e.auth + "/.iap/callback"}})
+	e.dex = testenv.StartDex(t, testenv.DexOptions{Users: users, RedirectURIs: []string{e.auth + "/.iap/callback"}})
 	globals := fmt.Sprintf(`	iap {
 		idp {
 			provider_url %s
@@ -38,7 +45,7 @@ func startCentral(t *testing.T) *centralEnv {
 		}
 		cookie_secret %s
 		authenticate_url %s
-	}`, e.dex.Issuer, e.dex.ClientID, e.dex.ClientSecret, randomSecret(t), e.auth)
+%s	}`, e.dex.Issuer, e.dex.ClientID, e.dex.ClientSecret, randomSecret(t), e.auth, extra)
 	sites := "auth.test {\n\ttls internal\n\tiap_authenticate\n}\n"
 	for _, h := range centralHosts {
 		sites += site(h, "to "+up, "allow_any_authenticated_user")
@@ -333,5 +340,36 @@ func TestCentralSignInProgrammaticLogin(t *testing.T) {
 	r, err = e.caddy.Do(t, cli, app, "/api", http.Header{"Authorization": {"IAP " + token}, "Accept": {"application/json"}})
 	if err != nil || r.Status != 200 {
 		t.Fatalf("the route with the token: %v %d %s", err, r.Status, r.Body)
+	}
+}
+
+// With session_store storage, a user in 900 groups signs in on the sign-in
+// host and is handed off to a route host: the hand-off URL carries a short
+// reference to a record in the storage, not the session.
+func TestCentralSignInWithSessionsInStorage(t *testing.T) {
+	many := testenv.DexUser{Email: "many@example.com", Password: "pw", Name: "Many", Groups: uuidGroups(900)}
+	e := startCentralWith(t, []testenv.DexUser{many}, "\t\tsession_store storage\n")
+	ua := e.caddy.NewUserAgent(t)
+	var handoffs []string
+	ua.Client.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.URL.Path == "/.iap/handoff" {
+			handoffs = append(handoffs, req.URL.String())
+		}
+		return nil
+	}
+	resp, body := ua.SignIn(t, ua.URL("app1.test", "/x"), many.Email, many.Password)
+	if resp.StatusCode != 200 || resp.Request.URL.String() != ua.URL("app1.test", "/x") {
+		t.Fatalf("after sign-in: %d at %s\n%.300s", resp.StatusCode, resp.Request.URL, body)
+	}
+	if a := verifyAssertion(t, ua, "app1.test", echoed(t, body).Get("X-Iap-Jwt-Assertion")); len(a.Groups) != 900 {
+		t.Errorf("the assertion has %d groups", len(a.Groups))
+	}
+	if len(handoffs) != 1 || len(handoffs[0]) > 200 {
+		t.Errorf("hand-off URLs %v: want one, short", handoffs)
+	}
+	// Taken once: the same URL again, in the same browser, is refused.
+	ua.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if resp, _ := ua.Get(t, handoffs[0], http.Header{"Accept": {"application/json"}}); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("the hand-off replayed: %d", resp.StatusCode)
 	}
 }
