@@ -67,6 +67,8 @@ func KeyID(pub crypto.PublicKey) (string, error) {
 type assertionSigner struct {
 	ring atomic.Pointer[keyRing]
 	now  func() time.Time
+	// idp is the named IdP's name, the assertion's idp claim (Config.IDPName).
+	idp string
 
 	mu    sync.Mutex
 	cache map[string]cachedAssertion
@@ -178,6 +180,11 @@ type assertionClaims struct {
 	Name   string   `json:"name,omitempty"`
 	Groups []string `json:"groups"`
 	SID    string   `json:"sid"`
+	// IDP names the named IdP that signed the user in (the iap app's
+	// idps); absent for the default IdP. An upstream behind routes of
+	// several IdPs tells their users apart by it: sub is only unique
+	// within one IdP.
+	IDP string `json:"idp,omitempty"`
 }
 
 // Assertion returns a signed JWT saying who the user is, for the upstream
@@ -214,7 +221,7 @@ func (as *assertionSigner) assertion(s *Session, host string) (string, error) {
 			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now.Add(-time.Minute)),
 			Expiry: jwt.NewNumericDate(now.Add(assertionTTL)), ID: randomID(),
 		},
-		Email: s.Email, Name: s.Name, Groups: groups, SID: s.ID,
+		Email: s.Email, Name: s.Name, Groups: groups, SID: s.ID, IDP: as.idp,
 	}
 	signed, err := jwt.Signed(signing.signer).Claims(claims).Serialize()
 	if err != nil {

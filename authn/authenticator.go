@@ -161,6 +161,7 @@ func New(cfg Config) (*Authenticator, error) {
 	if a.signer, err = newAssertionSigner(cfg.SigningKeys, cfg.Now); err != nil {
 		return nil, err
 	}
+	a.signer.idp = cfg.IDPName
 	a.idp = newIdP(&a.cfg)
 	return a, nil
 }

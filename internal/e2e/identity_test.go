@@ -83,6 +83,7 @@ type assertion struct {
 	Name   string   `json:"name"`
 	Groups []string `json:"groups"`
 	SID    string   `json:"sid"`
+	IDP    string   `json:"idp"`
 }
 
 // verifyAssertion checks an assertion against the JWKS that Caddy

@@ -30,13 +30,13 @@ func TestSeveralIdPs(t *testing.T) {
 	}
 	if resp, body := ua.SignIn(t, ua.URL("partner.test", "/who"), partnerBob.Email, partnerBob.Password); resp.StatusCode != 200 {
 		t.Fatalf("partner sign-in: %d\n%s", resp.StatusCode, body)
-	} else if a := verifyAssertion(t, ua, "partner.test", echoed(t, body).Get("X-Iap-Jwt-Assertion")); a.Email != partnerBob.Email {
-		t.Errorf("partner assertion for %q, want %q", a.Email, partnerBob.Email)
+	} else if a := verifyAssertion(t, ua, "partner.test", echoed(t, body).Get("X-Iap-Jwt-Assertion")); a.Email != partnerBob.Email || a.IDP != "partners" {
+		t.Errorf("partner assertion for %q of idp %q, want %q of partners", a.Email, a.IDP, partnerBob.Email)
 	}
 	// Each keeps its own user.
 	_, body := ua.Get(t, ua.URL("corp.test", "/who"), nil)
-	if a := verifyAssertion(t, ua, "corp.test", echoed(t, body).Get("X-Iap-Jwt-Assertion")); a.Email != alice.Email {
-		t.Errorf("corp assertion for %q after the partner sign-in", a.Email)
+	if a := verifyAssertion(t, ua, "corp.test", echoed(t, body).Get("X-Iap-Jwt-Assertion")); a.Email != alice.Email || a.IDP != "" {
+		t.Errorf("corp assertion for %q of idp %q after the partner sign-in", a.Email, a.IDP)
 	}
 	corpCookie, partnerCookie := ua.Cookie("corp.test", "__Host-_iap"), ua.Cookie("partner.test", "__Host-_iap_partners")
 	if corpCookie == "" || partnerCookie == "" {
