@@ -33,16 +33,36 @@ func Need(t testing.TB, programs ...string) {
 	}
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port that was free a moment ago, and
+// that it never returned before in this test binary. The kernel may hand
+// out a port again once its probe is closed; two Caddy instances given the
+// same one would both bind it (Caddy listens with SO_REUSEPORT) and share
+// its connections, one speaking HTTP where the other speaks HTTPS.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !portsGiven[port] {
+			portsGiven[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no loopback port that was not handed out before")
+	return 0
 }
+
+// The ports FreePort returned.
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
 
 // WaitListening waits until something accepts TCP connections on addr.
 func WaitListening(t testing.TB, addr string, exited <-chan struct{}) {
