@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,6 +29,12 @@ type Config struct {
 	// GroupsClaim names the ID token claim holding the user's groups.
 	// Default: groups.
 	GroupsClaim string
+	// AuthParams are extra parameters of the authorization request
+	// (Pomerium's idp_request_params), such as prompt=select_account or
+	// Google's hd=example.com. The sign-in's own (state, nonce,
+	// redirect_uri, client_id, response_type, scope, the PKCE challenge)
+	// cannot be set.
+	AuthParams map[string]string
 
 	// CookieName names the session cookie; chunks are <name>_0.._N.
 	// Default: __Host-_iap (__Host-_pomerium under compat pomerium), or
@@ -253,11 +260,21 @@ func (c *Config) validate() error {
 	if c.Compat != "" && c.Compat != "pomerium" {
 		errs = append(errs, fmt.Errorf("compat: unknown value %q (want pomerium)", c.Compat))
 	}
+	for k := range c.AuthParams {
+		if slices.Contains(reservedAuthParams, strings.ToLower(k)) {
+			errs = append(errs, fmt.Errorf("idp request_params: %q is set by the sign-in itself", k))
+		}
+	}
 	if !strings.Contains(" "+strings.Join(c.Scopes, " ")+" ", " openid ") {
 		errs = append(errs, errors.New("idp scopes must include openid"))
 	}
 	return errors.Join(errs...)
 }
+
+// reservedAuthParams are the authorization request's parameters that the
+// sign-in sets, which AuthParams cannot.
+var reservedAuthParams = []string{"state", "nonce", "redirect_uri", "client_id", "response_type", "scope",
+	"code_challenge", "code_challenge_method", "response_mode", "request", "request_uri"}
 
 // hostPrefix starts the name of a cookie that browsers keep only if it was
 // set over https with Secure, Path=/ and no Domain. Such a cookie is

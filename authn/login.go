@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -144,7 +145,11 @@ func (a *Authenticator) beginLogin(w http.ResponseWriter, r *http.Request, retur
 		target = "https://" + a.authHost + a.names.prefix + "authenticate?" + url.Values{"host": {r.Host}, "state": {ls.State}}.Encode()
 	} else {
 		oauth.RedirectURL = a.callbackURL(r.Host)
-		target = oauth.AuthCodeURL(ls.State, oidc.Nonce(ls.Nonce), oauth2.S256ChallengeOption(ls.Verifier))
+		opts := []oauth2.AuthCodeOption{oidc.Nonce(ls.Nonce), oauth2.S256ChallengeOption(ls.Verifier)}
+		for _, k := range slices.Sorted(maps.Keys(a.cfg.AuthParams)) {
+			opts = append(opts, oauth2.SetAuthURLParam(k, a.cfg.AuthParams[k]))
+		}
+		target = oauth.AuthCodeURL(ls.State, opts...)
 	}
 	name := a.loginName(ls.State)
 	v, err := a.login.seal(name, ls)

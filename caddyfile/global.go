@@ -209,6 +209,17 @@ func parseIDP(d *caddyfile.Dispenser, idp *module.IDP) error {
 			idp.Scopes = args
 			continue
 		}
+		if opt == "request_param" {
+			// Repeatable: request_param <name> <value>.
+			if len(args) != 2 {
+				return d.Err("request_param takes a name and a value, such as request_param prompt select_account")
+			}
+			if idp.RequestParams == nil {
+				idp.RequestParams = map[string]string{}
+			}
+			idp.RequestParams[args[0]] = args[1]
+			continue
+		}
 		if len(args) != 1 {
 			return d.Errf("idp %s takes one value", opt)
 		}

@@ -177,6 +177,13 @@ type IDP struct {
 	Scopes []string `json:"scopes,omitempty"`
 	// The ID token claim that holds the user's groups. Default: groups.
 	GroupsClaim string `json:"groups_claim,omitempty"`
+	// Extra parameters of the authorization request, as Pomerium's
+	// idp_request_params: {"prompt": "select_account"}, Google's
+	// {"hd": "example.com"}, Azure's {"domain_hint": "..."}. They shape the
+	// IdP's sign-in page; who gets in is still the policy's. The
+	// sign-in's own parameters (state, nonce, redirect_uri, client_id,
+	// response_type, scope, code_challenge) cannot be set.
+	RequestParams map[string]string `json:"request_params,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -227,7 +234,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	cfg := authn.Config{
 		ProviderURL: a.IDP.ProviderURL, ClientID: a.IDP.ClientID, ClientSecret: a.IDP.ClientSecret,
-		Scopes: a.IDP.Scopes, GroupsClaim: a.IDP.GroupsClaim,
+		Scopes: a.IDP.Scopes, GroupsClaim: a.IDP.GroupsClaim, AuthParams: a.IDP.RequestParams,
 		CookieName: a.CookieName, CookieSecret: secret, PreviousCookieSecrets: previous, CookieDomain: a.CookieDomain,
 		CookieExpire: time.Duration(a.CookieExpire), CookieSameSite: sameSite, AuthenticateURL: a.AuthenticateURL,
 		SigningKeys: keys, JWKSMaxAge: jwksMaxAge, ClaimHeaders: a.JWTClaimsHeaders, Compat: a.Compat,

@@ -112,7 +112,7 @@ func (a *App) provisionIDPs(base authn.Config) error {
 		}
 		cfg := base
 		cfg.ProviderURL, cfg.ClientID, cfg.ClientSecret = idp.ProviderURL, idp.ClientID, idp.ClientSecret
-		cfg.Scopes, cfg.GroupsClaim = idp.Scopes, idp.GroupsClaim
+		cfg.Scopes, cfg.GroupsClaim, cfg.AuthParams = idp.Scopes, idp.GroupsClaim, idp.RequestParams
 		cfg.CookieName = a.auth.CookieName() + "_" + name
 		cfg.IDPName = name // binds its programmatic tokens
 		// Central sign-in is the default IdP's: a named one signs in on

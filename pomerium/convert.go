@@ -43,7 +43,7 @@ var scalarKeys = []string{
 
 // listKeys are the global settings that work and that the converter reads
 // as YAML structures.
-var listKeys = []string{"certificates", "idp_scopes", "downstream_mtls", "jwt_claims_headers", "routes", "policy", "allow_upgrades",
+var listKeys = []string{"certificates", "idp_scopes", "idp_request_params", "downstream_mtls", "jwt_claims_headers", "routes", "policy", "allow_upgrades",
 	"set_response_headers", "dns_resolvers"}
 
 // providerURLs are the issuers of the IdPs Pomerium names, where fixed.
@@ -128,6 +128,7 @@ func (c *converter) convert(root *yaml.Node) (map[string]any, error) {
 	// Name:Value pairs separated by commas.
 	for key, sep := range map[string]func(rune) bool{
 		"idp_scopes":           func(r rune) bool { return r == ',' },
+		"idp_request_params":   nil,
 		"jwt_claims_headers":   func(r rune) bool { return r == ',' || unicode.IsSpace(r) },
 		"certificates":         nil,
 		"dns_resolvers":        func(r rune) bool { return r == ',' },
@@ -287,6 +288,13 @@ func (c *converter) app(s settings) (*module.App, error) {
 				return nil, err
 			}
 			app.IDP.Scopes = scopes
+		}
+		if n := s.nodes["idp_request_params"]; n != nil {
+			var params map[string]string
+			if err := n.Decode(&params); err != nil {
+				return nil, c.errf(n, "idp_request_params: a mapping of parameter names to values: %v", err)
+			}
+			app.IDP.RequestParams = params
 		}
 	}
 	if v := strings.TrimSpace(get("authenticate_service_url")); v != "" {

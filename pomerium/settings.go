@@ -136,7 +136,7 @@ var globalSettings = []knownSetting{
 	{"idp_client_secret_file", works, "the iap app's `idp.client_secret`, read from the file", ""},
 	{"idp_provider", works, "OIDC providers (`oidc`, `google`, `gitlab`, `apple`, `azure`, `okta`, `onelogin`, `ping`, `auth0`, `keycloak`, `cognito`); `github` and other non-OIDC ones are an error", ""},
 	{"idp_provider_url", works, "the iap app's `idp.provider_url`", ""},
-	{"idp_request_params", warned, "extra sign-in request parameters are not sent to the IdP; the route's policy still decides who gets in", ""},
+	{"idp_request_params", works, "the iap app's `idp.request_params`: extra parameters of the authorization request", ""},
 	{"idp_scopes", works, "the iap app's `idp.scopes`", ""},
 	{"insecure_server", works, "plain HTTP on `address`, with no certificates (behind a proxy that terminates TLS)", ""},
 	{"installation_id", warned, whyZero, ""},

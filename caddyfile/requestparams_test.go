@@ -1,0 +1,20 @@
+package caddyfile_test
+
+import (
+	"strings"
+	"testing"
+)
+
+// request_param in the idp block, repeatable, becomes request_params; a
+// line without a name and a value is an error at that line.
+func TestIDPRequestParam(t *testing.T) {
+	const head = "{\n\tiap {\n\t\tidp {\n\t\t\tprovider_url https://idp.example\n\t\t\tclient_id x\n"
+	const tail = "\t\t}\n\t}\n}\napp.example.com {\n\trespond ok\n}"
+	out, err := adapt(t, head+"\t\t\trequest_param prompt select_account\n\t\t\trequest_param hd example.com\n"+tail)
+	if err != nil || !strings.Contains(out, `"request_params":{"hd":"example.com","prompt":"select_account"}`) {
+		t.Errorf("%v\n%s", err, out)
+	}
+	if _, err := adapt(t, head+"\t\t\trequest_param prompt\n"+tail); err == nil || !strings.Contains(err.Error(), "request_param takes a name and a value") || !strings.Contains(err.Error(), ":6") {
+		t.Errorf("one value: %v", err)
+	}
+}
