@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -289,27 +290,36 @@ func ChromiumClientCertificate(t testing.TB, p12File, password, pattern string) 
 	}
 	t.Cleanup(func() {
 		for _, d := range made {
-			_ = os.Remove(d)
+			_ = asRoot(nil, "rmdir", d)
 		}
 	})
-	if err := os.MkdirAll(policyDir, 0o755); err != nil {
-		t.Fatalf("Chromium's managed policies (%s), to select a client certificate: %v (run the tests as root, as CI does)", policyDir, err)
+	if err := asRoot(nil, "mkdir", "-p", policyDir); err != nil {
+		t.Fatalf("Chromium's managed policies (%s), to select a client certificate: %v (run the tests as root, as CI does, or with passwordless sudo)", policyDir, err)
 	}
 	rule, _ := json.Marshal(map[string]any{"pattern": pattern, "filter": map[string]any{}})
 	policy, _ := json.Marshal(map[string]any{"AutoSelectCertificateForUrls": []string{string(rule)}})
-	f, err := os.CreateTemp(policyDir, "caddy-iap-test-*.json")
-	if err != nil {
-		t.Fatalf("writing a Chromium policy in %s: %v (run the tests as root, as CI does)", policyDir, err)
+	name := filepath.Join(policyDir, fmt.Sprintf("caddy-iap-test-%d-%d.json", os.Getpid(), time.Now().UnixNano()))
+	t.Cleanup(func() { _ = asRoot(nil, "rm", "-f", name) })
+	if err := asRoot(policy, "tee", name); err != nil {
+		t.Fatalf("writing a Chromium policy in %s: %v (run the tests as root, as CI does, or with passwordless sudo)", policyDir, err)
 	}
-	t.Cleanup(func() { _ = os.Remove(f.Name()) })
-	if _, err := f.Write(policy); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
+	if err := asRoot(nil, "chmod", "0644", name); err != nil {
 		t.Fatal(err)
 	}
 	return "HOME=" + home
+}
+
+// asRoot runs a command as root: directly when the tests run as root (as
+// in CI), else through passwordless sudo, as scripts/test.sh installs
+// packages. input is its standard input.
+func asRoot(input []byte, args ...string) error {
+	cmd := exec.Command(args[0], args[1:]...)
+	if os.Geteuid() != 0 {
+		cmd = exec.Command("sudo", append([]string{"-n"}, args...)...)
+	}
+	cmd.Stdin = bytes.NewReader(input)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
 }
