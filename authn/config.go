@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -97,6 +98,12 @@ type Config struct {
 	// only for a return URL on the request's own port: another port is
 	// another origin, refused whatever this says.
 	AllowedRedirectHosts func(host string) bool
+
+	// SignOutRedirectURL is where sign-out sends the browser when its
+	// redirect_uri is absent or refused (Pomerium's signout_redirect_url):
+	// an http(s) URL the administrator chose, on any host. Default: the
+	// host's root.
+	SignOutRedirectURL string
 
 	// AuthenticateURL, when set, is the one host where users sign in
 	// ("https://auth.example.com", Pomerium's authenticate_service_url):
@@ -259,6 +266,11 @@ func (c *Config) validate() error {
 	}
 	if c.Compat != "" && c.Compat != "pomerium" {
 		errs = append(errs, fmt.Errorf("compat: unknown value %q (want pomerium)", c.Compat))
+	}
+	if c.SignOutRedirectURL != "" {
+		if u, err := url.Parse(c.SignOutRedirectURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("sign_out_redirect_url %q: want an http(s) URL such as https://example.com/bye", c.SignOutRedirectURL))
+		}
 	}
 	for k := range c.AuthParams {
 		if slices.Contains(reservedAuthParams, strings.ToLower(k)) {

@@ -161,7 +161,7 @@ var crossOrigin = http.NewCrossOriginProtection()
 func (a *Authenticator) signOut(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	s := a.cookieSession(r)
-	returnTo := a.returnURL(r.URL.Query().Get("redirect_uri"), r.Host)
+	returnTo := a.signOutReturn(r.URL.Query().Get("redirect_uri"), r.Host)
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		setPageHeaders(w)
@@ -215,6 +215,19 @@ func (a *Authenticator) signOut(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", "GET, POST")
 		a.errorPage(w, r, http.StatusMethodNotAllowed, string(authz.ReasonMethodNotAllowed), "Use GET to see the sign-out page, and its button to sign out.")
 	}
+}
+
+// signOutReturn is where sign-out ends: raw (redirect_uri, or the state
+// the IdP sends back) when the return-URL rules accept it, else
+// sign_out_redirect_url when set, else the host's root.
+func (a *Authenticator) signOutReturn(raw, host string) string {
+	if u, ok := a.safeReturnURL(raw, host); ok {
+		return u
+	}
+	if a.cfg.SignOutRedirectURL != "" {
+		return a.cfg.SignOutRedirectURL
+	}
+	return a.returnURL("", host)
 }
 
 // cookieSession is the session in the request's cookie as it is: not

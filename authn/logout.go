@@ -102,7 +102,7 @@ func (a *Authenticator) signedOut(w http.ResponseWriter, r *http.Request) {
 		a.errorPage(w, r, http.StatusMethodNotAllowed, string(authz.ReasonMethodNotAllowed), "The identity provider sends browsers here with GET after signing out.")
 		return
 	}
-	http.Redirect(w, r, a.returnURL(r.URL.Query().Get("state"), r.Host), http.StatusFound)
+	http.Redirect(w, r, a.signOutReturn(r.URL.Query().Get("state"), r.Host), http.StatusFound)
 }
 
 // backchannelLogout answers a back-channel logout request for this

@@ -105,6 +105,8 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 			err = one(&app.CookieSameSite)
 		case "authenticate_url":
 			err = one(&app.AuthenticateURL)
+		case "sign_out_redirect_url":
+			err = one(&app.SignOutRedirectURL)
 		case "signing_key_file":
 			err = one(&app.SigningKeyFile)
 		case "signing_key":

@@ -18,3 +18,11 @@ func TestIDPRequestParam(t *testing.T) {
 		t.Errorf("one value: %v", err)
 	}
 }
+
+// sign_out_redirect_url in the global iap option.
+func TestSignOutRedirectURLOption(t *testing.T) {
+	out, err := adapt(t, "{\n\tiap {\n\t\tsign_out_redirect_url https://www.example.com/bye\n\t}\n}\napp.example.com {\n\trespond ok\n}")
+	if err != nil || !strings.Contains(out, `"sign_out_redirect_url":"https://www.example.com/bye"`) {
+		t.Errorf("%v\n%s", err, out)
+	}
+}

@@ -75,6 +75,12 @@ type App struct {
 	// host signs in on its own callback.
 	AuthenticateURL string `json:"authenticate_url,omitempty"`
 
+	// Where sign-out sends the browser when the sign-out link names no
+	// return URL (or one the return-URL rules refuse): any http(s) URL,
+	// such as a "you are signed out" page of your own (Pomerium's
+	// signout_redirect_url). Default: the root of the host signed out of.
+	SignOutRedirectURL string `json:"sign_out_redirect_url,omitempty"`
+
 	// More identity providers, by name (a lowercase letter, then letters,
 	// digits and dashes), for routes that sign users in elsewhere than
 	// the default idp, which they need: Pomerium's per-route
@@ -236,7 +242,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		ProviderURL: a.IDP.ProviderURL, ClientID: a.IDP.ClientID, ClientSecret: a.IDP.ClientSecret,
 		Scopes: a.IDP.Scopes, GroupsClaim: a.IDP.GroupsClaim, AuthParams: a.IDP.RequestParams,
 		CookieName: a.CookieName, CookieSecret: secret, PreviousCookieSecrets: previous, CookieDomain: a.CookieDomain,
-		CookieExpire: time.Duration(a.CookieExpire), CookieSameSite: sameSite, AuthenticateURL: a.AuthenticateURL,
+		CookieExpire: time.Duration(a.CookieExpire), CookieSameSite: sameSite, AuthenticateURL: a.AuthenticateURL, SignOutRedirectURL: a.SignOutRedirectURL,
 		SigningKeys: keys, JWKSMaxAge: jwksMaxAge, ClaimHeaders: a.JWTClaimsHeaders, Compat: a.Compat,
 		Version: Version(),
 		AllowedRedirectHosts: func(hostport string) bool {
@@ -319,6 +325,7 @@ func (a *App) expandPlaceholders() error {
 		{"cookie_secret", &a.CookieSecret},
 		{"cookie_domain", &a.CookieDomain},
 		{"authenticate_url", &a.AuthenticateURL},
+		{"sign_out_redirect_url", &a.SignOutRedirectURL},
 		{"signing_key", &a.SigningKey},
 		{"signing_key_file", &a.SigningKeyFile},
 	} {

@@ -186,7 +186,7 @@ var globalSettings = []knownSetting{
 	{"shared_secret_file", works, "as shared_secret, read from the file", ""},
 	{"signing_key", works, "the iap app's `signing_key`", ""},
 	{"signing_key_file", works, "the iap app's `signing_key_file`", ""},
-	{"signout_redirect_url", warned, "sign-out ends on caddy-iap's own signed-out page; who gets in is unchanged", ""},
+	{"signout_redirect_url", works, "the iap app's `sign_out_redirect_url`: where sign-out ends when no return URL is given", ""},
 	{"skip_xff_append", warned, "Caddy sets X-Forwarded-For itself (`trusted_proxies` decides whether it appends)", "false"},
 	{"ssh_address", refused, "Pomerium's SSH proxy is not offered: no SSH listener would start", ""},
 	{"ssh_host_key_files", warned, whySSH, ""},
