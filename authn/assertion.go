@@ -192,14 +192,24 @@ type assertionClaims struct {
 // An assertion is signed once per session, host and identity and reused
 // for most of its life.
 func (a *Authenticator) Assertion(s *Session, host string) (string, error) {
+	return a.AssertionFor(s, host, false)
+}
+
+// AssertionFor is Assertion with iss written as a URI, https://<host>/,
+// when uriIssuer is set (Pomerium's jwt_issuer_format uri); aud stays the
+// host's name.
+func (a *Authenticator) AssertionFor(s *Session, host string, uriIssuer bool) (string, error) {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	return a.signer.assertion(s, strings.ToLower(host))
+	return a.signer.assertion(s, strings.ToLower(host), uriIssuer)
 }
 
-func (as *assertionSigner) assertion(s *Session, host string) (string, error) {
-	key := cacheKey(s, host)
+func (as *assertionSigner) assertion(s *Session, host string, uriIssuer bool) (string, error) {
+	key, issuer := cacheKey(s, host), host
+	if uriIssuer {
+		key, issuer = key+"uri", "https://"+host+"/"
+	}
 	now := as.now()
 	signing := as.ring.Load().current(now)
 	as.mu.Lock()
@@ -217,7 +227,7 @@ func (as *assertionSigner) assertion(s *Session, host string) (string, error) {
 	}
 	claims := assertionClaims{
 		Claims: jwt.Claims{
-			Issuer: host, Audience: jwt.Audience{host}, Subject: s.Subject,
+			Issuer: issuer, Audience: jwt.Audience{host}, Subject: s.Subject,
 			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now.Add(-time.Minute)),
 			Expiry: jwt.NewNumericDate(now.Add(assertionTTL)), ID: randomID(),
 		},

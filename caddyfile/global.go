@@ -107,6 +107,8 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 			err = one(&app.AuthenticateURL)
 		case "sign_out_redirect_url":
 			err = one(&app.SignOutRedirectURL)
+		case "jwt_issuer_format":
+			err = one(&app.JWTIssuerFormat)
 		case "signing_key_file":
 			err = one(&app.SigningKeyFile)
 		case "signing_key":

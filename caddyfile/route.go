@@ -144,6 +144,7 @@ func parseRouteOption(d *caddyfile.Dispenser, r *module.Route) (int, error) {
 	str := map[string]*string{
 		"name":                     &r.Name,
 		"idp":                      &r.IDP,
+		"jwt_issuer_format":        &r.JWTIssuerFormat,
 		"tls_custom_ca":            &r.TLSCustomCA,
 		"tls_custom_ca_file":       &r.TLSCustomCAFile,
 		"tls_server_name":          &r.TLSServerName,

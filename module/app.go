@@ -81,6 +81,12 @@ type App struct {
 	// signout_redirect_url). Default: the root of the host signed out of.
 	SignOutRedirectURL string `json:"sign_out_redirect_url,omitempty"`
 
+	// How the identity assertion's iss is written, as Pomerium's
+	// jwt_issuer_format: "hostOnly" (the default: the route's host name,
+	// as aud) or "uri" (https://<host>/). A route's own jwt_issuer_format
+	// wins.
+	JWTIssuerFormat string `json:"jwt_issuer_format,omitempty"`
+
 	// More identity providers, by name (a lowercase letter, then letters,
 	// digits and dashes), for routes that sign users in elsewhere than
 	// the default idp, which they need: Pomerium's per-route
@@ -207,6 +213,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	logger := ctx.Logger()
 	if err := a.expandPlaceholders(); err != nil {
+		return fmt.Errorf("iap: %v", err)
+	}
+	if err := checkIssuerFormat(a.JWTIssuerFormat); err != nil {
 		return fmt.Errorf("iap: %v", err)
 	}
 	if u, err := url.Parse(a.IDP.ProviderURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {

@@ -230,7 +230,7 @@ func (st *request) setIdentityOut(r *http.Request) error {
 		return nil
 	}
 	_, header, _ := auth.Names()
-	jwt, err := auth.Assertion(s, r.Host)
+	jwt, err := auth.AssertionFor(s, r.Host, st.uriIssuer())
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, fmt.Errorf("signing the identity assertion: %v", err))
 	}

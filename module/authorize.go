@@ -54,6 +54,10 @@ type Authorize struct {
 	// the headers are set before this handler runs, by the app's setting.)
 	PassIdentityHeaders *bool `json:"pass_identity_headers,omitempty"`
 
+	// How the assertion's iss is written on this route: "hostOnly" or
+	// "uri", overriding the app's jwt_issuer_format; empty follows the app.
+	JWTIssuerFormat string `json:"jwt_issuer_format,omitempty"`
+
 	eval       *authz.Evaluator
 	testsCert  bool // an allow rule tests the client certificate
 	deniesCert bool // a deny rule does
@@ -78,6 +82,9 @@ func (a *Authorize) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("route %s: policy: %v", a.Route, err)
 	}
 	a.eval = eval
+	if err := checkIssuerFormat(a.JWTIssuerFormat); err != nil {
+		return fmt.Errorf("route %s: %v", a.Route, err)
+	}
 	a.testsCert, a.deniesCert = testsClientCert(a.Policy)
 	a.app = configuredApp(ctx)
 	if a.app != nil && a.app.auth != nil {
@@ -131,7 +138,7 @@ func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		st.logRefusal(a.logger, r, "request refused", zap.Int("rule", d.Rule))
 		return st.refuse(http.StatusForbidden, d.Reason, "", forbiddenMessage(d.Reason)).respond(w, r)
 	}
-	st.passIdentity = a.PassIdentityHeaders
+	st.passIdentity, st.issuerFormat = a.PassIdentityHeaders, a.JWTIssuerFormat
 	observeDecision(r, outcomeAllow, string(d.Reason))
 	if err := st.setIdentityOut(r); err != nil {
 		return err

@@ -139,6 +139,31 @@ func (st *request) authn() *authn.Authenticator {
 	return nil
 }
 
+// The values of jwt_issuer_format, as Pomerium writes them.
+const (
+	issuerHostOnly = "hostOnly"
+	issuerURI      = "uri"
+)
+
+// checkIssuerFormat checks a jwt_issuer_format.
+func checkIssuerFormat(f string) error {
+	switch f {
+	case "", issuerHostOnly, issuerURI:
+		return nil
+	}
+	return fmt.Errorf("jwt_issuer_format %q: want %s or %s", f, issuerHostOnly, issuerURI)
+}
+
+// uriIssuer reports whether the request's assertion writes iss as a URI:
+// the route's jwt_issuer_format, else the app's.
+func (st *request) uriIssuer() bool {
+	f := st.issuerFormat
+	if f == "" && st.app != nil {
+		f = st.app.JWTIssuerFormat
+	}
+	return f == issuerURI
+}
+
 // setSigningKeys gives every IdP's Authenticator the new key ring.
 func (a *App) setSigningKeys(ring []authn.SigningKey) error {
 	for _, auth := range a.authenticators() {

@@ -54,6 +54,8 @@ type request struct {
 	// passIdentity is the route's pass_identity_headers (iap_authorize's),
 	// which overrides the app's; nil follows the app.
 	passIdentity *bool
+	// issuerFormat is the route's jwt_issuer_format; "" follows the app.
+	issuerFormat string
 
 	// Decision is the policy's decision, once iap_authorize ran.
 	Decision *authz.Decision
@@ -197,7 +199,7 @@ func (st *request) placeholder(key string) (any, bool) {
 			if auth == nil {
 				return "", true
 			}
-			jwt, err := auth.Assertion(s, st.r.Host)
+			jwt, err := auth.AssertionFor(s, st.r.Host, st.uriIssuer())
 			return jwt, err == nil
 		}
 		if claim, ok := strings.CutPrefix(name, "claim."); ok {

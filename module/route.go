@@ -70,6 +70,10 @@ type Route struct {
 	// route, overriding the app's pass_identity_headers; nil follows the
 	// app. The Pomerium adapter sets it from the route's own setting.
 	PassIdentityHeaders *bool `json:"pass_identity_headers,omitempty"`
+
+	// How the assertion's iss is written on this route: "hostOnly" or
+	// "uri"; empty follows the app's jwt_issuer_format.
+	JWTIssuerFormat string `json:"jwt_issuer_format,omitempty"`
 }
 
 // Handlers returns the handlers the route becomes, in order:
@@ -116,7 +120,7 @@ func (r Route) Handlers(rp *reverseproxy.Handler, env upstreamtls.Env) (handlers
 		caddyconfig.JSONModuleObject(&Authenticate{Hosts: r.Hosts, SignIn: SignInPolicy, PassBearerToken: r.PassBearerToken, IDP: r.IDP},
 			"handler", "iap_authenticate", nil),
 		caddyconfig.JSONModuleObject(&Authorize{Route: r.Name, Policy: policy,
-			RefuseWebSockets: r.AllowWebsockets != nil && !*r.AllowWebsockets, PassIdentityHeaders: r.PassIdentityHeaders},
+			RefuseWebSockets: r.AllowWebsockets != nil && !*r.AllowWebsockets, PassIdentityHeaders: r.PassIdentityHeaders, JWTIssuerFormat: r.JWTIssuerFormat},
 			"handler", "iap_authorize", nil),
 		caddyconfig.JSONModuleObject(rp, "handler", "reverse_proxy", nil))
 	return handlers, warnings, nil

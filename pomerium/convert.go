@@ -29,7 +29,7 @@ var scalarKeys = []string{
 	"address", "http_redirect_addr", "certificate_file", "certificate_key_file", "certificate", "certificate_key",
 	"autocert", "autocert_ca", "autocert_email", "autocert_use_staging", "autocert_eab_key_id", "autocert_eab_mac_key",
 	"autocert_must_staple", "autocert_trusted_ca_file",
-	"authenticate_service_url", "signout_redirect_url", "idp_provider", "idp_provider_url", "idp_client_id", "idp_client_secret", "idp_client_secret_file",
+	"authenticate_service_url", "signout_redirect_url", "jwt_issuer_format", "idp_provider", "idp_provider_url", "idp_client_id", "idp_client_secret", "idp_client_secret_file",
 	"cookie_name", "cookie_secret", "cookie_secret_file", "cookie_domain", "cookie_expire", "cookie_same_site", "cookie_http_only",
 	"shared_secret", "shared_secret_file", "signing_key", "signing_key_file",
 	"certificate_authority", "certificate_authority_file",
@@ -299,6 +299,11 @@ func (c *converter) app(s settings) (*module.App, error) {
 	}
 	if v := strings.TrimSpace(get("signout_redirect_url")); v != "" {
 		app.SignOutRedirectURL = v
+	}
+	if f, err := issuerFormat(get("jwt_issuer_format")); err != nil {
+		return nil, fmt.Errorf("%s: %v", c.file, err)
+	} else {
+		app.JWTIssuerFormat = f
 	}
 	if v := strings.TrimSpace(get("authenticate_service_url")); v != "" {
 		// Central sign-in: the IdP lists that host's callback only.

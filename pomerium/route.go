@@ -96,6 +96,15 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 		return out, err
 	}
 	out.idp = r.IDP
+	if v := fields["jwt_issuer_format"]; v != nil {
+		s, err := c.str(v)
+		if err == nil {
+			r.JWTIssuerFormat, err = issuerFormat(s)
+		}
+		if err != nil {
+			return out, c.errf(v, "%v", err)
+		}
+	}
 
 	// WebSockets: off unless the route (or the global allow_upgrades) turns
 	// them on, as Pomerium's Policy.GetAllowWebsockets decides.
