@@ -167,8 +167,8 @@ type App struct {
 
 	// Set when the keys come from storage and may change: Start watches
 	// them until Stop.
-	keyWatch     func(stop <-chan struct{})
-	stopKeyWatch chan struct{}
+	keyWatch                   func(stop <-chan struct{})
+	stopKeyWatch, keyWatchDone chan struct{}
 
 	// The revocations' refresh loop (revocations.go).
 	revocationRefresh                        time.Duration
@@ -297,8 +297,12 @@ func (a *App) Start() error {
 		auth.Start()
 	}
 	if a.keyWatch != nil {
-		a.stopKeyWatch = make(chan struct{})
-		go a.keyWatch(a.stopKeyWatch)
+		stop, done := make(chan struct{}), make(chan struct{})
+		a.stopKeyWatch, a.keyWatchDone = stop, done
+		go func() {
+			defer close(done)
+			a.keyWatch(stop)
+		}()
 	}
 	a.startRevocations()
 	return nil
@@ -310,8 +314,12 @@ func (a *App) Stop() error {
 		auth.Stop()
 	}
 	if a.stopKeyWatch != nil {
+		// Wait for it: a watcher still writing the key ring after Stop
+		// would write into the storage of a config that is gone (and
+		// recreate a test's removed temporary directory).
 		close(a.stopKeyWatch)
-		a.stopKeyWatch = nil
+		<-a.keyWatchDone
+		a.stopKeyWatch, a.keyWatchDone = nil, nil
 	}
 	a.stopRevocations()
 	return nil
