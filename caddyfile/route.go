@@ -142,17 +142,19 @@ func parseRoute(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 func parseRouteOption(d *caddyfile.Dispenser, r *module.Route) (int, error) {
 	opt := d.Val()
 	str := map[string]*string{
-		"name":                     &r.Name,
-		"idp":                      &r.IDP,
-		"jwt_issuer_format":        &r.JWTIssuerFormat,
-		"tls_custom_ca":            &r.TLSCustomCA,
-		"tls_custom_ca_file":       &r.TLSCustomCAFile,
-		"tls_server_name":          &r.TLSServerName,
-		"tls_upstream_server_name": &r.TLSUpstreamServerName,
-		"tls_client_cert":          &r.TLSClientCert,
-		"tls_client_key":           &r.TLSClientKey,
-		"tls_client_cert_file":     &r.TLSClientCertFile,
-		"tls_client_key_file":      &r.TLSClientKeyFile,
+		"name":                                  &r.Name,
+		"idp":                                   &r.IDP,
+		"jwt_issuer_format":                     &r.JWTIssuerFormat,
+		"kubernetes_service_account_token":      &r.KubernetesServiceAccountToken,
+		"kubernetes_service_account_token_file": &r.KubernetesServiceAccountTokenFile,
+		"tls_custom_ca":                         &r.TLSCustomCA,
+		"tls_custom_ca_file":                    &r.TLSCustomCAFile,
+		"tls_server_name":                       &r.TLSServerName,
+		"tls_upstream_server_name":              &r.TLSUpstreamServerName,
+		"tls_client_cert":                       &r.TLSClientCert,
+		"tls_client_key":                        &r.TLSClientKey,
+		"tls_client_cert_file":                  &r.TLSClientCertFile,
+		"tls_client_key_file":                   &r.TLSClientKeyFile,
 	}
 	flags := map[string]*bool{
 		"tls_skip_verify":                     &r.TLSSkipVerify,

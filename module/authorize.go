@@ -58,6 +58,19 @@ type Authorize struct {
 	// "uri", overriding the app's jwt_issuer_format; empty follows the app.
 	JWTIssuerFormat string `json:"jwt_issuer_format,omitempty"`
 
+	// A Kubernetes service-account token (Pomerium's
+	// kubernetes_service_account_token), for a route to the Kubernetes
+	// API: an allowed request of a signed-in user goes upstream with it as
+	// its credential and the user to impersonate (Impersonate-User: the
+	// email; one Impersonate-Group per group). Impersonate-* headers the
+	// client sent never pass, and a request without a user gets no token.
+	KubernetesServiceAccountToken string `json:"kubernetes_service_account_token,omitempty"`
+
+	// The same, from a file, read again when it changes (a projected
+	// token, such as /var/run/secrets/kubernetes.io/serviceaccount/token).
+	KubernetesServiceAccountTokenFile string `json:"kubernetes_service_account_token_file,omitempty"`
+
+	k8s        *kubernetesToken
 	eval       *authz.Evaluator
 	testsCert  bool // an allow rule tests the client certificate
 	deniesCert bool // a deny rule does
@@ -83,6 +96,9 @@ func (a *Authorize) Provision(ctx caddy.Context) error {
 	}
 	a.eval = eval
 	if err := checkIssuerFormat(a.JWTIssuerFormat); err != nil {
+		return fmt.Errorf("route %s: %v", a.Route, err)
+	}
+	if a.k8s, err = newKubernetesToken(a.KubernetesServiceAccountToken, a.KubernetesServiceAccountTokenFile); err != nil {
 		return fmt.Errorf("route %s: %v", a.Route, err)
 	}
 	a.testsCert, a.deniesCert = testsClientCert(a.Policy)
@@ -142,6 +158,13 @@ func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	observeDecision(r, outcomeAllow, string(d.Reason))
 	if err := st.setIdentityOut(r); err != nil {
 		return err
+	}
+	if a.k8s != nil {
+		token, err := a.k8s.get()
+		if err != nil {
+			a.logger.Error("kubernetes service account token: the request goes on without it", zap.Error(err))
+		}
+		setKubernetesHeaders(r.Header, token, st.Session)
 	}
 	err := next.ServeHTTP(w, r)
 	if cause := upstreamtls.Cause(err); cause != "" {

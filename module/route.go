@@ -74,6 +74,11 @@ type Route struct {
 	// How the assertion's iss is written on this route: "hostOnly" or
 	// "uri"; empty follows the app's jwt_issuer_format.
 	JWTIssuerFormat string `json:"jwt_issuer_format,omitempty"`
+
+	// A Kubernetes service-account token, inline or from a file: see
+	// iap_authorize's kubernetes_service_account_token.
+	KubernetesServiceAccountToken     string `json:"kubernetes_service_account_token,omitempty"`
+	KubernetesServiceAccountTokenFile string `json:"kubernetes_service_account_token_file,omitempty"`
 }
 
 // Handlers returns the handlers the route becomes, in order:
@@ -120,7 +125,8 @@ func (r Route) Handlers(rp *reverseproxy.Handler, env upstreamtls.Env) (handlers
 		caddyconfig.JSONModuleObject(&Authenticate{Hosts: r.Hosts, SignIn: SignInPolicy, PassBearerToken: r.PassBearerToken, IDP: r.IDP},
 			"handler", "iap_authenticate", nil),
 		caddyconfig.JSONModuleObject(&Authorize{Route: r.Name, Policy: policy,
-			RefuseWebSockets: r.AllowWebsockets != nil && !*r.AllowWebsockets, PassIdentityHeaders: r.PassIdentityHeaders, JWTIssuerFormat: r.JWTIssuerFormat},
+			RefuseWebSockets: r.AllowWebsockets != nil && !*r.AllowWebsockets, PassIdentityHeaders: r.PassIdentityHeaders, JWTIssuerFormat: r.JWTIssuerFormat,
+			KubernetesServiceAccountToken: r.KubernetesServiceAccountToken, KubernetesServiceAccountTokenFile: r.KubernetesServiceAccountTokenFile},
 			"handler", "iap_authorize", nil),
 		caddyconfig.JSONModuleObject(rp, "handler", "reverse_proxy", nil))
 	return handlers, warnings, nil

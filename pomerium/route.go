@@ -96,6 +96,14 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 		return out, err
 	}
 	out.idp = r.IDP
+	for key, target := range map[string]*string{"kubernetes_service_account_token": &r.KubernetesServiceAccountToken,
+		"kubernetes_service_account_token_file": &r.KubernetesServiceAccountTokenFile} {
+		if v := fields[key]; v != nil {
+			if *target, err = c.str(v); err != nil {
+				return out, err
+			}
+		}
+	}
 	if v := fields["jwt_issuer_format"]; v != nil {
 		s, err := c.str(v)
 		if err == nil {
