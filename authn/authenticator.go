@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -550,6 +552,15 @@ func WantsHTML(r *http.Request) bool {
 // cause is why there is no session, for the log; nil means none was
 // presented.
 func (a *Authenticator) Challenge(w http.ResponseWriter, r *http.Request, cause error) {
+	a.ChallengeThrough(w, r, cause, nil)
+}
+
+// ChallengeThrough is Challenge for a route that depends on other hosts
+// (Pomerium's depends_on): after signing in, the browser goes through each
+// host's sign-in in turn, which asks nothing more of the user (the sign-in
+// host's session under authenticate_url, else the IdP's), and then to the
+// page it asked for. A host without a port gets the request's.
+func (a *Authenticator) ChallengeThrough(w http.ResponseWriter, r *http.Request, cause error, hosts []string) {
 	if errors.Is(cause, ErrIdPUnavailable) {
 		a.unavailable(w, r, cause)
 		return
@@ -572,7 +583,16 @@ func (a *Authenticator) Challenge(w http.ResponseWriter, r *http.Request, cause 
 		zap.String("reason", reason), zap.String("host", r.Host),
 		zap.String("uri", r.URL.RequestURI()), zap.String("remote_addr", r.RemoteAddr), zap.Error(cause))
 	if reason == string(authz.ReasonUnauthenticated) && WantsHTML(r) && r.Method == http.MethodGet && r.Header.Get("Authorization") == "" {
-		a.startLogin(w, r, "https://"+r.Host+r.URL.RequestURI())
+		returnTo := "https://" + r.Host + r.URL.RequestURI()
+		_, port, _ := net.SplitHostPort(r.Host)
+		for i := len(hosts) - 1; i >= 0; i-- {
+			h := hosts[i]
+			if port != "" && !strings.Contains(h, ":") {
+				h = net.JoinHostPort(h, port)
+			}
+			returnTo = "https://" + h + a.names.prefix + "sign_in?redirect_uri=" + url.QueryEscape(returnTo)
+		}
+		a.startLogin(w, r, returnTo)
 		return
 	}
 	w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm=%q`, r.Host))

@@ -260,6 +260,14 @@ func parseRouteOption(d *caddyfile.Dispenser, r *module.Route) (int, error) {
 		r.Policy = append(r.Policy, p...)
 		return 2, nil
 
+	case opt == "depends_on":
+		args := d.RemainingArgs()
+		if len(args) == 0 {
+			return 0, d.Err("depends_on takes one or more hosts, such as depends_on api.example.com")
+		}
+		r.DependsOn = append(r.DependsOn, args...)
+		return 1 + len(args), nil
+
 	case opt == "allowed_users" || opt == "allowed_domains" || opt == "allowed_idp_claims":
 		n := 1 + d.CountRemainingArgs()
 		if err := parseShortcut(d, &r.Shortcuts); err != nil {

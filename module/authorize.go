@@ -70,6 +70,14 @@ type Authorize struct {
 	// token, such as /var/run/secrets/kubernetes.io/serviceaccount/token).
 	KubernetesServiceAccountTokenFile string `json:"kubernetes_service_account_token_file,omitempty"`
 
+	// Hosts this route's pages call (an API, assets), signed in together
+	// with it (Pomerium's depends_on): a browser asked to sign in here goes
+	// through each host's sign-in after the IdP's, before the page it
+	// asked for, so its requests to them carry a session. Each must be a
+	// host of this server's iap routes, on this port; with
+	// authenticate_url the user is asked nothing more.
+	DependsOn []string `json:"depends_on,omitempty"`
+
 	k8s        *kubernetesToken
 	eval       *authz.Evaluator
 	testsCert  bool // an allow rule tests the client certificate
@@ -139,7 +147,7 @@ func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	if !d.Allow {
 		if d.NeedsSignIn() && st.identified {
 			// Anonymous, and the outcome turned on who the user is.
-			st.authn().Challenge(w, r, st.identityErr)
+			st.authn().ChallengeThrough(w, r, st.identityErr, a.DependsOn)
 			observeSignInRedirect(r, st)
 			return st.answered(w, r)
 		}

@@ -79,6 +79,10 @@ type Route struct {
 	// iap_authorize's kubernetes_service_account_token.
 	KubernetesServiceAccountToken     string `json:"kubernetes_service_account_token,omitempty"`
 	KubernetesServiceAccountTokenFile string `json:"kubernetes_service_account_token_file,omitempty"`
+
+	// Hosts signed in together with this route: see iap_authorize's
+	// depends_on.
+	DependsOn []string `json:"depends_on,omitempty"`
 }
 
 // Handlers returns the handlers the route becomes, in order:
@@ -126,7 +130,8 @@ func (r Route) Handlers(rp *reverseproxy.Handler, env upstreamtls.Env) (handlers
 			"handler", "iap_authenticate", nil),
 		caddyconfig.JSONModuleObject(&Authorize{Route: r.Name, Policy: policy,
 			RefuseWebSockets: r.AllowWebsockets != nil && !*r.AllowWebsockets, PassIdentityHeaders: r.PassIdentityHeaders, JWTIssuerFormat: r.JWTIssuerFormat,
-			KubernetesServiceAccountToken: r.KubernetesServiceAccountToken, KubernetesServiceAccountTokenFile: r.KubernetesServiceAccountTokenFile},
+			KubernetesServiceAccountToken: r.KubernetesServiceAccountToken, KubernetesServiceAccountTokenFile: r.KubernetesServiceAccountTokenFile,
+			DependsOn: r.DependsOn},
 			"handler", "iap_authorize", nil),
 		caddyconfig.JSONModuleObject(rp, "handler", "reverse_proxy", nil))
 	return handlers, warnings, nil

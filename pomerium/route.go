@@ -104,6 +104,11 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 			}
 		}
 	}
+	if v := fields["depends_on"]; v != nil {
+		if r.DependsOn, err = c.strings(v); err != nil {
+			return out, err
+		}
+	}
 	if v := fields["jwt_issuer_format"]; v != nil {
 		s, err := c.str(v)
 		if err == nil {

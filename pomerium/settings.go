@@ -216,7 +216,7 @@ var routeSettings = []knownSetting{
 	{"bearer_token_format", refused, "only Pomerium's default bearer token handling is supported (an ID token from the IdP)", "default"},
 	{"circuit_breaker_thresholds", warned, whyEnvoy, ""},
 	{"cors_allow_preflight", works, "CORS preflight requests pass without a user", ""},
-	{"depends_on", warned, "a sign-in covers the route's own host only; each other host signs in on its first visit", ""},
+	{"depends_on", works, "the route's `depends_on`: a sign-in here goes through those hosts' sign-ins too", ""},
 	{"description", works, "the access log field `iap_route_description` of each request the route takes (`log_append`)", ""},
 	{"enable_google_cloud_serverless_authentication", warned, "no Google ID token is added for Cloud Run upstreams, which then refuse the requests", "false"},
 	{"from", works, "the host matcher", ""},

@@ -28,9 +28,9 @@ func startCentral(t *testing.T) *centralEnv {
 	return startCentralWith(t, []testenv.DexUser{alice}, "")
 }
 
-// startCentralWith is startCentral with these users, and extra in the
-// global iap option.
-func startCentralWith(t *testing.T, users []testenv.DexUser, extra string) *centralEnv {
+// startCentralWith is startCentral with these users, extra in the global
+// iap option, and app1Lines in app1's iap_route.
+func startCentralWith(t *testing.T, users []testenv.DexUser, extra string, app1Lines ...string) *centralEnv {
 	t.Helper()
 	up := echoUpstream(t)
 	httpPort, httpsPort := testenv.FreePort(t), testenv.FreePort(t)
@@ -48,7 +48,11 @@ func startCentralWith(t *testing.T, users []testenv.DexUser, extra string) *cent
 %s	}`, e.dex.Issuer, e.dex.ClientID, e.dex.ClientSecret, randomSecret(t), e.auth, extra)
 	sites := "auth.test {\n\ttls internal\n\tiap_authenticate\n}\n"
 	for _, h := range centralHosts {
-		sites += site(h, "to "+up, "allow_any_authenticated_user")
+		lines := []string{"to " + up, "allow_any_authenticated_user"}
+		if h == "app1.test" {
+			lines = append(lines, app1Lines...)
+		}
+		sites += site(h, lines...)
 	}
 	e.caddy = testenv.StartCaddyOn(t, httpPort, httpsPort, globals, sites)
 	return e
@@ -371,5 +375,32 @@ func TestCentralSignInWithSessionsInStorage(t *testing.T) {
 	ua.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	if resp, _ := ua.Get(t, handoffs[0], http.Header{"Accept": {"application/json"}}); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("the hand-off replayed: %d", resp.StatusCode)
+	}
+}
+
+// depends_on: a sign-in on app1, whose pages call app2, goes through
+// app2's sign-in too (through the sign-in host, asking nothing more), and
+// lands on the page asked for, with a session on both.
+func TestCentralSignInDependsOn(t *testing.T) {
+	e := startCentralWith(t, []testenv.DexUser{alice}, "", "depends_on app2.test")
+	ua := e.caddy.NewUserAgent(t)
+	visited := hostsVisited(ua)
+	resp, body := ua.SignIn(t, ua.URL("app1.test", "/dashboard?tab=1"), alice.Email, alice.Password)
+	if resp.StatusCode != 200 || resp.Request.URL.String() != ua.URL("app1.test", "/dashboard?tab=1") {
+		t.Fatalf("after sign-in: %d at %s (via %v)\n%s", resp.StatusCode, resp.Request.URL, *visited, body)
+	}
+	if !strings.Contains(strings.Join(*visited, " "), "app2.test/.iap/sign_in") {
+		t.Errorf("the sign-in did not go through app2: %v", *visited)
+	}
+	if ua.Cookie("app2.test", "__Host-_iap") == "" {
+		t.Errorf("app2 has no session after app1's sign-in")
+	}
+	// app2 now answers without any redirect.
+	ua.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if resp, _ := ua.Get(t, ua.URL("app2.test", "/api"), http.Header{"Accept": {"application/json"}}); resp.StatusCode != 200 {
+		t.Errorf("app2 after app1's sign-in: %d", resp.StatusCode)
+	}
+	if ua.Cookie("app3.test", "__Host-_iap") != "" {
+		t.Errorf("app3, which app1 does not depend on, got a session")
 	}
 }
