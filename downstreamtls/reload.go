@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"go.uber.org/zap"
+
+	"github.com/caddy-iap/caddy-iap/internal/filestate"
 )
 
 // trust is one state of the CA and CRL files: what certificates chain to and
@@ -77,8 +79,8 @@ func (v *Verifier) current() *trust {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	caChanged := f.caFile != "" && changed(f.caStat, caStat)
-	crlChanged := f.crlFile != "" && changed(f.crlStat, crlStat)
+	caChanged := f.caFile != "" && filestate.Changed(f.caStat, caStat)
+	crlChanged := f.crlFile != "" && filestate.Changed(f.crlStat, crlStat)
 	if !caChanged && !crlChanged {
 		return v.trust.Load()
 	}
@@ -136,15 +138,4 @@ func (f *fileSource) loadCRL(statErr error) ([]*x509.RevocationList, error) {
 		return nil, err
 	}
 	return parseBlocks(b, "X509 CRL", x509.ParseRevocationList)
-}
-
-// changed reports whether a file's state differs from what was seen before.
-// A rewrite in place to the same size within one tick of the file system's
-// clock goes unseen until the next change; publishers write new files,
-// whose size or time differ.
-func changed(before, now os.FileInfo) bool {
-	if before == nil || now == nil {
-		return before != now
-	}
-	return !os.SameFile(before, now) || before.Size() != now.Size() || !before.ModTime().Equal(now.ModTime())
 }

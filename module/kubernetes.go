@@ -7,11 +7,11 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"time"
 
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/caddy-iap/caddy-iap/authn"
+	"github.com/caddy-iap/caddy-iap/internal/filestate"
 )
 
 // A route to the Kubernetes API (Pomerium's
@@ -36,10 +36,9 @@ type kubernetesToken struct {
 	inline string
 	file   string
 
-	mu      sync.Mutex
-	token   string
-	modTime time.Time
-	size    int64
+	mu    sync.Mutex
+	token string
+	stat  os.FileInfo // the file's state when token was read
 }
 
 // newKubernetesToken returns nil when the route has no token.
@@ -68,7 +67,7 @@ func (k *kubernetesToken) get() (string, error) {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.token != "" && fi.ModTime().Equal(k.modTime) && fi.Size() == k.size {
+	if k.token != "" && !filestate.Changed(k.stat, fi) {
 		return k.token, nil
 	}
 	b, err := os.ReadFile(k.file)
@@ -79,7 +78,7 @@ func (k *kubernetesToken) get() (string, error) {
 	if token == "" || !httpguts.ValidHeaderFieldValue(token) {
 		return "", fmt.Errorf("kubernetes_service_account_token_file %s: not a token", k.file)
 	}
-	k.token, k.modTime, k.size = token, fi.ModTime(), fi.Size()
+	k.token, k.stat = token, fi
 	return token, nil
 }
 

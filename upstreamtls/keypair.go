@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"go.uber.org/zap"
+
+	"github.com/caddy-iap/caddy-iap/internal/filestate"
 )
 
 // KeyPair is a client certificate and key read from files, and read again
@@ -51,7 +53,7 @@ func (kp *KeyPair) current() *tls.Certificate {
 	defer kp.mu.Unlock()
 	certStat, certErr := os.Stat(kp.certFile)
 	keyStat, keyErr := os.Stat(kp.keyFile)
-	if !changed(kp.certStat, certStat) && !changed(kp.keyStat, keyStat) {
+	if !filestate.Changed(kp.certStat, certStat) && !filestate.Changed(kp.keyStat, keyStat) {
 		return kp.cert
 	}
 	// Whatever comes of it, this state of the files has been seen: a pair
@@ -74,15 +76,4 @@ func (kp *KeyPair) current() *tls.Certificate {
 		zap.String("serial", cert.Leaf.SerialNumber.String()),
 		zap.Time("not_after", cert.Leaf.NotAfter))
 	return kp.cert
-}
-
-// changed reports whether a file's state differs from what was seen before.
-// A rewrite in place to the same size within one tick of the file system's
-// clock after the last check goes unseen until the next change; rotations
-// write new certificates, whose size or time differ.
-func changed(before, now os.FileInfo) bool {
-	if before == nil || now == nil {
-		return before != now
-	}
-	return !os.SameFile(before, now) || before.Size() != now.Size() || !before.ModTime().Equal(now.ModTime())
 }
