@@ -162,6 +162,7 @@ type App struct {
 
 	auth   *authn.Authenticator
 	auths  map[string]*authn.Authenticator // the named IdPs'
+	all    []*authn.Authenticator          // the default's, then the named ones' by name
 	hosts  *sync.Map                       // route hosts, for return URLs across routes
 	logger *zap.Logger
 

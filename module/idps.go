@@ -2,6 +2,7 @@ package module
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -28,29 +29,21 @@ func (a *App) authFor(name string) (*authn.Authenticator, error) {
 	if auth := a.auths[name]; auth != nil {
 		return auth, nil
 	}
-	names := make([]string, 0, len(a.IDPs))
-	for n := range a.IDPs {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return nil, fmt.Errorf("idp %q: the iap app has no such identity provider (named ones: %s)", name, strings.Join(names, ", "))
+	return nil, fmt.Errorf("idp %q: the iap app has no such identity provider (named ones: %s)", name,
+		strings.Join(slices.Sorted(maps.Keys(a.IDPs)), ", "))
 }
 
-// authenticators returns every IdP's Authenticator, the default first.
+// authenticators returns every IdP's Authenticator, the default first:
+// the list provisionIDPs made once, since every request's stripCookies
+// walks it.
 func (a *App) authenticators() []*authn.Authenticator {
-	if a == nil || a.auth == nil {
+	switch {
+	case a == nil || a.auth == nil:
 		return nil
+	case a.all != nil:
+		return a.all
 	}
-	all := []*authn.Authenticator{a.auth}
-	names := make([]string, 0, len(a.auths))
-	for n := range a.auths {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		all = append(all, a.auths[n])
-	}
-	return all
+	return []*authn.Authenticator{a.auth} // an App not provisioned (tests)
 }
 
 // stripCookies removes every IdP's cookies from a request's headers: none
@@ -85,6 +78,7 @@ func validIDPName(n string) bool {
 // provisionIDPs makes the named IdPs' Authenticators from the default's
 // configuration.
 func (a *App) provisionIDPs(base authn.Config) error {
+	a.all = []*authn.Authenticator{a.auth}
 	if len(a.IDPs) == 0 {
 		return nil
 	}
@@ -123,6 +117,9 @@ func (a *App) provisionIDPs(base authn.Config) error {
 			return fmt.Errorf("idps %s: %v", name, err)
 		}
 		a.auths[name] = auth
+	}
+	for _, name := range slices.Sorted(maps.Keys(a.auths)) {
+		a.all = append(a.all, a.auths[name])
 	}
 	return nil
 }
