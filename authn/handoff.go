@@ -355,7 +355,7 @@ func (a *Authenticator) acceptHandoff(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, a.loginJ.cookie(name, "", -1, time.Unix(0, 0)))
 	s := h.Session
-	if a.cfg.Now().After(s.IssuedAt.Add(a.cfg.CookieExpire)) {
+	if now.After(s.IssuedAt.Add(a.cfg.CookieExpire)) {
 		bad("the session reached cookie_expire", nil)
 		return
 	}
@@ -365,7 +365,7 @@ func (a *Authenticator) acceptHandoff(w http.ResponseWriter, r *http.Request) {
 		bad("the session was signed out", err)
 		return
 	}
-	if !a.keepSession(w, r, &s, func(detail string, err error) { bad(detail, err) }) {
+	if !a.keepSession(w, r, &s, bad) {
 		return
 	}
 	if ls.Programmatic != "" {
