@@ -33,23 +33,12 @@ import (
 // refuse real ID tokens of another, so such access tokens are still
 // accepted, carrying the same identity as the ID token issued with them.
 func notAnIDToken(raw string, tok *oidc.IDToken) error {
-	header, _, _ := strings.Cut(raw, ".")
-	b, err := base64.RawURLEncoding.DecodeString(header)
+	typ, declared, err := jwtType(raw)
 	if err != nil {
 		return fmt.Errorf("the token's header: %w", err)
 	}
-	var h struct {
-		Typ *string `json:"typ"`
-	}
-	if err := json.Unmarshal(b, &h); err != nil {
-		return fmt.Errorf("the token's header: %w", err)
-	}
-	if h.Typ != nil {
-		switch strings.TrimPrefix(strings.ToLower(*h.Typ), "application/") {
-		case "jwt", "jose":
-		default:
-			return fmt.Errorf("the token is typed %q, not a plain JWT as ID tokens are", *h.Typ)
-		}
+	if declared != nil && typ != "jwt" && typ != "jose" {
+		return fmt.Errorf("the token is typed %q, not a plain JWT as ID tokens are", *declared)
 	}
 	var c struct {
 		Events json.RawMessage `json:"events"`
@@ -61,4 +50,25 @@ func notAnIDToken(raw string, tok *oidc.IDToken) error {
 		return errors.New("the token has an events claim: it is a security event token (such as a logout token), not an ID token")
 	}
 	return nil
+}
+
+// jwtType reads the typ a JWT's header declares: as written (nil when it
+// declares none), and lowercased without an "application/" prefix, for
+// comparing. ID tokens and logout tokens are both checked with it.
+func jwtType(raw string) (typ string, declared *string, err error) {
+	header, _, _ := strings.Cut(raw, ".")
+	b, err := base64.RawURLEncoding.DecodeString(header)
+	if err != nil {
+		return "", nil, err
+	}
+	var h struct {
+		Typ *string `json:"typ"`
+	}
+	if err := json.Unmarshal(b, &h); err != nil {
+		return "", nil, err
+	}
+	if h.Typ == nil {
+		return "", nil, nil
+	}
+	return strings.TrimPrefix(strings.ToLower(*h.Typ), "application/"), h.Typ, nil
 }

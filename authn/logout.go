@@ -286,23 +286,12 @@ func (a *Authenticator) verifyLogoutToken(ctx context.Context, raw string) (*log
 // logout+jwt (or plain JWT): an ID token or an access token is not a
 // logout token.
 func logoutTokenType(raw string) error {
-	header, _, _ := strings.Cut(raw, ".")
-	b, err := base64.RawURLEncoding.DecodeString(header)
+	typ, declared, err := jwtType(raw)
 	if err != nil {
 		return fmt.Errorf("its header: %w", err)
 	}
-	var h struct {
-		Typ *string `json:"typ"`
-	}
-	if err := json.Unmarshal(b, &h); err != nil {
-		return fmt.Errorf("its header: %w", err)
-	}
-	if h.Typ != nil {
-		switch strings.TrimPrefix(strings.ToLower(*h.Typ), "application/") {
-		case "logout+jwt", "jwt":
-		default:
-			return fmt.Errorf("it is typed %q, not logout+jwt", *h.Typ)
-		}
+	if declared != nil && typ != "logout+jwt" && typ != "jwt" {
+		return fmt.Errorf("it is typed %q, not logout+jwt", *declared)
 	}
 	return nil
 }
