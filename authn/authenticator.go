@@ -600,11 +600,18 @@ func (a *Authenticator) ChallengeThrough(w http.ResponseWriter, r *http.Request,
 }
 
 func (a *Authenticator) unavailable(w http.ResponseWriter, r *http.Request, err error) {
-	a.cfg.Logger.Warn("identity provider unavailable", zap.String("reason", string(authz.ReasonIdPUnavailable)),
+	a.retryLater(w, r, err, "identity provider unavailable", authz.ReasonIdPUnavailable,
+		"The identity provider cannot be reached, so you cannot sign in right now. Try again in a few seconds.")
+}
+
+// retryLater answers 503 with Retry-After: something a request needs (the
+// IdP, the revocation list, the session storage) cannot be reached; the
+// session, if any, is kept. It logs logMsg with the reason and err.
+func (a *Authenticator) retryLater(w http.ResponseWriter, r *http.Request, err error, logMsg string, reason authz.Reason, message string) {
+	a.cfg.Logger.Warn(logMsg, zap.String("reason", string(reason)),
 		zap.String("host", r.Host), zap.String("uri", r.URL.RequestURI()), zap.Error(err))
 	w.Header().Set("Retry-After", "5")
-	a.errorPage(w, r, http.StatusServiceUnavailable, string(authz.ReasonIdPUnavailable),
-		"The identity provider cannot be reached, so you cannot sign in right now. Try again in a few seconds.")
+	a.errorPage(w, r, http.StatusServiceUnavailable, string(reason), message)
 }
 
 func writeJSONError(w http.ResponseWriter, status int, reason, message string) {

@@ -497,9 +497,6 @@ var errSessionRevoked = errors.New("the session was revoked (signed out, or by a
 // revocationsUnavailable refuses a signed-in request while the revocation
 // list is stale past the fail-closed bound: 503, as for an IdP that is down.
 func (a *Authenticator) revocationsUnavailable(w http.ResponseWriter, r *http.Request, err error) {
-	a.cfg.Logger.Warn("session refused: revocation list unavailable", zap.String("reason", string(authz.ReasonRevocationsUnavailable)),
-		zap.String("host", r.Host), zap.String("uri", r.URL.RequestURI()), zap.Error(err))
-	w.Header().Set("Retry-After", "5")
-	a.errorPage(w, r, http.StatusServiceUnavailable, string(authz.ReasonRevocationsUnavailable),
+	a.retryLater(w, r, err, "session refused: revocation list unavailable", authz.ReasonRevocationsUnavailable,
 		"Signed-in requests are refused for now: the list of ended sessions cannot be read from storage. Try again in a few seconds.")
 }

@@ -252,9 +252,6 @@ func (a *Authenticator) SweepSessions(ctx context.Context) (int, error) {
 // sessionStoreUnavailable refuses a request whose server-side session
 // cannot be read: 503, and the session is kept.
 func (a *Authenticator) sessionStoreUnavailable(w http.ResponseWriter, r *http.Request, err error) {
-	a.cfg.Logger.Warn("session storage unavailable", zap.String("reason", string(authz.ReasonSessionStoreUnavailable)),
-		zap.String("host", r.Host), zap.String("uri", r.URL.RequestURI()), zap.Error(err))
-	w.Header().Set("Retry-After", "5")
-	a.errorPage(w, r, http.StatusServiceUnavailable, string(authz.ReasonSessionStoreUnavailable),
+	a.retryLater(w, r, err, "session storage unavailable", authz.ReasonSessionStoreUnavailable,
 		"Your session cannot be read right now: the session storage cannot be reached. Try again in a few seconds.")
 }
