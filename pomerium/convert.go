@@ -38,6 +38,8 @@ var scalarKeys = []string{
 	"timeout_read", "timeout_write", "timeout_idle", "default_upstream_timeout",
 	"insecure_server", "use_proxy_protocol", "codec_type", "services",
 	"headers_with_underscores_action", "health_check_addr", "autocert_dir", "metrics_address", "metrics_basic_auth",
+	"metrics_certificate", "metrics_certificate_key", "metrics_certificate_file", "metrics_certificate_key_file",
+	"metrics_client_ca", "metrics_client_ca_file",
 	"dns_use_tcp",
 }
 
@@ -479,7 +481,11 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 	if err := c.underscoreHeaders(s); err != nil {
 		return nil, err
 	}
-	extra, err := c.extraServers(s)
+	metricsTLS, err := c.metricsTLS(s)
+	if err != nil {
+		return nil, err
+	}
+	extra, err := c.extraServers(s, metricsTLS)
 	if err != nil {
 		return nil, err
 	}
@@ -665,6 +671,7 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 	if err != nil {
 		return nil, err
 	}
+	loaded := false
 	switch {
 	case insecure:
 		// Plain HTTP on address, as Pomerium serves behind a proxy that
@@ -691,6 +698,7 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 		}
 		tlsApp["certificates"] = certs
 		srv["automatic_https"] = map[string]any{"disable_certificates": true}
+		loaded = true
 	default:
 		// Pomerium serves a self-signed certificate; Caddy's local CA
 		// issues one per host instead.
@@ -700,6 +708,25 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 			}}}
 			// Pomerium touches no trust store; neither does this CA.
 			apps["pki"] = map[string]any{"certificate_authorities": map[string]any{"local": map[string]any{"install_trust": false}}}
+		}
+	}
+	if metricsTLS != nil {
+		if !insecure {
+			if err := c.applyMetricsTLS(metricsTLS, srv, hosts, loaded, slices.Concat(certFiles, inline), policies); err != nil {
+				return nil, err
+			}
+		}
+		certs, _ := tlsApp["certificates"].(map[string]any)
+		if certs == nil {
+			certs = map[string]any{}
+			tlsApp["certificates"] = certs
+		}
+		if metricsTLS.pem != nil {
+			list, _ := certs["load_pem"].([]map[string]any)
+			certs["load_pem"] = append(list, map[string]any{"certificate": metricsTLS.pem.CertificatePEM, "key": metricsTLS.pem.KeyPEM, "tags": metricsTLS.pem.Tags})
+		} else {
+			list, _ := certs["load_files"].([]map[string]any)
+			certs["load_files"] = append(list, map[string]any{"certificate": metricsTLS.file.Certificate, "key": metricsTLS.file.Key, "tags": metricsTLS.file.Tags})
 		}
 	}
 	if len(tlsApp) > 0 {

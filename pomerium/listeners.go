@@ -7,15 +7,17 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddytls"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/caddy-iap/caddy-iap/module"
 )
 
 // extraServers returns the servers of Pomerium's side listeners: the
-// metrics endpoint (metrics_address, with metrics_basic_auth) and the
-// health checks (health_check_addr), each plain HTTP on its address.
-func (c *converter) extraServers(s settings) (map[string]any, error) {
+// metrics endpoint (metrics_address, with metrics_basic_auth), HTTPS when
+// mt is set (see metricsTLS), and the health checks (health_check_addr),
+// plain HTTP on its address.
+func (c *converter) extraServers(s settings, mt *metricsTLS) (map[string]any, error) {
 	servers := map[string]any{}
 	get := func(k string) string { v, _ := s.value(k); return strings.TrimSpace(v) }
 	plain := func(addr string, routes ...caddyhttp.Route) map[string]any {
@@ -38,7 +40,20 @@ func (c *converter) extraServers(s settings) (map[string]any, error) {
 				"providers": map[string]any{"http_basic": map[string]any{"accounts": []map[string]string{{"username": user, "password": string(hash)}}}}}, nil))
 		}
 		handlers = append(handlers, caddyconfig.JSON(map[string]any{"handler": "metrics"}, nil))
-		servers["pomerium_metrics"] = plain(addr, caddyhttp.Route{HandlersRaw: handlers, Terminal: true})
+		srv := plain(addr, caddyhttp.Route{HandlersRaw: handlers, Terminal: true})
+		if mt != nil {
+			// HTTPS with the metrics certificate, and client certificates
+			// if asked for; automatic HTTPS stays off (no ACME, no
+			// redirect). One policy covers every connection whatever its
+			// SNI, so Caddy's strict SNI-Host check, which it turns on
+			// with client authentication and which would refuse a scraper
+			// that connects by IP address, guards nothing here. HTTP/1.1
+			// and HTTP/2, as Pomerium's metrics listener.
+			srv["tls_connection_policies"] = []*caddytls.ConnectionPolicy{mt.policy}
+			srv["strict_sni_host"] = false
+			srv["protocols"] = []string{"h1", "h2"}
+		}
+		servers["pomerium_metrics"] = srv
 	} else {
 		if get("metrics_basic_auth") != "" {
 			c.warn(s.scalar["metrics_basic_auth"], "metrics_basic_auth is ignored: metrics_address is not set")

@@ -245,7 +245,6 @@ func TestMetricsAndHealthCheckListeners(t *testing.T) {
 	}
 
 	for _, c := range []struct{ yaml, want string }{
-		{"metrics_address: :9090\nmetrics_client_ca_file: /ca.pem\n", "config.yaml:2: metrics_client_ca_file is not supported: TLS and client certificates for the metrics endpoint"},
 		{"metrics_address: :9090\nmetrics_basic_auth: bm9jb2xvbg==\n", "metrics_basic_auth: not a base64-encoded user:password"},
 		{"headers_with_underscores_action: sometimes\n", `headers_with_underscores_action: "sometimes" is not one of`},
 	} {

@@ -43,7 +43,6 @@ type knownSetting struct {
 // The reasons shared by several settings.
 const (
 	whyTracing    = "tracing (OpenTelemetry) is not exported; Caddy's own `tracing` handler can be added by hand"
-	whyMetricsTLS = "TLS and client certificates for the metrics endpoint are not supported: it is served over plain HTTP, so nobody's certificate would be asked for"
 	whyDNS        = "DNS tuning of Envoy; Caddy looks upstreams up with the system resolver, or those of dns_resolvers"
 	whyEnvoy      = "an Envoy internal; there is no Envoy"
 	whySplit      = "the address of one of Pomerium's split services; caddy-iap runs as one process"
@@ -146,14 +145,14 @@ var globalSettings = []knownSetting{
 	{"mcp_allowed_as_metadata_domains", warned, "MCP routes are refused, so nothing reads it", ""},
 	{"mcp_allowed_client_id_domains", warned, "MCP routes are refused, so nothing reads it", ""},
 	{"merge_slashes", works, "always on: repeated slashes are merged before the policy decides; `false` is a warning (the path is still cleaned)", ""},
-	{"metrics_address", works, "a server of its own on that address with Caddy's Prometheus metrics (`metrics` handler), plain HTTP", ""},
+	{"metrics_address", works, "a server of its own on that address with Caddy's Prometheus metrics (`metrics` handler): plain HTTP, or HTTPS with a metrics certificate", ""},
 	{"metrics_basic_auth", works, "HTTP basic authentication (bcrypt) before the metrics", ""},
-	{"metrics_certificate", refused, whyMetricsTLS, ""},
-	{"metrics_certificate_file", refused, whyMetricsTLS, ""},
-	{"metrics_certificate_key", refused, whyMetricsTLS, ""},
-	{"metrics_certificate_key_file", refused, whyMetricsTLS, ""},
-	{"metrics_client_ca", refused, whyMetricsTLS, ""},
-	{"metrics_client_ca_file", refused, whyMetricsTLS, ""},
+	{"metrics_certificate", works, "with metrics_certificate_key, the metrics server's certificate (`load_pem`, tagged `pomerium_metrics`, which only that server's connection policy selects): the endpoint is HTTPS; one without the other is ignored with a warning, as Pomerium ignores it", ""},
+	{"metrics_certificate_file", works, "with metrics_certificate_key_file, the metrics server's certificate (`load_files`, tagged `pomerium_metrics`), when metrics_certificate is not set; read at adapt too, so a bad pair fails there", ""},
+	{"metrics_certificate_key", works, "the key of metrics_certificate", ""},
+	{"metrics_certificate_key_file", works, "the key of metrics_certificate_file", ""},
+	{"metrics_client_ca", works, "the metrics server's `client_authentication` (`require_and_verify`, an `inline` CA pool): the handshake fails without a valid certificate it issued; without a metrics certificate, ignored with a warning (plain HTTP, as in Pomerium)", ""},
+	{"metrics_client_ca_file", works, "as metrics_client_ca, from the file (a `file` CA pool), when metrics_client_ca is not set", ""},
 	{"normalize_path", works, "always on: dot segments are removed before the policy decides; `false` is a warning (the path is still cleaned)", ""},
 	{"otel_attribute_value_length_limit", warned, whyTracing, ""},
 	{"otel_bsp_max_export_batch_size", warned, whyTracing, ""},
