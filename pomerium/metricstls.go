@@ -141,9 +141,9 @@ func (c *converter) metricsTLS(s settings) (*metricsTLS, error) {
 	var pool []byte
 	switch {
 	case ca != "":
-		b, err := base64.StdEncoding.DecodeString(ca)
+		b, err := module.DecodeBase64(ca)
 		if err != nil {
-			return nil, fmt.Errorf("%s: metrics_client_ca: not base64-encoded PEM: %v", c.file, err)
+			return nil, fmt.Errorf("%s: metrics_client_ca: not base64-encoded PEM", c.file)
 		}
 		certs, err := pemCertificates(b)
 		if err != nil {
