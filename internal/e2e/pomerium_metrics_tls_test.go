@@ -82,6 +82,7 @@ func (e *metricsTLSEnv) check(t *testing.T, auth string) {
 		{"no client certificate is refused", byName, nil, false},
 		{"a certificate from another CA is refused", byName, []string{"--cert", c.certFile["untrusted"], "--key", c.keyFile["untrusted"]}, false},
 		{"an expired certificate from the client CA is refused", byName, []string{"--cert", c.certFile["expired"], "--key", c.keyFile["expired"]}, false},
+		{"a server certificate from the client CA (no clientAuth usage) is refused", byName, []string{"--cert", c.certFile["server-only"], "--key", c.keyFile["server-only"]}, false},
 		{"the client certificate as PEM gets the metrics", byName, []string{"--cert", c.certFile["valid"], "--key", c.keyFile["valid"]}, true},
 		{"the client certificate as PKCS#12 gets the metrics", byName, []string{"--cert-type", "P12", "--cert", c.p12s["valid"] + ":changeit"}, true},
 		{"a certificate from an intermediate of the client CA gets the metrics", byName, []string{"--cert", c.certFile["via-intermediate"], "--key", c.keyFile["via-intermediate"]}, true},
