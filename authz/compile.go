@@ -83,6 +83,13 @@ type Evaluator struct {
 	// certUser are the policy's client_certificate_user criteria, which
 	// say whether a refusal is client-certificate-user-mismatch.
 	certUser []matcher
+	// explain is the policy criterion by criterion, for Explain; Evaluate
+	// never reads it.
+	explain []ruleExplain
+	// portal are the criteria the routes portal tests a user with, and
+	// portalAll says one of them is accept (see Lists).
+	portal    []matcher
+	portalAll bool
 }
 
 type ruleMatcher struct {
@@ -139,11 +146,15 @@ func Compile(p Policy) (*Evaluator, error) {
 			if a.action == nil {
 				continue
 			}
-			n, err := compileAction(*a.action)
+			n, ops, err := compileAction(*a.action)
 			if err != nil {
 				return nil, fmt.Errorf("rule %d: %s: %v", i+1, a.name, err)
 			}
 			*a.to = append(*a.to, ruleMatcher{i + 1, n})
+			e.explain = append(e.explain, ruleExplain{rule: i + 1, action: a.name, ops: ops})
+			if a.name == "allow" {
+				e.addPortal(*a.action, ops)
+			}
 		}
 	}
 	e.needsUser = p.NeedsIdentity()
@@ -244,9 +255,11 @@ func anyRule(rules []ruleMatcher, in *Input) (matched bool, first int, rs reason
 }
 
 // compileAction compiles the operators of an action, which matches when
-// any one of them holds.
-func compileAction(a Action) (node, error) {
+// any one of them holds. It also returns each operator's criteria, each
+// compiled on its own, for Explain.
+func compileAction(a Action) (node, []opExplain, error) {
 	var parts []node
+	var ops []opExplain
 	for _, op := range []struct {
 		name     string
 		criteria []Criterion
@@ -261,19 +274,23 @@ func compileAction(a Action) (node, error) {
 			continue
 		}
 		ns := make([]node, 0, len(op.criteria))
+		ex := opExplain{op: op.name, criteria: op.criteria}
 		for j, c := range op.criteria {
 			n, err := compileCriterion(c)
 			if err != nil {
-				return node{}, fmt.Errorf("%s[%d]: %v", op.name, j, err)
+				return node{}, nil, fmt.Errorf("%s[%d]: %v", op.name, j, err)
 			}
 			ns = append(ns, n)
+			ex.eval = append(ex.eval, n.eval)
+			ex.data = append(ex.data, compactData(c.Data))
 		}
 		parts = append(parts, op.combine(ns))
+		ops = append(ops, ex)
 	}
 	if len(parts) == 0 {
-		return node{eval: func(*Input) bool { return false }}, nil
+		return node{eval: func(*Input) bool { return false }}, ops, nil
 	}
-	return anyOf(parts), nil
+	return anyOf(parts), ops, nil
 }
 
 func compileCriterion(c Criterion) (node, error) {
