@@ -154,6 +154,13 @@ type Config struct {
 	// cannot make Caddy hammer the IdP. Default 10s.
 	KeySetRefreshInterval time.Duration
 
+	// Routes, when set, gives the routes that the routes portal lists to a
+	// signed-in user of this IdP (idp is Config.IDPName): the page
+	// <prefix>routes and its JSON <prefix>api/v1/routes (Pomerium's
+	// /.pomerium/routes and /.pomerium/api/v1/routes). nil: no portal,
+	// those paths answer 404. Anonymous requests are asked to sign in.
+	Routes func(r *http.Request, s *Session, idp string) []PortalRoute
+
 	// Version is the plugin's version, shown in the user endpoint's JSON
 	// (/.iap/user) as "version". Empty leaves it out.
 	Version string

@@ -69,6 +69,12 @@ func (a *Authenticator) serveUserEndpoint(w http.ResponseWriter, r *http.Request
 		}
 		w.Header().Set("Content-Type", "application/jwt")
 		_, _ = w.Write([]byte(jwt))
+	case "routes", portalAPIPath:
+		if a.cfg.Routes == nil {
+			a.errorPage(w, r, http.StatusNotFound, string(authz.ReasonNotFound), "There is no such page.")
+			return
+		}
+		a.servePortal(w, r, s)
 	default:
 		a.errorPage(w, r, http.StatusNotFound, string(authz.ReasonNotFound), "There is no such page.")
 	}

@@ -34,6 +34,20 @@ button{font-size:1rem;padding:.4rem 1rem}</style></head><body>{{end}}
 </body></html>
 {{end}}
 
+{{define "routes"}}{{template "head" "Routes"}}
+<h1>Routes</h1>
+<p>Signed in as <strong id="email">{{.Email}}</strong> (<a href="{{.UserPage}}">your session</a>).</p>
+{{if .Routes}}<ul id="routes" style="list-style:none;padding:0">
+{{range .Routes}}<li class="route" style="display:flex;gap:1rem;align-items:flex-start;margin:0 0 1.2rem">
+{{if .Logo}}<img class="logo" src="{{.Logo}}" alt="" width="48" height="48" referrerpolicy="no-referrer" style="object-fit:contain">{{else}}<span style="display:inline-block;width:48px"></span>{{end}}
+<div><div class="name">{{if .Link}}<a href="{{.Link}}">{{.Name}}</a>{{else}}{{.Name}}{{end}}</div>
+{{if .Description}}<div class="description">{{.Description}}</div>{{end}}
+<div><code class="from">{{.From}}</code></div></div></li>
+{{end}}</ul>
+{{else}}<p id="no-routes">There are no routes for you here.</p>{{end}}
+</body></html>
+{{end}}
+
 {{define "sign_out"}}{{template "head" "Sign out"}}
 <h1>Sign out</h1>
 {{if .Session}}<p>You are signed in as <strong>{{.Session.Email}}</strong>.</p>
