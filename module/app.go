@@ -164,6 +164,7 @@ type App struct {
 	auths  map[string]*authn.Authenticator // the named IdPs'
 	all    []*authn.Authenticator          // the default's, then the named ones' by name
 	hosts  *sync.Map                       // route hosts, for return URLs across routes
+	portal *portal                         // the routes, for the routes portal
 	logger *zap.Logger
 
 	// Set when the keys come from storage and may change: Start watches
@@ -207,6 +208,7 @@ func (App) CaddyModule() caddy.ModuleInfo {
 // Provision sets up sign-in when an IdP is configured.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.hosts = new(sync.Map)
+	a.portal = new(portal)
 	a.logger = ctx.Logger()
 	a.logger.Info("caddy-iap", zap.String("version", Version()), zap.Bool("sign_in", a.IDP != nil))
 	if a.IDP == nil {
@@ -271,6 +273,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			}
 			_ = f.write(w, r)
 		},
+		Routes:  a.portalRoutes,
 		Observe: authnObserver(ctx, a.IDP.ProviderURL),
 		Logger:  logger,
 	}

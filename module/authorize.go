@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-iap/caddy-iap/authn"
 	"github.com/caddy-iap/caddy-iap/authz"
 	"github.com/caddy-iap/caddy-iap/upstreamtls"
 )
@@ -78,6 +80,33 @@ type Authorize struct {
 	// authenticate_url the user is asked nothing more.
 	DependsOn []string `json:"depends_on,omitempty"`
 
+	// The route's address in the routes portal (/.iap/routes), such as
+	// https://wiki.example.com (Pomerium's from). iap_route sets it from
+	// the site's first address. A route without one is not listed.
+	URL string `json:"url,omitempty"`
+
+	// What the routes portal says of the route, as text.
+	Description string `json:"description,omitempty"`
+
+	// The route's logo in the routes portal: an http(s) URL, or a
+	// data:image URL (data:image/png;base64,...). Other schemes, such as
+	// javascript:, are refused when the config is loaded.
+	LogoURL string `json:"logo_url,omitempty"`
+
+	// The identity provider of the route's users, as its
+	// iap_authenticate's idp: the routes portal lists the route to users
+	// of that IdP (to everyone when it is public). Default: the app's idp.
+	IDP string `json:"idp,omitempty"`
+
+	// Show, on the page and in the JSON of a refusal by this route's
+	// policy (403, or 495 for a certificate), how the policy decided:
+	// each rule (allow or deny) with whether it matched, and each
+	// criterion as written with its result (Pomerium's
+	// show_error_details). It shows the route's policy to whoever is
+	// refused, never the request's cookies or tokens. Default: off, the
+	// page says only the status, the reason and the request ID.
+	ShowErrorDetails bool `json:"show_error_details,omitempty"`
+
 	k8s        *kubernetesToken
 	eval       *authz.Evaluator
 	testsCert  bool // an allow rule tests the client certificate
@@ -114,6 +143,46 @@ func (a *Authorize) Provision(ctx caddy.Context) error {
 	if a.app != nil && a.app.auth != nil {
 		a.app.keepClaims(a.Policy.ClaimNames()...)
 	}
+	if a.app != nil {
+		a.app.portal.add(a)
+	}
+	return nil
+}
+
+// Validate checks the routes portal's URL and logo.
+func (a *Authorize) Validate() error {
+	return checkPortalFields(a.Route, a.URL, a.LogoURL)
+}
+
+// Cleanup takes the route off the routes portal.
+func (a *Authorize) Cleanup() error {
+	if a.app != nil {
+		a.app.portal.remove(a)
+	}
+	return nil
+}
+
+// SetLogoURL sets logo_url, refusing what Validate would refuse.
+func (a *Authorize) SetLogoURL(logoURL string) error {
+	if err := checkPortalFields(a.Route, "", logoURL); err != nil {
+		return err
+	}
+	a.LogoURL = logoURL
+	return nil
+}
+
+// checkPortalFields refuses a logo_url other than http(s) and data:image,
+// and a URL that is not http(s).
+func checkPortalFields(route, rawURL, logoURL string) error {
+	if err := authn.SafeLogoURL(logoURL); err != nil {
+		return fmt.Errorf("route %s: logo_url %.80q: %v", route, logoURL, err)
+	}
+	if rawURL != "" {
+		u, err := url.Parse(rawURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("route %s: url %q: must be the route's http(s) URL", route, rawURL)
+		}
+	}
 	return nil
 }
 
@@ -145,6 +214,14 @@ func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	d := a.eval.Evaluate(&in)
 	st.Decision, st.Reason = &d, d.Reason
 	if !d.Allow {
+		// The trace is worked out for a refusal only, and only when asked.
+		details := func(f *refusal) *refusal {
+			if a.ShowErrorDetails {
+				tr := a.eval.Explain(&in)
+				f.Trace = &tr
+			}
+			return f
+		}
 		if d.NeedsSignIn() && st.identified {
 			// Anonymous, and the outcome turned on who the user is.
 			st.authn().ChallengeThrough(w, r, st.identityErr, a.DependsOn)
@@ -155,12 +232,12 @@ func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 			d.Reason == authz.ReasonDenied && a.deniesCert) {
 			// The certificate is what failed: say so, with 495, as Pomerium
 			// does (TC-CC-13 for a deny rule), rather than a bare 403.
-			f := st.refuse(StatusSSLCertificateError, authz.Reason(st.Cert.Reason), st.Cert.Detail, certMessage(st.Cert))
+			f := details(st.refuse(StatusSSLCertificateError, authz.Reason(st.Cert.Reason), st.Cert.Detail, certMessage(st.Cert)))
 			st.logRefusal(a.logger, r, "request refused", zap.Int("rule", d.Rule))
 			return f.respond(w, r)
 		}
 		st.logRefusal(a.logger, r, "request refused", zap.Int("rule", d.Rule))
-		return st.refuse(http.StatusForbidden, d.Reason, "", forbiddenMessage(d.Reason)).respond(w, r)
+		return details(st.refuse(http.StatusForbidden, d.Reason, "", forbiddenMessage(d.Reason))).respond(w, r)
 	}
 	st.passIdentity, st.issuerFormat = a.PassIdentityHeaders, a.JWTIssuerFormat
 	observeDecision(r, outcomeAllow, string(d.Reason))
@@ -231,5 +308,7 @@ func rootCause(err error) error {
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Authorize)(nil)
+	_ caddy.Validator             = (*Authorize)(nil)
+	_ caddy.CleanerUpper          = (*Authorize)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Authorize)(nil)
 )

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-iap/caddy-iap/authn"
@@ -30,6 +31,13 @@ type refusal struct {
 	// client-certificate-user-mismatch), so the user can tell which
 	// certificate was refused; nil otherwise.
 	Cert *certSummary
+	// Trace is how the route's policy decided, shown under the route's
+	// show_error_details; nil otherwise.
+	Trace *authz.Trace
+	// RequestID is Caddy's {http.request.uuid}, which the access log and
+	// the refusal's log line carry too: a user quotes it to the
+	// administrator, as Pomerium's error page asks.
+	RequestID string
 }
 
 // certSummary is what a refusal says of the client certificate presented.
@@ -90,6 +98,7 @@ func (f refusal) respond(w http.ResponseWriter, r *http.Request) error {
 // write answers with a page for browsers and JSON for API clients.
 func (f refusal) write(w http.ResponseWriter, r *http.Request) error {
 	f = f.withCert(r)
+	f.RequestID = requestID(r)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	if authn.WantsHTML(r) {
@@ -108,7 +117,24 @@ func (f refusal) write(w http.ResponseWriter, r *http.Request) error {
 	if f.Cert != nil {
 		body["certificate"] = f.Cert
 	}
+	if f.Trace != nil {
+		body["policy_evaluation"] = f.Trace
+	}
+	if f.RequestID != "" {
+		body["request_id"] = f.RequestID
+	}
 	return json.NewEncoder(w).Encode(body)
+}
+
+// requestID is the request's ID, Caddy's {http.request.uuid}; "" outside
+// a Caddy server.
+func requestID(r *http.Request) string {
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return ""
+	}
+	id, _ := repl.GetString("http.request.uuid")
+	return id
 }
 
 // hasErrorRoute reports whether one of the server's handle_errors routes
@@ -147,5 +173,21 @@ table{border-collapse:collapse}th,td{text-align:left;vertical-align:top;padding:
 <tr><th>SHA-256</th><td id="cert-fingerprint"><code>{{.Fingerprint}}</code></td></tr>
 </table>
 {{- end}}
-<p>Reason: <code id="reason">{{.Reason}}</code>{{if .Detail}} (<code id="detail">{{.Detail}}</code>){{end}}</p></body></html>
+{{- with .Trace}}
+<h2>How the policy decided</h2>
+<table id="policy-evaluation">
+<tr><th>Outcome</th><th>Rule</th><th>Criteria</th></tr>
+{{- range .Rules}}
+<tr class="rule"><td class="outcome">{{if .Matched}}{{if eq .Action "deny"}}&#x2717; deny{{else}}&#x2713; allow{{end}}{{else}}&#x2013; no match{{end}}</td>
+<td>rule {{.Rule}}: {{.Action}}</td>
+<td><ul>{{range .Criteria}}<li class="criterion">{{.Operator}} <code>{{.Criterion}}: {{printf "%s" .Data}}</code> {{if .Matched}}matched{{else}}not matched{{end}}</li>{{end}}</ul></td></tr>
+{{- else}}
+<tr><td colspan="3">The policy has no rules.</td></tr>
+{{- end}}
+</table>
+{{- end}}
+<p>Reason: <code id="reason">{{.Reason}}</code>{{if .Detail}} (<code id="detail">{{.Detail}}</code>){{end}}</p>
+{{- if .RequestID}}
+<p>If you should have access, contact your administrator with your request ID <code id="request-id">{{.RequestID}}</code>.</p>
+{{- end}}</body></html>
 `))

@@ -150,6 +150,7 @@ func (st *request) answered(w http.ResponseWriter, r *http.Request) error {
 func (st *request) logRefusal(logger *zap.Logger, r *http.Request, msg string, fields ...zap.Field) {
 	fields = append(fields,
 		zap.String("reason", string(st.Reason)),
+		zap.String("request_id", requestID(r)),
 		zap.String("remote_ip", r.RemoteAddr),
 		zap.String("host", r.Host),
 		zap.String("uri", r.RequestURI))

@@ -83,6 +83,21 @@ type Route struct {
 	// Hosts signed in together with this route: see iap_authorize's
 	// depends_on.
 	DependsOn []string `json:"depends_on,omitempty"`
+
+	// What the routes portal (/.iap/routes) says of the route, as text.
+	Description string `json:"description,omitempty"`
+
+	// The route's logo in the routes portal: an http(s) or data:image
+	// URL; javascript: and other schemes are refused.
+	LogoURL string `json:"logo_url,omitempty"`
+
+	// Show how the policy decided on this route's 403 pages: see
+	// iap_authorize's show_error_details.
+	ShowErrorDetails bool `json:"show_error_details,omitempty"`
+
+	// The route's URL in the routes portal (Pomerium's from); the
+	// Caddyfile takes the site's first address.
+	URL string `json:"-"`
 }
 
 // Handlers returns the handlers the route becomes, in order:
@@ -98,6 +113,9 @@ func (r Route) Handlers(rp *reverseproxy.Handler, env upstreamtls.Env) (handlers
 	}
 	if _, err = authz.Compile(policy); err != nil {
 		return nil, nil, fmt.Errorf("route %s: policy: %v", r.Name, err)
+	}
+	if err := checkPortalFields(r.Name, r.URL, r.LogoURL); err != nil {
+		return nil, nil, err
 	}
 
 	transport, err := upstreamtls.TransportOf(rp)
@@ -131,7 +149,8 @@ func (r Route) Handlers(rp *reverseproxy.Handler, env upstreamtls.Env) (handlers
 		caddyconfig.JSONModuleObject(&Authorize{Route: r.Name, Policy: policy,
 			RefuseWebSockets: r.AllowWebsockets != nil && !*r.AllowWebsockets, PassIdentityHeaders: r.PassIdentityHeaders, JWTIssuerFormat: r.JWTIssuerFormat,
 			KubernetesServiceAccountToken: r.KubernetesServiceAccountToken, KubernetesServiceAccountTokenFile: r.KubernetesServiceAccountTokenFile,
-			DependsOn: r.DependsOn},
+			DependsOn: r.DependsOn, URL: r.URL, Description: r.Description, LogoURL: r.LogoURL, IDP: r.IDP,
+			ShowErrorDetails: r.ShowErrorDetails},
 			"handler", "iap_authorize", nil),
 		caddyconfig.JSONModuleObject(rp, "handler", "reverse_proxy", nil))
 	return handlers, warnings, nil
