@@ -2,6 +2,7 @@ package caddyfile
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -29,9 +30,13 @@ func init() {
 //		allowed_domains <domain...>
 //		allowed_idp_claims <claim> <value...>
 //		cors_allow_preflight
+//		show_error_details
+//		description <text>
+//		logo_url <http(s) or data:image URL>
 //	}
 //
-// Put iap_authenticate first when the policy tests the user.
+// Put iap_authenticate first when the policy tests the user. The site's
+// first address is the route's URL in the routes portal.
 func parseAuthorize(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	h.Next()
 	matcherSet, err := h.ExtractMatcherSet()
@@ -44,9 +49,33 @@ func parseAuthorize(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 	}
 	var s authz.Shortcuts
 	var policy authz.Policy
+	handler := &module.Authorize{Route: strings.Join(siteAddresses(h), ", "), URL: siteURL(h)}
 	for h.NextBlock(0) {
 		opt := h.Val()
 		switch opt {
+		case "show_error_details":
+			switch args := h.RemainingArgs(); len(args) {
+			case 0:
+				handler.ShowErrorDetails = true
+			case 1:
+				b, err := strconv.ParseBool(args[0])
+				if err != nil {
+					return nil, h.Errf("show_error_details takes true or false, got %q", args[0])
+				}
+				handler.ShowErrorDetails = b
+			default:
+				return nil, h.Err("show_error_details takes at most one value (true or false)")
+			}
+		case "description", "logo_url":
+			args := h.RemainingArgs()
+			if len(args) != 1 {
+				return nil, h.Errf("%s takes exactly one value, got %d", opt, len(args))
+			}
+			if opt == "description" {
+				handler.Description = args[0]
+			} else if err := handler.SetLogoURL(args[0]); err != nil {
+				return nil, h.Err(err.Error())
+			}
 		case "policy":
 			p, err := module.ParsePolicyBlock(h.Dispenser)
 			if err != nil {
@@ -76,7 +105,7 @@ func parseAuthorize(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 	if _, err := authz.Compile(full); err != nil {
 		return nil, h.Errf("policy: %v", err)
 	}
-	handler := &module.Authorize{Route: strings.Join(siteAddresses(h), ", "), Policy: full}
+	handler.Policy = full
 	r := caddyhttp.Route{HandlersRaw: []json.RawMessage{caddyconfig.JSONModuleObject(handler, "handler", "iap_authorize", nil)}}
 	if matcherSet != nil {
 		r.MatcherSetsRaw = []caddy.ModuleMap{matcherSet}

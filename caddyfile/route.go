@@ -46,6 +46,9 @@ func init() {
 //		allowed_domains <domain...>
 //		allowed_idp_claims <claim> <value...>
 //		cors_allow_preflight
+//		description <text>
+//		logo_url <http(s) or data:image URL>
+//		show_error_details
 //		policy { allow { or { ... } } deny { ... } }
 //		policy_file <policy.yaml>
 //		# ...and any reverse_proxy subdirective
@@ -121,6 +124,7 @@ func parseRoute(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	}
 	env := upstreamtls.Env{Defaults: app.Defaults}
 	route.Hosts = siteHosts(h)
+	route.URL = siteURL(h)
 	handlers, warnings, err := route.Handlers(rp, env)
 	if err != nil {
 		return nil, lines.wrap(err)
@@ -143,6 +147,8 @@ func parseRouteOption(d *caddyfile.Dispenser, r *module.Route) (int, error) {
 	opt := d.Val()
 	str := map[string]*string{
 		"name":                                  &r.Name,
+		"description":                           &r.Description,
+		"logo_url":                              &r.LogoURL,
 		"idp":                                   &r.IDP,
 		"jwt_issuer_format":                     &r.JWTIssuerFormat,
 		"kubernetes_service_account_token":      &r.KubernetesServiceAccountToken,
@@ -164,6 +170,7 @@ func parseRouteOption(d *caddyfile.Dispenser, r *module.Route) (int, error) {
 		"allow_any_authenticated_user":        &r.AllowAnyAuthenticatedUser,
 		"cors_allow_preflight":                &r.CORSAllowPreflight,
 		"pass_bearer_token":                   &r.PassBearerToken,
+		"show_error_details":                  &r.ShowErrorDetails,
 	}
 	if opt == "allow_websockets" {
 		args := d.RemainingArgs()

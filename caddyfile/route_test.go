@@ -88,7 +88,7 @@ func TestTheGuidesRouteIsAReverseProxyWithTransportTLS(t *testing.T) {
 	if len(h) != 2 {
 		t.Fatalf("want iap_authorize then reverse_proxy, got %s", jsonOf(h))
 	}
-	if got, want := jsonOf(h[0]), `{"handler":"iap_authorize","policy":[{"allow":{"or":[{"accept":true}]}}],"route":"openssl.localhost.example"}`; got != want {
+	if got, want := jsonOf(h[0]), `{"handler":"iap_authorize","policy":[{"allow":{"or":[{"accept":true}]}}],"route":"openssl.localhost.example","url":"https://openssl.localhost.example"}`; got != want {
 		t.Errorf("authorize = %s\nwant        %s", got, want)
 	}
 	want := `{"handler":"reverse_proxy","transport":{"protocol":"iap_http","tls":{` +
@@ -107,7 +107,7 @@ func TestRouteOptions(t *testing.T) {
 		want  []string // substrings of the reverse_proxy or authorize JSON
 	}{
 		{"a route without a policy is closed", "to http://127.0.0.1:8080",
-			[]string{`{"handler":"iap_authorize","route":"app.example"}`}},
+			[]string{`{"handler":"iap_authorize","route":"app.example","url":"https://app.example"}`}},
 		{"reverse_proxy subdirectives pass through",
 			"to http://127.0.0.1:8080 http://127.0.0.1:8081\n lb_policy first\n health_uri /healthz\n header_up X-Extra yes\n allow_public_unauthenticated_access",
 			[]string{`"load_balancing":{"selection_policy":{"policy":"first"}}`, `"health_checks":{"active":{"uri":"/healthz"}}`, `"X-Extra":["yes"]`, `{"dial":"127.0.0.1:8081"}`}},
@@ -128,7 +128,7 @@ func TestRouteOptions(t *testing.T) {
 		{"a route can be named", "to http://127.0.0.1:8080\n name billing",
 			[]string{`"route":"billing"`}},
 		{"flags take an optional true or false", "to http://127.0.0.1:8080\n allow_public_unauthenticated_access false",
-			[]string{`{"handler":"iap_authorize","route":"app.example"}`}},
+			[]string{`{"handler":"iap_authorize","route":"app.example","url":"https://app.example"}`}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out, err := adapt(t, "app.example {\n\ttls internal\n\tiap_route {\n"+c.block+"\n\t}\n}\n")

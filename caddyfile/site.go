@@ -2,6 +2,8 @@ package caddyfile
 
 import (
 	"reflect"
+	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 )
@@ -34,4 +36,39 @@ func siteHosts(h httpcaddyfile.Helper) []string {
 		}
 	}
 	return hosts
+}
+
+// siteURL returns the URL of the site's first address that names a host,
+// for the routes portal: https://host, with the port when it is not the
+// scheme's default (an address without a port is served on https_port,
+// or http_port for http://). "" when no address names a host.
+func siteURL(h httpcaddyfile.Helper) string {
+	for _, a := range siteAddresses(h) {
+		addr, err := httpcaddyfile.ParseAddress(a)
+		if err != nil || addr.Host == "" {
+			continue
+		}
+		scheme, port := addr.Scheme, addr.Port
+		if scheme == "" {
+			scheme = "https"
+			if port == "80" {
+				scheme = "http"
+			}
+		}
+		if port == "" {
+			option := map[string]string{"https": "https_port", "http": "http_port"}[scheme]
+			if p, ok := h.Option(option).(int); ok {
+				port = strconv.Itoa(p)
+			}
+		}
+		host := addr.Host
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]" // an IPv6 address
+		}
+		if port != "" && !(scheme == "https" && port == "443") && !(scheme == "http" && port == "80") {
+			host += ":" + port
+		}
+		return scheme + "://" + host
+	}
+	return ""
 }
