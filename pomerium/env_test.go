@@ -179,7 +179,7 @@ func TestWorkingSettingsFromTheEnvironment(t *testing.T) {
 			[]string{`"client_secret":"from-a-file"`, `"cookie_secret":"V2JBZk0zWGtsL29UcFUvWjVDWC9qK1JKS3Jhc0RaSmQ="`}},
 		{[]string{`IDP_SCOPES=["openid","groups"]`, `JWT_CLAIMS_HEADERS={"X-Mail":"email"}`},
 			[]string{`"scopes":["openid","groups"]`, `"jwt_claims_headers":{"X-Mail":"email"}`}},
-		{[]string{"ROUTES=" + routesJSON}, []string{`"host":["json.example"]`, `"route":"https://json.example"}`}},
+		{[]string{"ROUTES=" + routesJSON}, []string{`"host":["json.example"]`, `"route":"https://json.example","url":"https://json.example"}`}},
 		{[]string{"POLICY=" + routesJSON, "ALLOW_UPGRADES=[\"websocket\"]"}, []string{`"host":["json.example"]`}},
 		{[]string{`CERTIFICATES=[{"cert": "/c.pem", "key": "/k.pem"}]`}, []string{`"load_files":[{"certificate":"/c.pem","key":"/k.pem"}]`}},
 		{[]string{"HEADERS=X-Frame-Options:DENY,X-Team: blue"}, []string{`"X-Frame-Options":["DENY"]`, `"X-Team":["blue"]`}},

@@ -20,6 +20,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/caddy-iap/caddy-iap/authn"
 	"github.com/caddy-iap/caddy-iap/authz"
 	"github.com/caddy-iap/caddy-iap/downstreamtls"
 	"github.com/caddy-iap/caddy-iap/module"
@@ -78,7 +79,7 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 	}
 	out.host = host
 	out.wildcard = strings.Contains(host, "*")
-	r := module.Route{Name: fromNode.Value, Hosts: []string{host}}
+	r := module.Route{Name: fromNode.Value, Hosts: []string{host}, URL: fromNode.Value}
 	// Pomerium's name, when set, names the route in logs and errors, as
 	// in Pomerium's own logs; description and id are for its console.
 	if v := fields["name"]; v != nil {
@@ -153,7 +154,7 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 	}
 	for key, target := range map[string]*bool{"allow_public_unauthenticated_access": &r.AllowPublicUnauthenticatedAccess,
 		"allow_any_authenticated_user": &r.AllowAnyAuthenticatedUser, "cors_allow_preflight": &r.CORSAllowPreflight,
-		"preserve_host_header": &r.PreserveHostHeader} {
+		"preserve_host_header": &r.PreserveHostHeader, "show_error_details": &r.ShowErrorDetails} {
 		if v := fields[key]; v != nil {
 			if *target, err = c.boolean(v); err != nil {
 				return out, err
@@ -183,6 +184,21 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 	if v := fields["remove_request_headers"]; v != nil {
 		if r.RemoveRequestHeaders, err = c.strings(v); err != nil {
 			return out, err
+		}
+	}
+	// The routes portal's description and logo.
+	if v := fields["description"]; v != nil {
+		if r.Description, err = c.str(v); err != nil {
+			return out, err
+		}
+		r.Description = strings.TrimSpace(r.Description)
+	}
+	if v := fields["logo_url"]; v != nil {
+		if r.LogoURL, err = c.str(v); err != nil {
+			return out, err
+		}
+		if err := authn.SafeLogoURL(r.LogoURL); err != nil {
+			return out, c.errf(v, "logo_url %.80q: %v", r.LogoURL, err)
 		}
 	}
 	if v := fields["pass_identity_headers"]; v != nil {
