@@ -1,10 +1,15 @@
 package module
 
 import (
+	"context"
 	"encoding/json"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-iap/caddy-iap/authn"
 	"github.com/caddy-iap/caddy-iap/authz"
@@ -85,5 +90,25 @@ func TestAuthorizeValidatesThePortalFields(t *testing.T) {
 		if (tc.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want %q", tc.a, err, tc.want)
 		}
+	}
+}
+
+// A refusal written outside a Caddy server (no access-log fields in the
+// context, where Caddy's {http.request.uuid} would panic) has no request
+// ID, and is still written.
+func TestRequestIDOutsideCaddy(t *testing.T) {
+	r := httptest.NewRequest("GET", "https://app.test/", nil)
+	r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{}))
+	caddyhttp.NewTestReplacer(r) // Caddy's HTTP placeholders, without a server's context
+	if id := requestID(r); id != "" {
+		t.Errorf("request ID %q", id)
+	}
+	rec := httptest.NewRecorder()
+	if err := (refusal{Status: 403, Reason: "not-allowed", Message: "no"}).write(rec, r); err != nil || rec.Code != 403 || strings.Contains(rec.Body.String(), "request_id") {
+		t.Errorf("%v %d %s", err, rec.Code, rec.Body)
+	}
+	r = caddyhttp.PrepareRequest(httptest.NewRequest("GET", "https://app.test/", nil), caddy.NewReplacer(), httptest.NewRecorder(), new(caddyhttp.Server))
+	if id := requestID(r); len(id) != 36 || requestID(r) != id {
+		t.Errorf("in a Caddy server: request ID %q, want one UUID, the same each time", id)
 	}
 }

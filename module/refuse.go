@@ -127,10 +127,11 @@ func (f refusal) write(w http.ResponseWriter, r *http.Request) error {
 }
 
 // requestID is the request's ID, Caddy's {http.request.uuid}; "" outside
-// a Caddy server.
+// a Caddy server (the placeholder needs the server's access-log fields in
+// the context, and would panic without them).
 func requestID(r *http.Request) string {
 	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	if !ok {
+	if _, logged := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); !ok || !logged {
 		return ""
 	}
 	id, _ := repl.GetString("http.request.uuid")
