@@ -159,7 +159,8 @@ var refusalPage = template.Must(template.New("refusal").Parse(`<!doctype html>
 <title>{{.Status}} {{.Text}}</title>
 <style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}
 code{background:#eee;padding:.1rem .3rem;border-radius:3px}
-table{border-collapse:collapse}th,td{text-align:left;vertical-align:top;padding:.2rem .8rem .2rem 0}td{word-break:break-all}</style></head>
+table{border-collapse:collapse}th,td{text-align:left;vertical-align:top;padding:.2rem .8rem .2rem 0}td{word-break:break-all}
+td ul{margin:0;padding-left:1rem}.outcome{white-space:nowrap}.allow{color:#1a7f37}.deny{color:#c62828}.none{color:#666}</style></head>
 <body><h1>{{.Status}} {{.Text}}</h1><p id="message">{{.Message}}</p>
 {{- with .Cert}}
 <h2>The certificate that was sent</h2>
@@ -179,7 +180,7 @@ table{border-collapse:collapse}th,td{text-align:left;vertical-align:top;padding:
 <table id="policy-evaluation">
 <tr><th>Outcome</th><th>Rule</th><th>Criteria</th></tr>
 {{- range .Rules}}
-<tr class="rule"><td class="outcome">{{if .Matched}}{{if eq .Action "deny"}}&#x2717; deny{{else}}&#x2713; allow{{end}}{{else}}&#x2013; no match{{end}}</td>
+<tr class="rule"><td class="outcome {{if not .Matched}}none{{else if eq .Action "deny"}}deny{{else}}allow{{end}}">{{if .Matched}}{{if eq .Action "deny"}}&#x2717; deny{{else}}&#x2713; allow{{end}}{{else}}&#x2013; no match{{end}}</td>
 <td>rule {{.Rule}}: {{.Action}}</td>
 <td><ul>{{range .Criteria}}<li class="criterion">{{.Operator}} <code>{{.Criterion}}: {{printf "%s" .Data}}</code> {{if .Matched}}matched{{else}}not matched{{end}}</li>{{end}}</ul></td></tr>
 {{- else}}

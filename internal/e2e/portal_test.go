@@ -313,3 +313,60 @@ func TestRoutesPortalFollowsTheCaddyfile(t *testing.T) {
 		t.Errorf("after a reload without ops.test: %d %+v\n%s", status, routes, body)
 	}
 }
+
+// A real browser opens the routes portal and a 403 page with
+// show_error_details: the markup in a description runs nothing (no
+// script element, no onerror fired), the data:image logo loads under the
+// page's Content-Security-Policy, and the trace is a table. The
+// screenshots are kept in out/routes-portal.png and
+// out/show-error-details.png.
+func TestRoutesPortalInABrowser(t *testing.T) {
+	httpPort, httpsPort := testenv.FreePort(t), testenv.FreePort(t)
+	dex := testenv.StartDex(t, testenv.DexOptions{Users: []testenv.DexUser{alice, bob}, RedirectURIs: []string{
+		fmt.Sprintf("https://wiki.test:%d/.iap/callback", httpsPort), fmt.Sprintf("https://ops.test:%d/.iap/callback", httpsPort)}})
+	globals := fmt.Sprintf("\tiap {\n\t\tidp {\n\t\t\tprovider_url %s\n\t\t\tclient_id caddy\n\t\t\tclient_secret caddy-secret\n\t\t\tscopes openid email profile groups\n\t\t}\n\t\tcookie_secret %s\n\t}", dex.Issuer, randomSecret(t))
+	up := echoUpstream(t)
+	const logo = `data:image/svg+xml,%3Csvg%20xmlns%3D%22http%3A%2F%2Fwww.w3.org%2F2000%2Fsvg%22%20width%3D%2248%22%20height%3D%2248%22%3E%3Crect%20width%3D%2248%22%20height%3D%2248%22%20fill%3D%22%23375%22%2F%3E%3C%2Fsvg%3E`
+	wiki := site("wiki.test", "to "+up, `description "The team's wiki <img src=x onerror=window.pwned=1>"`, "logo_url "+logo, "allow_any_authenticated_user")
+	ops := site("ops.test", "to "+up, "description \"On-call runbooks\"", "show_error_details",
+		"policy {\n\t\t\tallow {\n\t\t\t\tor {\n\t\t\t\t\tgroups has admins\n\t\t\t\t}\n\t\t\t}\n\t\t\tdeny {\n\t\t\t\tor {\n\t\t\t\t\temail is "+alice.Email+"\n\t\t\t\t}\n\t\t\t}\n\t\t}")
+	testenv.StartCaddyOn(t, httpPort, httpsPort, globals, wiki+ops)
+	browser := testenv.StartChromium(t)
+	signIn := func(url string) {
+		browser.Navigate(url)
+		browser.WaitFor(`document.querySelector("input[name=login]")`)
+		browser.Eval(fmt.Sprintf(`document.querySelector("input[name=login]").value = %q;
+			document.querySelector("input[name=password]").value = %q;
+			document.querySelector("form").submit(); "ok"`, alice.Email, alice.Password))
+		browser.WaitFor(fmt.Sprintf(`location.href === %q`, url))
+	}
+
+	portal := fmt.Sprintf("https://wiki.test:%d/.iap/routes", httpsPort)
+	signIn(portal)
+	browser.WaitFor(`document.querySelector("#routes img.logo") && document.querySelector("#routes img.logo").complete`)
+	for js, want := range map[string]string{
+		`document.querySelectorAll("#routes li.route").length`:                 "2",
+		`String(window.pwned)`:                                                 "undefined",
+		`document.querySelectorAll("script, #routes .description img").length`: "0",
+		`document.querySelector("#routes img.logo").naturalWidth`:              "48",
+		`document.querySelector("#routes li.route .name a").href`:              fmt.Sprintf("https://ops.test:%d/", httpsPort),
+	} {
+		if got := browser.Eval(js); got != want {
+			t.Errorf("%s = %q, want %q", js, got, want)
+		}
+	}
+	if text := browser.Eval(`document.body.innerText`); !strings.Contains(text, "The team's wiki <img src=x onerror=window.pwned=1>") {
+		t.Errorf("the description is not shown as text:\n%s", text)
+	}
+	t.Logf("screenshot: %s", browser.Screenshot("routes-portal.png"))
+
+	// alice is an admin, but the deny rule names her: the 403 says so.
+	denied := fmt.Sprintf("https://ops.test:%d/", httpsPort)
+	signIn(denied)
+	browser.WaitFor(`document.getElementById("policy-evaluation")`)
+	if got := browser.Eval(`Array.from(document.querySelectorAll("#policy-evaluation tr.rule")).map(r => r.innerText.replace(/\s+/g, " ").trim()).join(" | ")`); !strings.Contains(got, "✓ allow rule 1: allow or groups: {\"has\":\"admins\"} matched") ||
+		!strings.Contains(got, "✗ deny rule 2: deny or email: {\"is\":\"alice@example.com\"} matched") {
+		t.Errorf("the trace reads: %s", got)
+	}
+	t.Logf("screenshot: %s", browser.Screenshot("show-error-details.png"))
+}
