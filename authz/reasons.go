@@ -103,3 +103,12 @@ const (
 	// before. 400.
 	ReasonBadLogoutToken Reason = "invalid-logout-token"
 )
+
+// The reasons of refusals after the policy allowed the request.
+const (
+	// ReasonNoUpstream: the route's upstreams are all unhealthy (health
+	// checks, outlier detection) or all at their limit of requests
+	// (circuit breakers), so none can take the request. 503 with
+	// Retry-After.
+	ReasonNoUpstream Reason = "no-upstream-available"
+)

@@ -252,6 +252,15 @@ func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		setKubernetesHeaders(r.Header, token, st.Session)
 	}
 	err := next.ServeHTTP(w, r)
+	if noUpstream(err) {
+		// reverse_proxy found no upstream to take the request and wrote
+		// nothing: say why, as every other refusal does.
+		f := st.refuse(http.StatusServiceUnavailable, authz.ReasonNoUpstream, "",
+			"The service behind this page cannot take the request now: each of its servers is unhealthy or at its limit of requests at once. Try again in a moment.")
+		st.logRefusal(a.logger, r, "no upstream available")
+		w.Header().Set("Retry-After", "5")
+		return f.respond(w, r)
+	}
 	if cause := upstreamtls.Cause(err); cause != "" {
 		repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 		upstream, _ := repl.GetString("http.reverse_proxy.upstream.hostport")
@@ -294,6 +303,14 @@ func forbiddenMessage(reason authz.Reason) string {
 		return "The client certificate your device sent was not issued to the user you are signed in as. Sign in as the certificate's owner, or use your own device."
 	}
 	return "You are not allowed to access this page."
+}
+
+// noUpstream reports whether err is reverse_proxy's 503 for a request that
+// no upstream could take (none healthy, or all at their request limit).
+func noUpstream(err error) bool {
+	var he caddyhttp.HandlerError
+	return errors.As(err, &he) && he.StatusCode == http.StatusServiceUnavailable &&
+		he.Err != nil && he.Err.Error() == "no upstreams available"
 }
 
 // rootCause drops Caddy's wrapping, for a shorter log line.
