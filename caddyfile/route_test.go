@@ -201,3 +201,35 @@ func TestARouteWithoutAnUpstreamIsAnError(t *testing.T) {
 		t.Errorf("got %v, want an error naming `to` and the line", err)
 	}
 }
+
+// The passive health checks, limits and the healthy panic policy are
+// reverse_proxy's own subdirectives, which iap_route passes through.
+func TestRouteHealthSubdirectivesPassThrough(t *testing.T) {
+	out, err := adapt(t, `app.example.com {
+	tls internal
+	iap_route {
+		to http://a:8080 http://b:8080
+		allow_public_unauthenticated_access
+		lb_policy iap_healthy_panic 40 {
+			policy least_conn
+		}
+		fail_duration 30s
+		max_fails 3
+		unhealthy_status 5xx
+		unhealthy_request_count 10
+	}
+}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp, _ := json.Marshal(routeHandlers(t, out)[1])
+	for _, want := range []string{
+		`"load_balancing":{"selection_policy":{"policy":"iap_healthy_panic","selection_policy":{"policy":"least_conn"},"threshold":40}}`,
+		`"passive":{"fail_duration":30000000000,"max_fails":3,"unhealthy_request_count":10,"unhealthy_status":[5]}`,
+	} {
+		if !strings.Contains(string(rp), want) {
+			t.Errorf("lacks %s:\n%s", want, rp)
+		}
+	}
+}
