@@ -49,7 +49,7 @@ func documents(text, name string) bool {
 var documentedTypes = []any{
 	App{}, IDP{}, Route{}, upstreamtls.Defaults{},
 	Authenticate{}, Authorize{}, MatchPolicy{}, MTLS{}, MTLSVerifier{},
-	upstreamtls.SystemPlusCAPool{}, upstreamtls.Transport{},
+	upstreamtls.SystemPlusCAPool{}, upstreamtls.Transport{}, HealthyPanic{},
 }
 
 // The README's option tables must name every option the config structs

@@ -85,6 +85,10 @@ type converter struct {
 
 	// resolvers are dns_resolvers as Caddy's upstream resolver addresses.
 	resolvers []string
+
+	// circuitBreakerDefaults is the global circuit_breaker_thresholds,
+	// under each route's own; nil when unset.
+	circuitBreakerDefaults fields
 }
 
 // warn adds a warning at n's line; n is nil for a setting that came from

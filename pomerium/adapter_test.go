@@ -103,7 +103,7 @@ func TestErrorsNameTheSettingAndLine(t *testing.T) {
 }
 
 func TestKnownButUnsupportedSettingsAreWarnings(t *testing.T) {
-	_, warnings, err := adapt(t, "debug_address: :9090\nroutes:\n  - from: https://a.example\n    to: http://b\n    healthy_panic_threshold: 50\n    allow_public_unauthenticated_access: true\n", "config.yaml")
+	_, warnings, err := adapt(t, "debug_address: :9090\nroutes:\n  - from: https://a.example\n    to: http://b\n    regex_priority_order: 5\n    allow_public_unauthenticated_access: true\n", "config.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestKnownButUnsupportedSettingsAreWarnings(t *testing.T) {
 		got = append(got, w.String())
 	}
 	joined := strings.Join(got, "\n")
-	if !strings.Contains(joined, "config.yaml:1: debug_address is ignored: ") || !strings.Contains(joined, "config.yaml:5: route setting healthy_panic_threshold is ignored: ") {
+	if !strings.Contains(joined, "config.yaml:1: debug_address is ignored: ") || !strings.Contains(joined, "config.yaml:5: route setting regex_priority_order is ignored: ") {
 		t.Errorf("warnings:\n%s", joined)
 	}
 }

@@ -46,7 +46,7 @@ var scalarKeys = []string{
 // listKeys are the global settings that work and that the converter reads
 // as YAML structures.
 var listKeys = []string{"certificates", "idp_scopes", "idp_request_params", "downstream_mtls", "jwt_claims_headers", "routes", "policy", "allow_upgrades",
-	"set_response_headers", "dns_resolvers"}
+	"set_response_headers", "dns_resolvers", "circuit_breaker_thresholds"}
 
 // providerURLs are the issuers of the IdPs Pomerium names, where fixed.
 var providerURLs = map[string]string{
@@ -135,6 +135,8 @@ func (c *converter) convert(root *yaml.Node) (map[string]any, error) {
 		"certificates":         nil,
 		"dns_resolvers":        func(r rune) bool { return r == ',' },
 		"set_response_headers": nil,
+		// A JSON map, such as {"max_requests": 100}.
+		"circuit_breaker_thresholds": nil,
 	} {
 		envKey := strings.ToUpper(key)
 		v, ok := c.env(envKey)
@@ -181,6 +183,9 @@ func (c *converter) convert(root *yaml.Node) (map[string]any, error) {
 		return nil, err
 	}
 	if c.resolvers, err = c.dnsResolvers(s); err != nil {
+		return nil, err
+	}
+	if err := c.globalCircuitBreakers(s); err != nil {
 		return nil, err
 	}
 	if n := s.nodes["set_response_headers"]; n != nil {

@@ -428,7 +428,10 @@ func (c *converter) proxy(fields map[string]*yaml.Node) (*reverseproxy.Handler, 
 	if len(c.resolvers) > 0 {
 		transport.Resolver = &reverseproxy.UpstreamResolver{Addresses: c.resolvers}
 	}
-	if transport.TLS != nil || transport.ResponseHeaderTimeout != 0 || transport.KeepAlive != nil || transport.Resolver != nil {
+	if err := c.healthPolicy(fields, rp, transport); err != nil {
+		return nil, "", err
+	}
+	if transport.TLS != nil || transport.ResponseHeaderTimeout != 0 || transport.KeepAlive != nil || transport.Resolver != nil || transport.MaxConnsPerHost != 0 {
 		// Otherwise Caddy's default http transport, written nowhere, as
 		// reverse_proxy in a Caddyfile leaves it.
 		rp.TransportRaw = caddyconfig.JSONModuleObject(transport, "protocol", "http", nil)
