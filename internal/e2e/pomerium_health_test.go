@@ -171,6 +171,10 @@ routes:
     to: %s
     allow_public_unauthenticated_access: true
     circuit_breaker_thresholds: {max_requests: 2, max_connections: 4294967295}
+  - from: https://guarded.pomerium.test
+    to: %s
+    allowed_users: [alice@example.com]
+    circuit_breaker_thresholds: {max_requests: 2, max_connections: 4294967295}
   - from: https://max-connections.pomerium.test
     to: %s
     allow_public_unauthenticated_access: true
@@ -184,10 +188,10 @@ routes:
 		panicGood.URL, panicBadA.URL, panicBadB.URL, outlier,
 		calmGood.URL, calmBadA.URL, calmBadB.URL, outlier,
 		keptGood.URL, keptBad.URL,
-		limitReqs.URL, limitConns.URL, unlimited.URL)
+		limitReqs.URL, limitReqs.URL, limitConns.URL, unlimited.URL)
 	caddy := testenv.StartCaddyConfig(t, "pomerium", "config.yaml", config, httpsPort)
 	hosts := []string{"eject-500.pomerium.test", "eject-close.pomerium.test", "panic.pomerium.test", "no-panic.pomerium.test", "envoy-default.pomerium.test",
-		"max-requests.pomerium.test", "max-connections.pomerium.test", "unlimited.pomerium.test"}
+		"max-requests.pomerium.test", "guarded.pomerium.test", "max-connections.pomerium.test", "unlimited.pomerium.test"}
 	caddy.WaitCertificates(t, hosts...)
 	client := caddy.Client(t)
 	get := func(t *testing.T, host string) testenv.Response {
@@ -285,6 +289,16 @@ routes:
 		third := get(t, "max-requests.pomerium.test")
 		if third.Status != 503 || !strings.Contains(third.Body, `"reason":"no-upstream-available"`) || third.Header.Get("Retry-After") == "" {
 			t.Errorf("the third request: %d %v %s", third.Status, third.Header, third.Body)
+		}
+		if strings.Contains(third.Body, strings.TrimPrefix(limitReqs.URL, "http://")) {
+			t.Errorf("the 503 names the upstream: %s", third.Body)
+		}
+		// The policy decides first: on a route to the same full upstream
+		// that this client may not use, the answer is the policy's, so
+		// an outsider learns nothing of the upstream's load, and takes
+		// none of its slots.
+		if r := get(t, "guarded.pomerium.test"); r.Status == 503 || strings.Contains(r.Body, "no-upstream-available") {
+			t.Errorf("an anonymous request to a guarded route: %d %s", r.Status, r.Body)
 		}
 		limitReqs.release <- struct{}{}
 		limitReqs.release <- struct{}{}
