@@ -848,5 +848,8 @@ func envNode(name, v string, sep func(rune) bool) (*yaml.Node, error) {
 		}
 		return m, nil
 	}
+	if name == "CIRCUIT_BREAKER_THRESHOLDS" {
+		return nil, fmt.Errorf("the environment variable %s is a JSON map, such as {\"max_requests\": 100}", name)
+	}
 	return nil, fmt.Errorf("the environment variable %s is a JSON list, such as [{\"cert\": \"/path/cert.pem\", \"key\": \"/path/key.pem\"}]", name)
 }

@@ -363,7 +363,14 @@ func (c *converter) panicThreshold(n *yaml.Node) (int, error) {
 // healthPolicy applies the route's outlier_detection, circuit breakers and
 // healthy panic threshold to its proxy, after health_checks and the
 // load-balancing policy are set.
-func (c *converter) healthPolicy(f map[string]*yaml.Node, rp *reverseproxy.Handler, transport *reverseproxy.HTTPTransport) error {
+func (c *converter) healthPolicy(route map[string]*yaml.Node, rp *reverseproxy.Handler, transport *reverseproxy.HTTPTransport) error {
+	// null is unset, as Pomerium decodes it.
+	f := map[string]*yaml.Node{}
+	for _, k := range []string{"outlier_detection", "circuit_breaker_thresholds", "healthy_panic_threshold"} {
+		if v := route[k]; v != nil && v.Tag != "!!null" {
+			f[k] = v
+		}
+	}
 	if v := f["outlier_detection"]; v != nil {
 		p, err := c.outlierDetection(v, len(rp.Upstreams))
 		if err != nil {
@@ -416,7 +423,7 @@ func (c *converter) healthPolicy(f map[string]*yaml.Node, rp *reverseproxy.Handl
 // defaults of every route's.
 func (c *converter) globalCircuitBreakers(s settings) error {
 	n := s.nodes["circuit_breaker_thresholds"]
-	if n == nil {
+	if n == nil || n.Tag == "!!null" {
 		return nil
 	}
 	f, err := c.circuitBreakers(n)

@@ -104,6 +104,12 @@ func TestHealthSettingsMapping(t *testing.T) {
 			want:   `{"handler":"reverse_proxy","health_checks":{"passive":{"unhealthy_request_count":3}},"transport":{"max_conns_per_host":9,"protocol":"http"},"upstreams":[{"dial":"b:80"}]}`,
 		},
 		{
+			name:   "null is unset, as Pomerium reads it",
+			global: "circuit_breaker_thresholds: null\n",
+			route:  "    to: http://b:80\n    outlier_detection: ~\n    circuit_breaker_thresholds:\n    healthy_panic_threshold: null\n",
+			want:   `{"handler":"reverse_proxy","upstreams":[{"dial":"b:80"}]}`,
+		},
+		{
 			name:   "Pomerium's unlimited (4294967295) is no limit",
 			global: "circuit_breaker_thresholds: {max_requests: 4294967295}\n",
 			route:  "    to: http://b:80\n",
@@ -207,5 +213,11 @@ func TestCircuitBreakersFromTheEnvironment(t *testing.T) {
 	}
 	if got := proxyOf(t, out); !strings.Contains(got, `"unhealthy_request_count":4`) {
 		t.Errorf("reverse_proxy %s", got)
+	}
+	t.Setenv("CIRCUIT_BREAKER_THRESHOLDS", "4")
+	_, _, err = Adapter{}.Adapt([]byte(lbRoute+"    to: http://b:80\n"), map[string]any{"filename": "config.yaml"})
+	if err == nil ||
+		!strings.Contains(err.Error(), `CIRCUIT_BREAKER_THRESHOLDS is a JSON map, such as {"max_requests": 100}`) {
+		t.Errorf("error %v", err)
 	}
 }
