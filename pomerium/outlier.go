@@ -73,6 +73,19 @@ func closest(name string, list []string) string {
 	return best
 }
 
+// shown is a value for an error message: a scalar quoted, else its kind.
+func shown(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		return strconv.Quote(n.Value)
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.MappingNode:
+		return "a mapping"
+	}
+	return "this value"
+}
+
 // uint32Field reads a whole number from 0 to 4294967295 (protobuf's
 // UInt32Value: a number, or a number in a string, or {value: n}).
 func (c *converter) uint32Field(setting, key string, n *yaml.Node) (int64, error) {
@@ -85,7 +98,7 @@ func (c *converter) uint32Field(setting, key string, n *yaml.Node) (int64, error
 	}
 	v, err := strconv.ParseInt(strings.TrimSpace(n.Value), 10, 64)
 	if n.Kind != yaml.ScalarNode || err != nil || v < 0 || v > math.MaxUint32 {
-		return 0, c.errf(n, "%s: %s: %q is not a whole number from 0 to 4294967295", setting, key, n.Value)
+		return 0, c.errf(n, "%s: %s: %s is not a whole number from 0 to 4294967295", setting, key, shown(n))
 	}
 	return v, nil
 }
@@ -95,7 +108,7 @@ func (c *converter) uint32Field(setting, key string, n *yaml.Node) (int64, error
 func (c *converter) durationField(setting, key string, n *yaml.Node) (time.Duration, error) {
 	d, err := time.ParseDuration(strings.TrimSpace(n.Value))
 	if n.Kind != yaml.ScalarNode || err != nil || d < 0 {
-		return 0, c.errf(n, "%s: %s: %q is not a duration such as 30s", setting, key, n.Value)
+		return 0, c.errf(n, "%s: %s: %s is not a duration such as 30s", setting, key, shown(n))
 	}
 	return d, nil
 }
@@ -111,7 +124,7 @@ func (c *converter) boolField(setting, key string, n *yaml.Node) (bool, error) {
 	}
 	b, err := strconv.ParseBool(strings.TrimSpace(n.Value))
 	if n.Kind != yaml.ScalarNode || err != nil {
-		return false, c.errf(n, "%s: %s: %q is not true or false", setting, key, n.Value)
+		return false, c.errf(n, "%s: %s: %s is not true or false", setting, key, shown(n))
 	}
 	return b, nil
 }
@@ -275,7 +288,11 @@ func (c *converter) outlierDetection(n *yaml.Node, upstreams int) (*reverseproxy
 	case on5xx:
 		p.MaxFails, p.UnhealthyStatus = int(count5xx), []int{5}
 		if onGW && countGW < count5xx {
-			c.warn(f["consecutive_gateway_failure"], "%s: consecutive_gateway_failure %d is not applied: Caddy counts one kind of failure, here the 5xx of consecutive_5xx (%d)", setting, countGW, count5xx)
+			at := f["consecutive_gateway_failure"]
+			if at == nil {
+				at = f["enforcing_consecutive_gateway_failure"]
+			}
+			c.warn(at, "%s: consecutive_gateway_failure %d is not applied: Caddy counts one kind of failure, here the 5xx of consecutive_5xx (%d)", setting, countGW, count5xx)
 		}
 	case onGW:
 		p.MaxFails, p.UnhealthyStatus = int(countGW), []int{502, 503, 504}
@@ -355,7 +372,7 @@ func (c *converter) outlierDetection(n *yaml.Node, upstreams int) (*reverseproxy
 func (c *converter) panicThreshold(n *yaml.Node) (int, error) {
 	v, err := strconv.Atoi(strings.TrimSpace(n.Value))
 	if n.Kind != yaml.ScalarNode || err != nil || v < 0 || v > 100 {
-		return 0, c.errf(n, "healthy_panic_threshold: %q is not a percentage from 0 to 100", n.Value)
+		return 0, c.errf(n, "healthy_panic_threshold: %s is not a percentage from 0 to 100", shown(n))
 	}
 	return v, nil
 }

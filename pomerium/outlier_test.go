@@ -168,6 +168,8 @@ func TestHealthSettingsMapping(t *testing.T) {
 // Bad values are adapt errors that name the line, the field and the cause.
 func TestHealthSettingsErrors(t *testing.T) {
 	for _, c := range []struct{ name, global, route, want string }{
+		{"a count that is a list", "", "    outlier_detection: {consecutive_5xx: [1]}\n", "config.yaml:5: outlier_detection: consecutive_5xx: a list is not a whole number"},
+		{"a duration that is a mapping", "", "    outlier_detection: {interval: {seconds: 5}}\n", "config.yaml:5: outlier_detection: interval: a mapping is not a duration such as 30s"},
 		{"a negative count", "", "    outlier_detection: {consecutive_5xx: -1}\n", `config.yaml:5: outlier_detection: consecutive_5xx: "-1" is not a whole number`},
 		{"a count that is a word", "", "    outlier_detection: {consecutive_5xx: five}\n", `config.yaml:5: outlier_detection: consecutive_5xx: "five" is not a whole number`},
 		{"an unknown outlier field", "", "    outlier_detection:\n      consecutive5xxx: 3\n", `config.yaml:6: outlier_detection: unknown field "consecutive5xxx" (did you mean "consecutive_5xx"?)`},
@@ -185,7 +187,7 @@ func TestHealthSettingsErrors(t *testing.T) {
 		{"a global that is a word", "circuit_breaker_thresholds: many\n", "", "config.yaml:1: circuit_breaker_thresholds is a mapping of"},
 		{"a negative panic threshold", "", "    healthy_panic_threshold: -1\n", `config.yaml:5: healthy_panic_threshold: "-1" is not a percentage from 0 to 100`},
 		{"a panic threshold over 100", "", "    healthy_panic_threshold: 150\n", `config.yaml:5: healthy_panic_threshold: "150" is not a percentage`},
-		{"a panic threshold that is a list", "", "    healthy_panic_threshold: [50]\n", `config.yaml:5: healthy_panic_threshold:`},
+		{"a panic threshold that is a list", "", "    healthy_panic_threshold: [50]\n", "config.yaml:5: healthy_panic_threshold: a list is not a percentage from 0 to 100"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, _, err := adapt(t, c.global+lbRoute+"    to: http://b:80\n"+c.route, "config.yaml")
