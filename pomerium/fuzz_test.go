@@ -25,6 +25,7 @@ func FuzzAdapt(f *testing.F) {
 	f.Add("routes:\n  - from: https://a.example\n    to: http://b\n    redirect: {https_redirect: true, host_redirect: c.example}\n", uint(30), "[]", uint(31), "{}")
 	f.Add("routes:\n  - from: https://a.example\n    to: http://b\n    host_path_regex_rewrite_pattern: '^/(.+)/'\n    host_path_regex_rewrite_substitution: '\\1'\n    host_rewrite_header: X-H\n", uint(40), "1s", uint(41), "http3")
 	f.Add("insecure_server: true\nuse_proxy_protocol: true\ncodec_type: http2\nautocert: true\nautocert_email: a@b\n", uint(50), "KEEP_UNCHANGED", uint(51), "x:y,z")
+	f.Add("circuit_breaker_thresholds: {max_requests: 3}\nroutes:\n  - from: https://a.example\n    to: [http://b, http://c]\n    allow_public_unauthenticated_access: true\n    outlier_detection: {consecutive_5xx: 2, max_ejection_percent: 50, interval: 5s, always_eject_one_host: {value: true}}\n    circuit_breaker_thresholds: {max_connections: 1}\n    healthy_panic_threshold: 30\n", uint(0), "", uint(1), "")
 	names := fuzzEnvNames()
 	for i, n := range names {
 		switch n {
