@@ -89,6 +89,9 @@ type converter struct {
 	// circuitBreakerDefaults is the global circuit_breaker_thresholds,
 	// under each route's own; nil when unset.
 	circuitBreakerDefaults fields
+
+	// warnedOnce holds the warnings given once per config.
+	warnedOnce map[string]bool
 }
 
 // warn adds a warning at n's line; n is nil for a setting that came from

@@ -168,6 +168,18 @@ func (c *converter) applyCircuitBreakers(route fields, rp *reverseproxy.Handler,
 		merged[k] = v
 	}
 	upstreams := len(rp.Upstreams)
+	// A global field is merged into every route: its warning is given once.
+	warn := func(v *yaml.Node, format string, args ...any) {
+		key := fmt.Sprintf("%p %s", v, fmt.Sprintf(format, args...))
+		if c.warnedOnce[key] {
+			return
+		}
+		if c.warnedOnce == nil {
+			c.warnedOnce = map[string]bool{}
+		}
+		c.warnedOnce[key] = true
+		c.warn(v, format, args...)
+	}
 	for _, k := range circuitBreakerFields {
 		v := merged[k]
 		if v == nil {
@@ -198,15 +210,15 @@ func (c *converter) applyCircuitBreakers(route fields, rp *reverseproxy.Handler,
 				transport.MaxConnsPerHost = int(n)
 			}
 			if upstreams > 1 {
-				c.warn(v, "circuit_breaker_thresholds: %s %d applies to each of the route's %d upstreams, not to them together as in Envoy", k, n, upstreams)
+				warn(v, "circuit_breaker_thresholds: %s %d applies to each of the route's %d upstreams, not to them together as in Envoy", k, n, upstreams)
 			}
 		case "max_retries":
 			// Neither Pomerium's routes nor these retry a request: there is
 			// nothing to limit.
 		case "max_pending_requests":
-			c.warn(v, "circuit_breaker_thresholds: max_pending_requests is not applied: requests beyond max_connections wait for a connection without a limit on how many wait")
+			warn(v, "circuit_breaker_thresholds: max_pending_requests is not applied: requests beyond max_connections wait for a connection without a limit on how many wait")
 		case "max_connection_pools":
-			c.warn(v, "circuit_breaker_thresholds: max_connection_pools is not applied: Caddy keeps one connection pool per upstream")
+			warn(v, "circuit_breaker_thresholds: max_connection_pools is not applied: Caddy keeps one connection pool per upstream")
 		}
 	}
 	return nil

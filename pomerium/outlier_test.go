@@ -116,6 +116,13 @@ func TestHealthSettingsMapping(t *testing.T) {
 			want:   `{"handler":"reverse_proxy","upstreams":[{"dial":"b:80"}]}`,
 		},
 		{
+			name:     "a global field that warns warns once, not once per route",
+			global:   "circuit_breaker_thresholds: {max_pending_requests: 5}\n",
+			route:    "    to: http://b:80\n  - from: https://c.example\n    allow_public_unauthenticated_access: true\n    to: http://c:80\n",
+			want:     `{"handler":"reverse_proxy","upstreams":[{"dial":"b:80"}]}`,
+			warnings: []string{"config.yaml:1: circuit_breaker_thresholds: max_pending_requests is not applied"},
+		},
+		{
 			name:     "limits over several upstreams are per upstream, with a warning; pending requests and pools warn",
 			route:    "    to: [http://b:80, http://c:80]\n    circuit_breaker_thresholds:\n      max_connections: 4\n      max_pending_requests: 10\n      max_connection_pools: 1\n",
 			want:     `{"handler":"reverse_proxy","transport":{"max_conns_per_host":4,"protocol":"http"},"upstreams":[{"dial":"b:80"},{"dial":"c:80"}]}`,
