@@ -82,6 +82,8 @@ type Authenticator struct {
 	// revocations end sessions early (revocation.go); nil: none yet.
 	revocations           atomic.Pointer[Revocations]
 	revocationsFailClosed time.Duration
+	// access caches the IdP's answers on access tokens (bearer.go).
+	access accessTokens
 	// server keeps sessions in a Store (sessionstore.go); nil: in cookies.
 	server *serverSessions
 }
@@ -228,14 +230,16 @@ func (a *Authenticator) ServeEndpoint(w http.ResponseWriter, r *http.Request) bo
 }
 
 // Peek returns the request's user without writing anything: from a bearer
-// ID token, or from the session cookie as it is (not refreshed). It is for
-// a caller that cannot answer the request, such as a request matcher. It
+// token (as the request's BearerTokens say), or from the session cookie as
+// it is (not refreshed). It is for a caller that cannot answer the
+// request, such as a request matcher. It
 // returns nil and no error when the request carries no credential, and an
 // error when it carries one that cannot be used without writing (a
 // session that needs a claim it did not keep) or at all.
 func (a *Authenticator) Peek(r *http.Request) (*Session, error) {
-	if auth := r.Header.Get("Authorization"); len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
-		return a.bearer(r.Context(), strings.TrimSpace(auth[7:]))
+	b := a.bearerTokens(r)
+	if raw, ok := a.bearerToken(r, b); ok {
+		return a.bearer(r.Context(), raw, b)
 	}
 	if _, err := a.jar.read(r); err != nil {
 		return nil, nil
@@ -267,16 +271,17 @@ func (n names) isEndpoint(path string) bool {
 	return path == n.jwksPath || strings.HasPrefix(path, n.prefix) || path == strings.TrimSuffix(n.prefix, "/")
 }
 
-// Session returns the request's user from a bearer token or the session
-// cookie, refreshing an ID token about to expire (the new cookie is written
-// to w). Any failure is an error; ErrIdPUnavailable means the session
+// Session returns the request's user from a programmatic login token, a
+// bearer token (as the request's BearerTokens say) or the session cookie,
+// refreshing an ID token about to expire (the new cookie is written to w). Any failure is an error; ErrIdPUnavailable means the session
 // needed the IdP and it is down.
 func (a *Authenticator) Session(w http.ResponseWriter, r *http.Request) (*Session, error) {
 	if token, ok := a.programmaticCredential(r); ok {
 		return a.tokenSession(r, token)
 	}
-	if auth := r.Header.Get("Authorization"); len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
-		return a.bearer(r.Context(), strings.TrimSpace(auth[7:]))
+	b := a.bearerTokens(r)
+	if raw, ok := a.bearerToken(r, b); ok {
+		return a.bearer(r.Context(), raw, b)
 	}
 	raw, err := a.jar.read(r)
 	if err != nil {
@@ -407,33 +412,6 @@ func (a *Authenticator) writeSession(w http.ResponseWriter, r *http.Request, s *
 	return err
 }
 
-func (a *Authenticator) bearer(ctx context.Context, raw string) (*Session, error) {
-	if a.isProgrammaticToken(raw) {
-		// Reached without the request (Peek): a programmatic token is bound
-		// to the route host it was issued for, which is not known here, so
-		// it is refused rather than opened for any host.
-		return nil, fmt.Errorf("%w: a programmatic login token is accepted only where the request's host is known", ErrBadBearer)
-	}
-	verifier, _, _, err := a.idp.get()
-	if err != nil {
-		return nil, err
-	}
-	tok, err := verifier.Verify(a.idp.ctx(ctx), raw)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadBearer, err)
-	}
-	if err := notAnIDToken(raw, tok); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadBearer, err)
-	}
-	s, err := a.sessionFrom(tok)
-	if err != nil {
-		return nil, err
-	}
-	s.Bearer = true
-	s.ID = "bearer-" + tok.Subject
-	return s, nil
-}
-
 func (a *Authenticator) refresh(ctx context.Context, s *Session) error {
 	if s.RefreshToken == "" {
 		return errors.New("the ID token expired and there is no refresh token")
@@ -491,7 +469,13 @@ func (a *Authenticator) sessionFrom(tok *oidc.IDToken) (*Session, error) {
 	if err := tok.Claims(&claims); err != nil {
 		return nil, err
 	}
-	s := &Session{Subject: tok.Subject, IDTokenExpiry: tok.Expiry, IssuedAt: a.cfg.Now()}
+	return a.sessionFromClaims(tok.Subject, tok.Expiry, claims), nil
+}
+
+// sessionFromClaims reads the user out of verified claims: an ID token's,
+// or userinfo's for an access token.
+func (a *Authenticator) sessionFromClaims(subject string, expiry time.Time, claims map[string]any) *Session {
+	s := &Session{Subject: subject, IDTokenExpiry: expiry, IssuedAt: a.cfg.Now()}
 	s.Email, _ = claims["email"].(string)
 	s.Name, _ = claims["name"].(string)
 	s.IdPSessionID, _ = claims["sid"].(string)
@@ -511,7 +495,7 @@ func (a *Authenticator) sessionFrom(tok *oidc.IDToken) (*Session, error) {
 		}
 	}
 	slices.Sort(s.Kept)
-	return s, nil
+	return s
 }
 
 func stringList(v any) []string {
@@ -573,16 +557,14 @@ func (a *Authenticator) ChallengeThrough(w http.ResponseWriter, r *http.Request,
 		a.sessionStoreUnavailable(w, r, cause)
 		return
 	}
-	reason, message := string(authz.ReasonUnauthenticated),
-		"Sign in first: open this URL in a browser, or send an ID token from the identity provider as 'Authorization: Bearer <token>'."
+	reason, message := string(authz.ReasonUnauthenticated), a.signInMessage(r)
 	if errors.Is(cause, ErrBadBearer) {
-		reason, message = string(authz.ReasonBadToken),
-			"The bearer token is not a valid ID token of the identity provider for this client. Send a current ID token, or sign in with a browser."
+		reason, message = string(authz.ReasonBadToken), bearerRefusal(cause)
 	}
 	a.cfg.Logger.Info("request not signed in",
 		zap.String("reason", reason), zap.String("host", r.Host),
 		zap.String("uri", r.URL.RequestURI()), zap.String("remote_addr", r.RemoteAddr), zap.Error(cause))
-	if reason == string(authz.ReasonUnauthenticated) && WantsHTML(r) && r.Method == http.MethodGet && r.Header.Get("Authorization") == "" {
+	if reason == string(authz.ReasonUnauthenticated) && WantsHTML(r) && r.Method == http.MethodGet && !a.sentCredential(r) {
 		returnTo := "https://" + r.Host + r.URL.RequestURI()
 		_, port, _ := net.SplitHostPort(r.Host)
 		for i := len(hosts) - 1; i >= 0; i-- {

@@ -30,6 +30,12 @@ type Config struct {
 	// GroupsClaim names the ID token claim holding the user's groups.
 	// Default: groups.
 	GroupsClaim string
+	// Bearer says how an "Authorization: Bearer <token>" header is read
+	// (bearer.go): as an ID token of this IdP (BearerIDToken, the
+	// default), as an access token verified by the IdP's userinfo
+	// endpoint (BearerAccessToken), or not at all (BearerPassthrough).
+	// A request's context may say otherwise (WithBearerTokens).
+	Bearer BearerTokens
 	// AuthParams are extra parameters of the authorization request
 	// (Pomerium's idp_request_params), such as prompt=select_account or
 	// Google's hd=example.com. The sign-in's own (state, nonce,
@@ -214,6 +220,9 @@ func (c *Config) setDefaults() {
 	if c.CookieExpire == 0 {
 		c.CookieExpire = 14 * time.Hour
 	}
+	if c.Bearer.Format == "" {
+		c.Bearer.Format = BearerIDToken
+	}
 	if c.KeySetRefreshInterval == 0 {
 		c.KeySetRefreshInterval = 10 * time.Second
 	}
@@ -261,6 +270,9 @@ func (c *Config) validate() error {
 	}
 	if len(c.SigningKeys) == 0 {
 		errs = append(errs, errors.New("a signing key is required"))
+	}
+	if err := CheckBearerFormat(c.Bearer.Format); err != nil {
+		errs = append(errs, err)
 	}
 	if c.KeySetRefreshInterval < 0 {
 		errs = append(errs, fmt.Errorf("the key set refresh interval must not be negative, got %s", c.KeySetRefreshInterval))

@@ -203,6 +203,17 @@ func (p *idp) get() (*oidc.IDTokenVerifier, oauth2.Config, string, error) {
 	return p.verifier, p.oauth, p.endURL, nil
 }
 
+// oidcProvider returns the discovered provider, or ErrIdPUnavailable (and
+// nudges the retry loop).
+func (p *idp) oidcProvider() (*oidc.Provider, error) {
+	if _, _, _, err := p.get(); err != nil {
+		return nil, err
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.provider, nil
+}
+
 func (p *idp) ctx(ctx context.Context) context.Context {
 	return oidc.ClientContext(ctx, p.cfg.HTTPClient)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddy-iap/caddy-iap/authn"
 	"github.com/caddy-iap/caddy-iap/module"
 )
 
@@ -18,7 +19,14 @@ func init() {
 // parseAuthenticate sets up sign-in for a whole site, in front of whatever
 // handlers it has (iap_route puts it in front of its own proxy already):
 //
-//	iap_authenticate [<matcher>]
+//	iap_authenticate [<matcher>] {
+//		bearer_token_format idp_identity_token|idp_access_token|passthrough
+//		idp_access_token_allowed_audiences <audience...>
+//		pass_bearer_token
+//	}
+//
+// The block is optional; the identity provider and cookies are set in the
+// global iap option.
 func parseAuthenticate(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	h.Next() // the directive name
 	matcherSet, err := h.ExtractMatcherSet()
@@ -26,10 +34,37 @@ func parseAuthenticate(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, err
 		return nil, err
 	}
 	h.Next() // the directive name again: ExtractMatcherSet rewinds
-	if h.NextArg() || h.NextBlock(0) {
-		return nil, h.Err("iap_authenticate takes no options: the identity provider and cookies are set in the global iap option")
+	if h.NextArg() {
+		return nil, h.Err("iap_authenticate takes no arguments: the identity provider and cookies are set in the global iap option")
 	}
-	handler := caddyconfig.JSONModuleObject(&module.Authenticate{Hosts: siteHosts(h)}, "handler", "iap_authenticate", nil)
+	a := &module.Authenticate{Hosts: siteHosts(h)}
+	for h.NextBlock(0) {
+		opt := h.Val()
+		args := h.RemainingArgs()
+		switch opt {
+		case "bearer_token_format":
+			if len(args) != 1 {
+				return nil, h.Errf("%s takes exactly one value", opt)
+			}
+			if err := authn.CheckBearerFormat(args[0]); err != nil {
+				return nil, h.Err(err.Error())
+			}
+			a.BearerTokenFormat = args[0]
+		case "idp_access_token_allowed_audiences":
+			if len(args) == 0 {
+				return nil, h.Errf("%s takes one or more audiences (client IDs) that access tokens may be for", opt)
+			}
+			a.IDPAccessTokenAllowedAudiences = append(a.IDPAccessTokenAllowedAudiences, args...)
+		case "pass_bearer_token":
+			if len(args) != 0 {
+				return nil, h.Errf("%s takes no value", opt)
+			}
+			a.PassBearerToken = true
+		default:
+			return nil, h.Errf("unrecognized iap_authenticate option %q: the identity provider and cookies are set in the global iap option", opt)
+		}
+	}
+	handler := caddyconfig.JSONModuleObject(a, "handler", "iap_authenticate", nil)
 	r := caddyhttp.Route{HandlersRaw: []json.RawMessage{handler}}
 	if matcherSet != nil {
 		r.MatcherSetsRaw = []caddy.ModuleMap{matcherSet}

@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 
+	"github.com/caddy-iap/caddy-iap/authn"
 	"github.com/caddy-iap/caddy-iap/module"
 )
 
@@ -44,6 +45,8 @@ func init() {
 //			revocation_fail_closed_after <duration>
 //			session_store cookie|storage
 //			jwt_claims_headers <Header=claim...>
+//			bearer_token_format idp_identity_token|idp_access_token|passthrough
+//			idp_access_token_allowed_audiences <audience...>
 //			pass_identity_headers true|false
 //			compat pomerium
 //			certificate_authority_file <path>
@@ -109,6 +112,18 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 			err = one(&app.SignOutRedirectURL)
 		case "jwt_issuer_format":
 			err = one(&app.JWTIssuerFormat)
+		case "bearer_token_format":
+			if err = one(&app.BearerTokenFormat); err == nil {
+				if cerr := authn.CheckBearerFormat(app.BearerTokenFormat); cerr != nil {
+					return nil, d.Err(cerr.Error())
+				}
+			}
+		case "idp_access_token_allowed_audiences":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.Err("idp_access_token_allowed_audiences takes one or more audiences (client IDs) that access tokens may be for")
+			}
+			app.IDPAccessTokenAllowedAudiences = append(app.IDPAccessTokenAllowedAudiences, args...)
 		case "signing_key_file":
 			err = one(&app.SigningKeyFile)
 		case "signing_key":

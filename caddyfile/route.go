@@ -49,6 +49,9 @@ func init() {
 //		description <text>
 //		logo_url <http(s) or data:image URL>
 //		show_error_details
+//		bearer_token_format idp_identity_token|idp_access_token|passthrough
+//		idp_access_token_allowed_audiences <audience...>
+//		pass_bearer_token
 //		policy { allow { or { ... } } deny { ... } }
 //		policy_file <policy.yaml>
 //		# ...and any reverse_proxy subdirective
@@ -151,6 +154,7 @@ func parseRouteOption(d *caddyfile.Dispenser, r *module.Route) (int, error) {
 		"logo_url":                              &r.LogoURL,
 		"idp":                                   &r.IDP,
 		"jwt_issuer_format":                     &r.JWTIssuerFormat,
+		"bearer_token_format":                   &r.BearerTokenFormat,
 		"kubernetes_service_account_token":      &r.KubernetesServiceAccountToken,
 		"kubernetes_service_account_token_file": &r.KubernetesServiceAccountTokenFile,
 		"tls_custom_ca":                         &r.TLSCustomCA,
@@ -266,6 +270,14 @@ func parseRouteOption(d *caddyfile.Dispenser, r *module.Route) (int, error) {
 		}
 		r.Policy = append(r.Policy, p...)
 		return 2, nil
+
+	case opt == "idp_access_token_allowed_audiences":
+		args := d.RemainingArgs()
+		if len(args) == 0 {
+			return 0, d.Err("idp_access_token_allowed_audiences takes one or more audiences (client IDs) that access tokens may be for")
+		}
+		r.IDPAccessTokenAllowedAudiences = append(r.IDPAccessTokenAllowedAudiences, args...)
+		return 1 + len(args), nil
 
 	case opt == "depends_on":
 		args := d.RemainingArgs()

@@ -87,6 +87,30 @@ type App struct {
 	// wins.
 	JWTIssuerFormat string `json:"jwt_issuer_format,omitempty"`
 
+	// How an "Authorization: Bearer <token>" header is read on every
+	// route that does not say otherwise (Pomerium's bearer_token_format):
+	//   - "idp_identity_token" (the default): an ID token of the IdP for
+	//     this client, verified here (signature, issuer, audience, expiry);
+	//   - "idp_access_token": an access token of the IdP, opaque or not,
+	//     verified by calling the IdP's userinfo endpoint with it; the
+	//     user's claims are userinfo's, and an answer is reused for up to a
+	//     minute (never past the token's expiry);
+	//   - "passthrough" (Pomerium's "default"): not read at all. It is not
+	//     a credential: the user is whoever the session cookie says, or
+	//     anonymous, and the header reaches the upstream as it came.
+	// An accepted bearer token is removed before the upstream unless the
+	// route has pass_bearer_token. Programmatic login tokens (Authorization:
+	// IAP <token>) are read under every format and never reach the upstream.
+	BearerTokenFormat string `json:"bearer_token_format,omitempty"`
+
+	// With bearer_token_format idp_access_token, the audiences an access
+	// token may be for: the IdP's userinfo answer must have an "aud" that
+	// is a string in this list (Pomerium's
+	// idp_access_token_allowed_audiences). Default: none checked, so any
+	// access token the IdP vouches for is accepted, whichever client it was
+	// issued to. A route's own list replaces this one.
+	IDPAccessTokenAllowedAudiences []string `json:"idp_access_token_allowed_audiences,omitempty"`
+
 	// More identity providers, by name (a lowercase letter, then letters,
 	// digits and dashes), for routes that sign users in elsewhere than
 	// the default idp, which they need: Pomerium's per-route
@@ -211,6 +235,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.portal = new(portal)
 	a.logger = ctx.Logger()
 	a.logger.Info("caddy-iap", zap.String("version", Version()), zap.Bool("sign_in", a.IDP != nil))
+	if err := authn.CheckBearerFormat(a.BearerTokenFormat); err != nil {
+		return fmt.Errorf("iap: %v", err)
+	}
 	if a.IDP == nil {
 		return nil
 	}
@@ -221,6 +248,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := checkIssuerFormat(a.JWTIssuerFormat); err != nil {
 		return fmt.Errorf("iap: %v", err)
 	}
+	warnOpenAccessTokens(logger, "iap", a.BearerTokenFormat, a.IDPAccessTokenAllowedAudiences)
 	if u, err := url.Parse(a.IDP.ProviderURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return fmt.Errorf("iap: idp provider_url %q: must be the IdP's issuer URL, http(s)://host[/path]", a.IDP.ProviderURL)
 	}
@@ -253,6 +281,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	cfg := authn.Config{
 		ProviderURL: a.IDP.ProviderURL, ClientID: a.IDP.ClientID, ClientSecret: a.IDP.ClientSecret,
 		Scopes: a.IDP.Scopes, GroupsClaim: a.IDP.GroupsClaim, AuthParams: a.IDP.RequestParams,
+		Bearer:     authn.BearerTokens{Format: a.BearerTokenFormat, AllowedAudiences: a.IDPAccessTokenAllowedAudiences},
 		CookieName: a.CookieName, CookieSecret: secret, PreviousCookieSecrets: previous, CookieDomain: a.CookieDomain,
 		CookieExpire: time.Duration(a.CookieExpire), CookieSameSite: sameSite, AuthenticateURL: a.AuthenticateURL, SignOutRedirectURL: a.SignOutRedirectURL,
 		SigningKeys: keys, JWKSMaxAge: jwksMaxAge, ClaimHeaders: a.JWTClaimsHeaders, Compat: a.Compat,

@@ -64,13 +64,26 @@ type Authenticate struct {
 	IDP string `json:"idp,omitempty"`
 
 	// Keep the Authorization header of a request that signed in with a
-	// bearer ID token, for the upstream. By default it is removed, as the
-	// session cookie is, so an upstream cannot replay the token on another
-	// route.
+	// bearer token (ID or access token), for the upstream. By default it
+	// is removed, as the session cookie is, so an upstream cannot replay
+	// the token on another route. (Under bearer_token_format passthrough
+	// the header is not a credential and always reaches the upstream.)
 	PassBearerToken bool `json:"pass_bearer_token,omitempty"`
+
+	// How this route reads an "Authorization: Bearer <token>" header:
+	// "idp_identity_token", "idp_access_token" or "passthrough", as the
+	// iap app's bearer_token_format, which it overrides. Default: the
+	// app's.
+	BearerTokenFormat string `json:"bearer_token_format,omitempty"`
+
+	// With idp_access_token, the audiences this route's access tokens may
+	// be for (userinfo's "aud"), replacing the app's
+	// idp_access_token_allowed_audiences. Default: the app's.
+	IDPAccessTokenAllowedAudiences []string `json:"idp_access_token_allowed_audiences,omitempty"`
 
 	app    *App
 	auth   *authn.Authenticator
+	bearer authn.BearerTokens
 	logger *zap.Logger
 }
 
@@ -100,16 +113,39 @@ func (h *Authenticate) Provision(ctx caddy.Context) error {
 	if h.auth, err = h.app.authFor(h.IDP); err != nil {
 		return fmt.Errorf("iap_authenticate: %v", err)
 	}
+	h.bearer = authn.BearerTokens{Format: h.BearerTokenFormat, AllowedAudiences: h.IDPAccessTokenAllowedAudiences}
+	if h.BearerTokenFormat != "" || h.IDPAccessTokenAllowedAudiences != nil {
+		format, audiences := h.BearerTokenFormat, h.IDPAccessTokenAllowedAudiences
+		if format == "" {
+			format = h.app.BearerTokenFormat
+		}
+		if audiences == nil {
+			audiences = h.app.IDPAccessTokenAllowedAudiences
+		}
+		warnOpenAccessTokens(h.logger, "iap_authenticate", format, audiences)
+	}
 	return nil
 }
 
-// Validate checks sign_in.
+// Validate checks sign_in and bearer_token_format.
 func (h *Authenticate) Validate() error {
+	if err := authn.CheckBearerFormat(h.BearerTokenFormat); err != nil {
+		return fmt.Errorf("iap_authenticate: %v", err)
+	}
 	switch h.SignIn {
 	case "", SignInRequired, SignInPolicy:
 		return nil
 	}
 	return fmt.Errorf("iap_authenticate: sign_in %q is not %q or %q", h.SignIn, SignInRequired, SignInPolicy)
+}
+
+// warnOpenAccessTokens warns of access tokens taken without an audience
+// check: the IdP's userinfo vouches for tokens it issued to any client,
+// such as another application's.
+func warnOpenAccessTokens(logger *zap.Logger, where, format string, audiences []string) {
+	if format == authn.BearerAccessToken && len(audiences) == 0 {
+		logger.Warn(where + ": bearer_token_format idp_access_token without idp_access_token_allowed_audiences accepts an access token the identity provider issued to any client (another application's too); list the audiences to accept")
+	}
 }
 
 // ServeHTTP answers the endpoints, or finds the user and goes on.
@@ -133,6 +169,9 @@ func (h *Authenticate) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 	}
 	auth := h.auth
 	st.auth = auth
+	if h.bearer.Format != "" || h.bearer.AllowedAudiences != nil {
+		r = r.WithContext(authn.WithBearerTokens(r.Context(), h.bearer))
+	}
 	if auth.ServeEndpoint(w, r) {
 		return st.answered(w, r)
 	}

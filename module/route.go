@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
+	"github.com/caddy-iap/caddy-iap/authn"
 	"github.com/caddy-iap/caddy-iap/authz"
 	"github.com/caddy-iap/caddy-iap/upstreamtls"
 )
@@ -53,8 +54,20 @@ type Route struct {
 	Hosts []string `json:"-"`
 
 	// Keep the Authorization header of a user who signed in with a bearer
-	// ID token, for the upstream. By default it is removed.
+	// token (ID or access token), for the upstream. By default it is
+	// removed. The Pomerium adapter sets it on routes that read bearer
+	// tokens, since Pomerium passes them on.
 	PassBearerToken bool `json:"pass_bearer_token,omitempty"`
+
+	// How the route reads an "Authorization: Bearer <token>" header:
+	// "idp_identity_token", "idp_access_token" or "passthrough" (see the
+	// iap app's bearer_token_format, which this overrides). Default: the
+	// app's.
+	BearerTokenFormat string `json:"bearer_token_format,omitempty"`
+
+	// With idp_access_token, the audiences the route's access tokens may
+	// be for, replacing the app's idp_access_token_allowed_audiences.
+	IDPAccessTokenAllowedAudiences []string `json:"idp_access_token_allowed_audiences,omitempty"`
 
 	// The identity provider of the route's users: a name from the iap
 	// app's idps. Default: the app's idp.
@@ -111,6 +124,9 @@ func (r Route) Handlers(rp *reverseproxy.Handler, env upstreamtls.Env) (handlers
 	if err != nil {
 		return nil, nil, fmt.Errorf("route %s: %v", r.Name, err)
 	}
+	if err := authn.CheckBearerFormat(r.BearerTokenFormat); err != nil {
+		return nil, nil, fmt.Errorf("route %s: %v", r.Name, err)
+	}
 	if _, err = authz.Compile(policy); err != nil {
 		return nil, nil, fmt.Errorf("route %s: policy: %v", r.Name, err)
 	}
@@ -144,7 +160,8 @@ func (r Route) Handlers(rp *reverseproxy.Handler, env upstreamtls.Env) (handlers
 	// Find out who the user is (never asking), then decide: the policy asks
 	// for sign-in only when it does not let the anonymous request in.
 	handlers = append(handlers,
-		caddyconfig.JSONModuleObject(&Authenticate{Hosts: r.Hosts, SignIn: SignInPolicy, PassBearerToken: r.PassBearerToken, IDP: r.IDP},
+		caddyconfig.JSONModuleObject(&Authenticate{Hosts: r.Hosts, SignIn: SignInPolicy, PassBearerToken: r.PassBearerToken, IDP: r.IDP,
+			BearerTokenFormat: r.BearerTokenFormat, IDPAccessTokenAllowedAudiences: r.IDPAccessTokenAllowedAudiences},
 			"handler", "iap_authenticate", nil),
 		caddyconfig.JSONModuleObject(&Authorize{Route: r.Name, Policy: policy,
 			RefuseWebSockets: r.AllowWebsockets != nil && !*r.AllowWebsockets, PassIdentityHeaders: r.PassIdentityHeaders, JWTIssuerFormat: r.JWTIssuerFormat,
