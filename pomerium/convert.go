@@ -33,7 +33,7 @@ var scalarKeys = []string{
 	"cookie_name", "cookie_secret", "cookie_secret_file", "cookie_domain", "cookie_expire", "cookie_same_site", "cookie_http_only",
 	"shared_secret", "shared_secret_file", "signing_key", "signing_key_file",
 	"certificate_authority", "certificate_authority_file",
-	"pass_identity_headers", "log_level",
+	"pass_identity_headers", "log_level", "bearer_token_format",
 	"normalize_path", "merge_slashes", "path_with_escaped_slashes_action",
 	"timeout_read", "timeout_write", "timeout_idle", "default_upstream_timeout",
 	"insecure_server", "use_proxy_protocol", "codec_type", "services",
@@ -45,7 +45,7 @@ var scalarKeys = []string{
 
 // listKeys are the global settings that work and that the converter reads
 // as YAML structures.
-var listKeys = []string{"certificates", "idp_scopes", "idp_request_params", "downstream_mtls", "jwt_claims_headers", "routes", "policy", "allow_upgrades",
+var listKeys = []string{"certificates", "idp_scopes", "idp_access_token_allowed_audiences", "idp_request_params", "downstream_mtls", "jwt_claims_headers", "routes", "policy", "allow_upgrades",
 	"set_response_headers", "dns_resolvers", "circuit_breaker_thresholds"}
 
 // providerURLs are the issuers of the IdPs Pomerium names, where fixed.
@@ -129,12 +129,13 @@ func (c *converter) convert(root *yaml.Node) (map[string]any, error) {
 	// SET_RESPONSE_HEADERS (or HEADERS, its old name) a JSON map or
 	// Name:Value pairs separated by commas.
 	for key, sep := range map[string]func(rune) bool{
-		"idp_scopes":           func(r rune) bool { return r == ',' },
-		"idp_request_params":   nil,
-		"jwt_claims_headers":   func(r rune) bool { return r == ',' || unicode.IsSpace(r) },
-		"certificates":         nil,
-		"dns_resolvers":        func(r rune) bool { return r == ',' },
-		"set_response_headers": nil,
+		"idp_scopes":                         func(r rune) bool { return r == ',' },
+		"idp_access_token_allowed_audiences": func(r rune) bool { return r == ',' },
+		"idp_request_params":                 nil,
+		"jwt_claims_headers":                 func(r rune) bool { return r == ',' || unicode.IsSpace(r) },
+		"certificates":                       nil,
+		"dns_resolvers":                      func(r rune) bool { return r == ',' },
+		"set_response_headers":               nil,
 		// A JSON map, such as {"max_requests": 100}.
 		"circuit_breaker_thresholds": nil,
 	} {
@@ -306,6 +307,9 @@ func (c *converter) app(s settings) (*module.App, error) {
 	}
 	if v := strings.TrimSpace(get("signout_redirect_url")); v != "" {
 		app.SignOutRedirectURL = v
+	}
+	if err := c.bearer(s, app); err != nil {
+		return nil, err
 	}
 	if f, err := issuerFormat(get("jwt_issuer_format")); err != nil {
 		return nil, fmt.Errorf("%s: %v", c.file, err)

@@ -49,7 +49,7 @@ const (
 	whyDatabroker = "Pomerium's databroker; sessions live in cookies and revocations in Caddy's storage"
 	whySSH        = "Pomerium's SSH proxy; ssh routes are refused"
 	whyZero       = "Pomerium Zero and Enterprise console features"
-	whyIDPRoute   = "workload JWT bearer tokens (identity_providers with bearer_token_format jwt) are not accepted; routes take ID tokens of their sign-in IdP only"
+	whyIDPRoute   = "workload JWT bearer tokens (identity_providers with bearer_token_format jwt) are not accepted; routes take ID or access tokens of their sign-in IdP only (bearer_token_format)"
 )
 
 // globalSettings are the settings of Pomerium's config.Options, as of the
@@ -75,7 +75,7 @@ var globalSettings = []knownSetting{
 	{"autocert_trusted_ca", refused, "Caddy's ACME issuer reads its trusted roots from files: use autocert_trusted_ca_file", ""},
 	{"autocert_trusted_ca_file", works, "the ACME issuer's `trusted_roots_pem_files`", ""},
 	{"autocert_use_staging", works, "Let's Encrypt's staging directory as the ACME issuer's `ca`", ""},
-	{"bearer_token_format", refused, "only Pomerium's default bearer token handling is supported (an ID token from the IdP)", "default"},
+	{"bearer_token_format", works, "the iap app's `bearer_token_format`: `default` (or unset) passes bearer tokens to the upstream unread; `idp_access_token` verifies them with the IdP's userinfo endpoint, `idp_identity_token` as ID tokens, and either then reaches the upstream too; `jwt` is an error", ""},
 	{"blob_storage", warned, "session recordings are not kept", ""},
 	{"certificate", works, "a loaded certificate (`load_pem`)", ""},
 	{"certificate_authority", works, "CAs added to the system roots for upstreams", ""},
@@ -129,7 +129,7 @@ var globalSettings = []knownSetting{
 	{"health_check_systemd_disabled", warned, "there is no systemd health notifier", ""},
 	{"http_redirect_addr", works, "`http_port` (Caddy redirects HTTP to HTTPS there)", ""},
 	{"identity_providers", refused, whyIDPRoute, ""},
-	{"idp_access_token_allowed_audiences", refused, "IdP access tokens as bearer tokens are not accepted; only ID tokens are", ""},
+	{"idp_access_token_allowed_audiences", works, "the iap app's `idp_access_token_allowed_audiences`: userinfo's `aud` must be one of them; an empty list is an error", ""},
 	{"idp_client_id", works, "the iap app's `idp.client_id`", ""},
 	{"idp_client_secret", works, "the iap app's `idp.client_secret`", ""},
 	{"idp_client_secret_file", works, "the iap app's `idp.client_secret`, read from the file", ""},
@@ -212,7 +212,7 @@ var routeSettings = []knownSetting{
 	{"allowed_domains", works, "the policy shortcut", ""},
 	{"allowed_idp_claims", works, "the policy shortcut", ""},
 	{"allowed_users", works, "the policy shortcut", ""},
-	{"bearer_token_format", refused, "only Pomerium's default bearer token handling is supported (an ID token from the IdP)", "default"},
+	{"bearer_token_format", works, "the route's `bearer_token_format`, overriding the global one", ""},
 	{"circuit_breaker_thresholds", works, "`max_requests`: the passive health check's `unhealthy_request_count` (503 when every upstream is full); `max_connections`: the transport's `max_conns_per_host`; both per upstream (a warning with several); `max_retries`: nothing to limit (no retries); `max_pending_requests` and `max_connection_pools` warn", ""},
 	{"cors_allow_preflight", works, "CORS preflight requests pass without a user", ""},
 	{"depends_on", works, "the route's `depends_on`: a sign-in here goes through those hosts' sign-ins too", ""},
@@ -227,7 +227,7 @@ var routeSettings = []knownSetting{
 	{"host_rewrite_header", works, "the upstream Host from a request header", ""},
 	{"identity_providers", refused, whyIDPRoute, ""},
 	{"idle_timeout", works, "the upstream transport's keep-alive idle timeout", ""},
-	{"idp_access_token_allowed_audiences", refused, "IdP access tokens as bearer tokens are not accepted; only ID tokens are", ""},
+	{"idp_access_token_allowed_audiences", works, "the route's `idp_access_token_allowed_audiences`, overriding the global list", ""},
 	{"idp_client_id", works, "a named IdP of the iap app: the global idp_provider_url with this client (`idp NAME`); routes with the same client share its sessions, and no other route accepts them", ""},
 	{"idp_client_secret", works, "that named IdP's client secret", ""},
 	{"jwt_issuer_format", works, "the route's `jwt_issuer_format`, overriding the global one", ""},
