@@ -276,3 +276,132 @@ func TestBearerTokenFormats(t *testing.T) {
 		}
 	})
 }
+
+// TestBearerTokenFormatsOpaqueAccessTokens runs the formats against Ory
+// Hydra, whose access tokens are opaque (not JWTs) and whose userinfo
+// refuses an ID token: unlike Dex's, each kind of token is accepted only
+// where its format says.
+func TestBearerTokenFormatsOpaqueAccessTokens(t *testing.T) {
+	hydra := testenv.StartHydra(t, testenv.HydraOptions{})
+	const redirect = "http://127.0.0.1:9/callback" // never called: the test takes the code from the redirect
+	hydra.CreateClient(t, testenv.HydraClient{ID: "caddy", Secret: "caddy-secret", RedirectURIs: []string{redirect}})
+	up := echoUpstream(t)
+	globals := fmt.Sprintf("\tiap {\n\t\tidp {\n\t\t\tprovider_url %s\n\t\t\tclient_id caddy\n\t\t\tclient_secret caddy-secret\n\t\t}\n\t\tcookie_secret %s\n\t}",
+		hydra.Issuer, randomSecret(t))
+	caddy := testenv.StartCaddy(t, globals,
+		routeSite("id.test", up, "\t\tallow_any_authenticated_user")+
+			routeSite("access.test", up, "\t\tbearer_token_format idp_access_token\n\t\tallow_any_authenticated_user")+
+			routeSite("aud.test", up, "\t\tbearer_token_format idp_access_token\n\t\tidp_access_token_allowed_audiences caddy\n\t\tallow_any_authenticated_user"))
+	caddy.WaitCertificates(t, "id.test", "access.test", "aud.test")
+	tok := hydra.CodeFlowTokens(t, "caddy", "caddy-secret", redirect, "openid email profile")
+	if strings.Count(tok.AccessToken, ".") == 2 {
+		t.Fatalf("hydra's access token is a JWT, not opaque: %.40s", tok.AccessToken)
+	}
+	get := func(host, token string) testenv.Response {
+		t.Helper()
+		return caddy.Get(t, host, "/", http.Header{"Accept": {"application/json"}, "Authorization": {"Bearer " + token}})
+	}
+
+	t.Run("the opaque access token is accepted under idp_access_token, with userinfo's email", func(t *testing.T) {
+		r := get("access.test", tok.AccessToken)
+		if r.Status != 200 {
+			t.Fatalf("%d %s", r.Status, r.Body)
+		}
+		if a := verifyAssertion(t, caddy.NewUserAgent(t), "access.test", echoed(t, r.Body).Get("X-Iap-Jwt-Assertion")); a.Email != hydra.User.Email || a.Subject != hydra.User.Subject {
+			t.Errorf("assertion %+v", a)
+		}
+	})
+	t.Run("the ID token is refused under idp_access_token: Hydra's userinfo does not take it", func(t *testing.T) {
+		if r := get("access.test", tok.IDToken); r.Status != 401 || !strings.Contains(r.Body, "invalid-bearer-token") {
+			t.Errorf("%d %s", r.Status, r.Body)
+		}
+	})
+	t.Run("the ID token is accepted under idp_identity_token, and the opaque access token is refused", func(t *testing.T) {
+		if r := get("id.test", tok.IDToken); r.Status != 200 {
+			t.Errorf("ID token: %d %s", r.Status, r.Body)
+		}
+		if r := get("id.test", tok.AccessToken); r.Status != 401 || !strings.Contains(r.Body, "not a valid ID token") {
+			t.Errorf("access token: %d %s", r.Status, r.Body)
+		}
+	})
+	t.Run("with audiences, Hydra's aud (a list) matches none, as in Pomerium", func(t *testing.T) {
+		if r := get("aud.test", tok.AccessToken); r.Status != 401 || !strings.Contains(r.Body, "invalid-bearer-token") {
+			t.Errorf("%d %s", r.Status, r.Body)
+		}
+		if !caddy.WaitLog(`is not one of idp_access_token_allowed_audiences [\"caddy\"]`) {
+			t.Errorf("the refusal does not say it is the audience:\n%s", caddy.Log())
+		}
+	})
+}
+
+// TestPomeriumConfigBearerTokenFormat runs a Pomerium config.yaml with
+// bearer_token_format set globally and overridden per route, against Dex:
+// each route reads the token as Pomerium would, and the upstream gets the
+// Authorization header, as Pomerium passes it on.
+func TestPomeriumConfigBearerTokenFormat(t *testing.T) {
+	dex := testenv.StartDex(t, testenv.DexOptions{Users: []testenv.DexUser{alice}})
+	up := echoUpstream(t)
+	httpsPort := testenv.FreePort(t)
+	config := fmt.Sprintf(`address: :%d
+http_redirect_addr: :%d
+idp_provider: oidc
+idp_provider_url: %s
+idp_client_id: caddy
+idp_client_secret: caddy-secret
+cookie_secret: %s
+pass_identity_headers: true
+bearer_token_format: idp_access_token
+idp_access_token_allowed_audiences: [caddy]
+routes:
+  - from: https://access.pomerium.test
+    to: %s
+    allow_any_authenticated_user: true
+  - from: https://other-aud.pomerium.test
+    to: %s
+    idp_access_token_allowed_audiences: [cli]
+    allow_any_authenticated_user: true
+  - from: https://id.pomerium.test
+    to: %s
+    bearer_token_format: idp_identity_token
+    allow_any_authenticated_user: true
+  - from: https://pass.pomerium.test
+    to: %s
+    bearer_token_format: default
+    allow_public_unauthenticated_access: true
+`, httpsPort, testenv.FreePort(t), dex.Issuer, randomSecret(t), up, up, up, up)
+	caddy := testenv.StartCaddyConfig(t, "pomerium", "config.yaml", config, httpsPort)
+	caddy.WaitCertificates(t, "access.pomerium.test", "other-aud.pomerium.test", "id.pomerium.test", "pass.pomerium.test")
+	idToken, accessToken := dexTokens(t, dex, alice)
+	get := func(host, auth string) testenv.Response {
+		t.Helper()
+		return caddy.Get(t, host, "/", http.Header{"Accept": {"application/json"}, "Authorization": {auth}})
+	}
+	for _, c := range []struct {
+		name, host, auth string
+		status           int
+		signedIn         bool
+	}{
+		{"the global idp_access_token: Dex's userinfo vouches for the access token", "access.pomerium.test", "Bearer " + accessToken, 200, true},
+		{"the global idp_access_token: a tampered token is refused", "access.pomerium.test", "Bearer " + accessToken[:len(accessToken)-4] + "AAAA", 401, false},
+		{"the route's audiences replace the global ones", "other-aud.pomerium.test", "Bearer " + accessToken, 401, false},
+		{"the route's idp_identity_token", "id.pomerium.test", "Bearer " + idToken, 200, true},
+		{"the route's default passes the token on unread", "pass.pomerium.test", "Bearer not-even-a-jwt", 200, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := get(c.host, c.auth)
+			if r.Status != c.status {
+				t.Fatalf("%d %s", r.Status, r.Body)
+			}
+			if c.status != 200 {
+				return
+			}
+			h := echoed(t, r.Body)
+			if h.Get("Authorization") != c.auth {
+				t.Errorf("the upstream got Authorization %.40q, want the client's, as Pomerium passes it", h.Get("Authorization"))
+			}
+			if got := h.Get("X-Pomerium-Jwt-Assertion") != ""; got != c.signedIn {
+				t.Errorf("assertion at the upstream: %v, want %v", got, c.signedIn)
+			}
+		})
+	}
+}

@@ -29,6 +29,19 @@ func TestProgrammaticLoginPomeriumNames(t *testing.T) {
 		"X-Pomerium-Jwt-Assertion"})
 }
 
+// A programmatic login token is caddy-iap's own credential, whatever the
+// routes make of bearer tokens: it works, and never reaches the upstream,
+// under passthrough (what --adapter pomerium writes when the config sets no
+// bearer_token_format) and under idp_access_token.
+func TestProgrammaticLoginUnderEveryBearerFormat(t *testing.T) {
+	for _, format := range []string{"passthrough", "idp_access_token"} {
+		t.Run(format, func(t *testing.T) {
+			testProgrammaticLogin(t, programmaticNames{"\t\tcompat pomerium\n\t\tbearer_token_format " + format + "\n", "/.pomerium/",
+				"pomerium_redirect_uri", "pomerium_jwt", "Pomerium", "X-Pomerium-Jwt-Assertion"})
+		})
+	}
+}
+
 type programmaticNames struct {
 	compat, prefix, redirectParam, tokenParam, scheme, assertion string
 }
