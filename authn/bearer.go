@@ -217,32 +217,53 @@ type accessTokens struct {
 	flight singleflight.Group
 }
 
+// get returns the answer kept for a token, if it is still to be used.
+func (c *accessTokens) get(key [sha256.Size]byte, now time.Time) *userinfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	u := c.m[key]
+	if u != nil && !now.Before(u.until) {
+		delete(c.m, key)
+		return nil
+	}
+	return u
+}
+
+// put keeps an answer; a full cache is emptied first.
+func (c *accessTokens) put(key [sha256.Size]byte, u *userinfo) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxAccessTokens {
+		c.m = map[[sha256.Size]byte]*userinfo{}
+	}
+	c.m[key] = u
+}
+
 // accessTokenSession verifies an access token with the IdP's userinfo
 // endpoint (or the cache) and reads the user out of what it answered.
 func (a *Authenticator) accessTokenSession(ctx context.Context, raw string, audiences []string) (*Session, error) {
 	key := sha256.Sum256([]byte(raw))
 	now := a.cfg.Now()
-	a.access.mu.Lock()
-	u := a.access.m[key]
-	if u != nil && !now.Before(u.until) {
-		delete(a.access.m, key)
-		u = nil
-	}
-	a.access.mu.Unlock()
+	u := a.access.get(key, now)
 	if u == nil {
+		// Concurrent requests with one token make one call, and the answer
+		// is kept before the call ends, so a request arriving just after
+		// finds it. The call is not the first request's alone: its client
+		// going away does not fail the others.
 		v, err, _ := a.access.flight.Do(string(key[:]), func() (any, error) {
-			return a.fetchUserinfo(ctx, raw)
+			if u := a.access.get(key, a.cfg.Now()); u != nil {
+				return u, nil
+			}
+			u, err := a.fetchUserinfo(context.WithoutCancel(ctx), raw)
+			if err == nil {
+				a.access.put(key, u)
+			}
+			return u, err
 		})
 		if err != nil {
 			return nil, err
 		}
 		u = v.(*userinfo)
-		a.access.mu.Lock()
-		if a.access.m == nil || len(a.access.m) >= maxAccessTokens {
-			a.access.m = map[[sha256.Size]byte]*userinfo{}
-		}
-		a.access.m[key] = u
-		a.access.mu.Unlock()
 	}
 	if !u.expiry.IsZero() && !now.Before(u.expiry) {
 		return nil, badBearer(BearerAccessToken, fmt.Errorf("the access token expired at %s", u.expiry.UTC().Format(time.RFC3339)))
