@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -200,6 +201,11 @@ const (
 	maxAccessTokens = 10000
 	// maxUserinfo bounds the userinfo answer read.
 	maxUserinfo = 1 << 20
+	// maxUserinfoCalls bounds the userinfo calls in flight: a flood of
+	// made-up tokens (each a call, since none is kept) gets 503 beyond it
+	// rather than becoming a flood on the IdP. Tokens already verified are
+	// served from the cache meanwhile.
+	maxUserinfoCalls = 64
 )
 
 // userinfo is what the IdP said of an access token.
@@ -215,6 +221,7 @@ type accessTokens struct {
 	mu     sync.Mutex
 	m      map[[sha256.Size]byte]*userinfo
 	flight singleflight.Group
+	calls  atomic.Int64 // userinfo calls in flight
 }
 
 // get returns the answer kept for a token, if it is still to be used.
@@ -254,6 +261,11 @@ func (a *Authenticator) accessTokenSession(ctx context.Context, raw string, audi
 			if u := a.access.get(key, a.cfg.Now()); u != nil {
 				return u, nil
 			}
+			if n := a.access.calls.Add(1); n > maxUserinfoCalls {
+				a.access.calls.Add(-1)
+				return nil, fmt.Errorf("%w: %d access tokens are being verified with the IdP already", ErrIdPUnavailable, maxUserinfoCalls)
+			}
+			defer a.access.calls.Add(-1)
 			u, err := a.fetchUserinfo(context.WithoutCancel(ctx), raw)
 			if err == nil {
 				a.access.put(key, u)

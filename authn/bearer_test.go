@@ -147,6 +147,25 @@ func TestAccessTokenCache(t *testing.T) {
 		}
 	})
 
+	t.Run("beyond the calls in flight, a new token is ErrIdPUnavailable; a verified one still works", func(t *testing.T) {
+		known, fresh := token(), token()
+		if _, err := session(known, nil); err != nil {
+			t.Fatal(err)
+		}
+		a.access.calls.Add(maxUserinfoCalls)
+		defer a.access.calls.Add(-maxUserinfoCalls)
+		before := calls()
+		if _, err := session(fresh, nil); !errors.Is(err, ErrIdPUnavailable) {
+			t.Errorf("a new token: %v", err)
+		}
+		if _, err := session(known, nil); err != nil {
+			t.Errorf("a verified token: %v", err)
+		}
+		if n := calls() - before; n != 0 {
+			t.Errorf("%d userinfo calls", n)
+		}
+	})
+
 	t.Run("the IdP down is ErrIdPUnavailable, not a bad token", func(t *testing.T) {
 		tok := token()
 		dex.Stop()
