@@ -92,6 +92,10 @@ type converter struct {
 
 	// warnedOnce holds the warnings given once per config.
 	warnedOnce map[string]bool
+
+	// azure: idp_provider is azure, whose access tokens Pomerium verifies
+	// in its own way (see bearer.go).
+	azure bool
 }
 
 // warn adds a warning at n's line; n is nil for a setting that came from

@@ -60,6 +60,11 @@ func (c *converter) bearer(s settings, app *module.App) error {
 		return c.settingErr(s, "bearer_token_format", err)
 	}
 	app.BearerTokenFormat = f
+	provider, _ := s.value("idp_provider")
+	c.azure = provider == "azure"
+	if f == authn.BearerAccessToken {
+		c.warnAzure(s.scalar["bearer_token_format"])
+	}
 	if n := s.nodes["idp_access_token_allowed_audiences"]; n != nil {
 		if app.IDPAccessTokenAllowedAudiences, err = c.audiences(n); err != nil {
 			return err
@@ -116,6 +121,9 @@ func (c *converter) routeBearer(fields map[string]*yaml.Node, app *module.App, r
 			return c.errf(v, "%v", err)
 		}
 		r.BearerTokenFormat = format
+		if format == authn.BearerAccessToken {
+			c.warnAzure(v)
+		}
 	}
 	if v := fields["idp_access_token_allowed_audiences"]; v != nil {
 		list, err := c.audiences(v)
@@ -126,4 +134,17 @@ func (c *converter) routeBearer(fields map[string]*yaml.Node, app *module.App, r
 	}
 	r.PassBearerToken = format == authn.BearerAccessToken || format == authn.BearerIDToken
 	return nil
+}
+
+// warnAzure warns that idp_access_token with idp_provider azure is not
+// Pomerium's: Pomerium verifies an Azure access token locally, as a JWT
+// signed with the tenant's keys (pkg/identity/oidc/azure), so tokens for
+// the application's own API are accepted; here every IdP's access token is
+// sent to its userinfo endpoint (Microsoft Graph), which takes only tokens
+// issued for Graph and refuses the others. Nobody gets in that Pomerium
+// would refuse.
+func (c *converter) warnAzure(n *yaml.Node) {
+	if c.azure {
+		c.warn(n, "bearer_token_format idp_access_token with idp_provider azure: access tokens are verified with the IdP's userinfo endpoint (Microsoft Graph), which accepts only tokens issued for Graph; Pomerium also accepts tokens for your own API, verified locally. Such tokens are refused here; use idp_identity_token to accept ID tokens instead")
+	}
 }

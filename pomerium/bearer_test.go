@@ -159,3 +159,31 @@ func TestBearerTokenFormatErrors(t *testing.T) {
 		}
 	})
 }
+
+// Under idp_provider azure, Pomerium verifies access tokens locally; here
+// they go to userinfo, which refuses tokens for the application's own API:
+// the adapter says so where the format is set.
+func TestBearerTokenFormatAzureWarns(t *testing.T) {
+	src := "idp_provider: azure\nidp_provider_url: https://login.microsoftonline.com/tenant/v2.0\nidp_client_id: x\nbearer_token_format: idp_access_token\n" +
+		"routes:\n  - from: https://a.example\n    to: http://b\n    allow_any_authenticated_user: true\n" +
+		"  - from: https://c.example\n    to: http://b\n    allow_any_authenticated_user: true\n    bearer_token_format: idp_access_token\n"
+	_, warnings, err := adapt(t, src, "config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []int
+	for _, w := range warnings {
+		if strings.Contains(w.Message, "idp_provider azure") {
+			lines = append(lines, w.Line)
+		}
+	}
+	if !slices.Equal(lines, []int{4, 12}) {
+		t.Errorf("azure warnings at lines %v, want [4 12]: %v", lines, warnings)
+	}
+	_, warnings, _ = adapt(t, strings.Replace(src, "azure", "oidc", 1), "config.yaml")
+	for _, w := range warnings {
+		if strings.Contains(w.Message, "azure") {
+			t.Errorf("warned without azure: %v", w)
+		}
+	}
+}
