@@ -103,10 +103,11 @@ func (a *Authenticator) bearerToken(r *http.Request, b BearerTokens) (string, bo
 	return "", false
 }
 
-// maxBearerToken bounds a bearer token: a longer one is refused before
-// any work (signature check, IdP call). ID and access tokens of real IdPs
-// are a few kilobytes at most; Caddy's whole header limit is 16 KB.
-const maxBearerToken = 8192
+// maxAccessToken bounds an access token: a longer one is refused before
+// the IdP is asked (many servers refuse request headers over 8 KB anyway).
+// Access tokens of real IdPs are a few kilobytes at most. An ID token,
+// verified here, is bounded by the server's header limit alone, as before.
+const maxAccessToken = 8192
 
 // bearerError is a refused bearer token: it wraps ErrBadBearer and says
 // which format refused it, for the message the client gets.
@@ -163,10 +164,10 @@ func (a *Authenticator) bearer(ctx context.Context, raw string, b BearerTokens) 
 		// it is refused rather than opened for any host.
 		return nil, badBearer(b.Format, errors.New("a programmatic login token is accepted only where the request's host is known"))
 	}
-	if len(raw) > maxBearerToken {
-		return nil, badBearer(b.Format, fmt.Errorf("the token is %d bytes, over the %d accepted", len(raw), maxBearerToken))
-	}
 	if b.Format == BearerAccessToken {
+		if len(raw) > maxAccessToken {
+			return nil, badBearer(b.Format, fmt.Errorf("the token is %d bytes, over the %d accepted", len(raw), maxAccessToken))
+		}
 		return a.accessTokenSession(ctx, raw, b.AllowedAudiences)
 	}
 	verifier, _, _, err := a.idp.get()

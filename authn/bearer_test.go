@@ -139,7 +139,7 @@ func TestAccessTokenCache(t *testing.T) {
 
 	t.Run("an oversize token is refused before any call", func(t *testing.T) {
 		before := calls()
-		if _, err := session(strings.Repeat("x", maxBearerToken+1), nil); !errors.Is(err, ErrBadBearer) {
+		if _, err := session(strings.Repeat("x", maxAccessToken+1), nil); !errors.Is(err, ErrBadBearer) {
 			t.Errorf("got %v", err)
 		}
 		if n := calls() - before; n != 0 {
