@@ -315,18 +315,24 @@ func (a *Authenticator) fetchUserinfo(ctx context.Context, raw string) (*userinf
 	}
 	ui, err := provider.UserInfo(oidc.ClientContext(ctx, &client),
 		oauth2.StaticTokenSource(&oauth2.Token{AccessToken: raw, TokenType: "Bearer"}))
+	// down: the IdP did not answer, or not as it should; the token may be
+	// good.
+	down := func(err error) error {
+		a.cfg.observe(EventIdPFetchError, FetchUserinfo, a.cfg.ProviderURL)
+		return fmt.Errorf("%w: userinfo: %v", ErrIdPUnavailable, firstLine(err.Error()))
+	}
 	switch {
 	case err != nil && (rec.status == 0 || rec.status >= 500 || rec.status == http.StatusTooManyRequests):
-		return nil, fmt.Errorf("%w: userinfo: %v", ErrIdPUnavailable, err)
+		return nil, down(err)
 	case err != nil && rec.status != http.StatusOK:
 		return nil, badBearer(BearerAccessToken, fmt.Errorf("the identity provider's userinfo refused it: %v", firstLine(err.Error())))
 	case err != nil:
 		// A 200 that is not a userinfo answer: the IdP's fault, not the token's.
-		return nil, fmt.Errorf("%w: userinfo: %v", ErrIdPUnavailable, err)
+		return nil, down(err)
 	}
 	var claims map[string]any
 	if err := ui.Claims(&claims); err != nil {
-		return nil, fmt.Errorf("%w: userinfo: %v", ErrIdPUnavailable, err)
+		return nil, down(err)
 	}
 	if ui.Subject == "" {
 		return nil, badBearer(BearerAccessToken, errors.New("the identity provider's userinfo names no subject (sub)"))

@@ -43,6 +43,12 @@ func TestAccessTokenCache(t *testing.T) {
 	var offset atomic.Int64
 	a.cfg.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 	a.cfg.Bearer = BearerTokens{Format: BearerAccessToken, AllowedAudiences: []string{"caddy"}}
+	var userinfoErrors atomic.Int64
+	a.cfg.Observe = func(event, result, reason string) {
+		if event == EventIdPFetchError && result == FetchUserinfo && reason == dex.Issuer {
+			userinfoErrors.Add(1)
+		}
+	}
 	a.idp = newIdP(&a.cfg)
 	a.Start()
 	defer a.Stop()
@@ -172,6 +178,9 @@ func TestAccessTokenCache(t *testing.T) {
 		_, err := session(tok, nil)
 		if !errors.Is(err, ErrIdPUnavailable) || errors.Is(err, ErrBadBearer) {
 			t.Errorf("got %v", err)
+		}
+		if n := userinfoErrors.Load(); n != 1 {
+			t.Errorf("%d userinfo fetch errors observed, want 1 (for metrics)", n)
 		}
 		rec := httptest.NewRecorder()
 		r := httptest.NewRequest("GET", "https://app.test/", nil)

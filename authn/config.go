@@ -147,7 +147,8 @@ type Config struct {
 	//     health check failed); it may repeat a state;
 	//   - EventIdPFetchError: a fetch from the IdP failed, result
 	//     FetchDiscovery (the discovery document, at start or in a health
-	//     check) or FetchKeys (the key set).
+	//     check), FetchKeys (the key set) or FetchUserinfo (an access
+	//     token's check got no answer, or not a userinfo answer).
 	// For the last two, reason is the IdP's ProviderURL, so that one
 	// Observe can serve several Authenticators. Results and sign-in
 	// reasons are from these fixed lists, so they bound a metric's labels.
@@ -192,6 +193,7 @@ const (
 
 	FetchDiscovery = "discovery"
 	FetchKeys      = "keys"
+	FetchUserinfo  = "userinfo"
 )
 
 // observe tells Config.Observe, when set.

@@ -103,6 +103,7 @@ func authnObserver(ctx caddy.Context, issuer string) func(event, result, reason 
 	up.WithLabelValues(issuer).Set(0)
 	iapMetrics.idpFetchErrors.WithLabelValues(issuer, authn.FetchDiscovery)
 	iapMetrics.idpFetchErrors.WithLabelValues(issuer, authn.FetchKeys)
+	iapMetrics.idpFetchErrors.WithLabelValues(issuer, authn.FetchUserinfo)
 	return func(event, result, reason string) {
 		switch event {
 		case authn.EventSignIn:
