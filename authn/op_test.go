@@ -25,6 +25,8 @@ type testOP struct {
 
 	mu   sync.Mutex
 	keys map[string]*ecdsa.PrivateKey // by key ID, all published
+	// gate, when set, holds discovery requests until it is closed.
+	gate chan struct{}
 }
 
 func startTestOP(t testing.TB) *testOP {
@@ -32,6 +34,12 @@ func startTestOP(t testing.TB) *testOP {
 	op.addKey("k1")
 	mux := http.NewServeMux()
 	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		op.mu.Lock()
+		gate := op.gate
+		op.mu.Unlock()
+		if gate != nil {
+			<-gate
+		}
 		_ = json.NewEncoder(w).Encode(map[string]any{
 			"issuer": op.URL, "authorization_endpoint": op.URL + "/auth", "token_endpoint": op.URL + "/token",
 			"jwks_uri": op.URL + "/keys", "id_token_signing_alg_values_supported": []string{"ES256"},

@@ -46,7 +46,15 @@ type idp struct {
 	wake   chan struct{}
 	cancel context.CancelFunc
 	done   chan struct{}
+	// first is closed when the first discovery attempt after start ends,
+	// well or not (nil before start).
+	first chan struct{}
 }
+
+// firstDiscoveryWait bounds how long a request that arrives while the IdP
+// is still being discovered at start waits for that first attempt, rather
+// than getting a 503 a moment before the IdP is known.
+const firstDiscoveryWait = 5 * time.Second
 
 func newIdP(cfg *Config) *idp {
 	return &idp{cfg: cfg, wake: make(chan struct{}, 1), lastErr: ErrIdPUnavailable, logoutJTIs: newJTICache(maxLogoutJTIs)}
@@ -57,11 +65,19 @@ func newIdP(cfg *Config) *idp {
 func (p *idp) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel, p.done = cancel, make(chan struct{})
+	first := make(chan struct{})
+	p.mu.Lock()
+	p.first = first
+	p.mu.Unlock()
 	go func() {
 		defer close(p.done)
 		backoff := 500 * time.Millisecond
 		for {
 			err := p.discover(ctx)
+			if first != nil {
+				close(first)
+				first = nil
+			}
 			if err == nil {
 				p.watch(ctx)
 				return
@@ -191,6 +207,17 @@ func (p *idp) discover(ctx context.Context) error {
 // get returns the provider's verifier and OAuth2 config, or
 // ErrIdPUnavailable (and nudges the retry loop).
 func (p *idp) get() (*oidc.IDTokenVerifier, oauth2.Config, string, error) {
+	p.mu.RLock()
+	first, known := p.first, p.provider != nil
+	p.mu.RUnlock()
+	if !known && first != nil {
+		t := time.NewTimer(firstDiscoveryWait)
+		select {
+		case <-first:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.provider == nil {
