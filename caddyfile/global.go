@@ -48,6 +48,7 @@ func init() {
 //			bearer_token_format idp_identity_token|idp_access_token|passthrough
 //			idp_access_token_allowed_audiences <audience...>
 //			pass_identity_headers true|false
+//			authorize_log_fields <field...>
 //			compat pomerium
 //			certificate_authority_file <path>
 //			certificate_authority <base64 PEM>
@@ -186,6 +187,16 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 				}
 				app.PassIdentityHeaders = &b
 			}
+		case "authorize_log_fields":
+			// Repeatable; each line adds to the list.
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.Err("authorize_log_fields takes the fields of the authorize check line, such as request-id method path host ip user email route-id")
+			}
+			if cerr := module.CheckAuthorizeLogFields(args); cerr != nil {
+				return nil, d.Err(cerr.Error())
+			}
+			app.AuthorizeLogFields = append(app.AuthorizeLogFields, args...)
 		case "jwt_claims_headers":
 			args := d.RemainingArgs()
 			for nesting := d.Nesting(); d.NextBlock(nesting); {

@@ -180,6 +180,19 @@ type App struct {
 	// sharing the storage share the sessions.
 	SessionStore string `json:"session_store,omitempty"`
 
+	// Log each decision of iap_authorize as an "authorize check" line at
+	// INFO (logger http.handlers.iap_authorize) with these fields, by
+	// Pomerium's names (its authorize_log_fields), followed by allow, deny
+	// and reason, e.g. ["request-id", "method", "path", "host", "ip",
+	// "user", "email", "route-id"]. "headers" adds every request header
+	// (Cookie, Authorization and Proxy-Authorization as REDACTED), and
+	// headers.<Name> one header, its value in full. id-token logs the
+	// user's ID token and id-token-claims its claims: list them only if
+	// the log is as private as the tokens. See README for each field.
+	// Default: no such line (refusals are logged as always); the Pomerium
+	// adapter sets Pomerium's default list.
+	AuthorizeLogFields []string `json:"authorize_log_fields,omitempty"`
+
 	// CAs added to the system roots for routes without their own
 	// tls_custom_ca; applied when routes are adapted.
 	upstreamtls.Defaults
@@ -236,6 +249,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.logger.Info("caddy-iap", zap.String("version", Version()), zap.Bool("sign_in", a.IDP != nil))
 	if err := authn.CheckBearerFormat(a.BearerTokenFormat); err != nil {
+		return fmt.Errorf("iap: %v", err)
+	}
+	if err := CheckAuthorizeLogFields(a.AuthorizeLogFields); err != nil {
 		return fmt.Errorf("iap: %v", err)
 	}
 	if a.IDP == nil {

@@ -107,12 +107,14 @@ type Authorize struct {
 	// page says only the status, the reason and the request ID.
 	ShowErrorDetails bool `json:"show_error_details,omitempty"`
 
-	k8s        *kubernetesToken
-	eval       *authz.Evaluator
-	testsCert  bool // an allow rule tests the client certificate
-	deniesCert bool // a deny rule does
-	app        *App
-	logger     *zap.Logger
+	decisionLog *authorizeLog // nil: the app lists no authorize_log_fields
+	checksum    uint64        // route-checksum of decisionLog
+	k8s         *kubernetesToken
+	eval        *authz.Evaluator
+	testsCert   bool // an allow rule tests the client certificate
+	deniesCert  bool // a deny rule does
+	app         *App
+	logger      *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -145,6 +147,8 @@ func (a *Authorize) Provision(ctx caddy.Context) error {
 	}
 	if a.app != nil {
 		a.app.portal.add(a)
+		a.checksum = routeChecksum(a)
+		a.decisionLog = newAuthorizeLog(a.app.AuthorizeLogFields, ctx.Logger())
 	}
 	return nil
 }
@@ -213,6 +217,7 @@ func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	st.input(r, &in, &user, &cert)
 	d := a.eval.Evaluate(&in)
 	st.Decision, st.Reason = &d, d.Reason
+	a.decisionLog.log(r, st, d, a.Route, a.checksum)
 	if !d.Allow {
 		// The trace is worked out for a refusal only, and only when asked.
 		details := func(f *refusal) *refusal {
