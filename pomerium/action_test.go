@@ -50,6 +50,8 @@ func serve(t *testing.T, src string, req *http.Request) *httptest.ResponseRecord
 		return nil
 	}))
 	req = req.WithContext(context.WithValue(req.Context(), caddyhttp.VarsCtxKey, map[string]any{}))
+	// As Caddy's server, for log_append (the access log's request_id).
+	req = req.WithContext(context.WithValue(req.Context(), caddyhttp.ExtraLogFieldsCtxKey, new(caddyhttp.ExtraLogFields)))
 	caddyhttp.NewTestReplacer(req)
 	w := httptest.NewRecorder()
 	if err := h.ServeHTTP(w, req); err != nil {

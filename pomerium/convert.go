@@ -46,7 +46,7 @@ var scalarKeys = []string{
 // listKeys are the global settings that work and that the converter reads
 // as YAML structures.
 var listKeys = []string{"certificates", "idp_scopes", "idp_access_token_allowed_audiences", "idp_request_params", "downstream_mtls", "jwt_claims_headers", "routes", "policy", "allow_upgrades",
-	"set_response_headers", "dns_resolvers", "circuit_breaker_thresholds"}
+	"set_response_headers", "dns_resolvers", "circuit_breaker_thresholds", "authorize_log_fields", "access_log_fields"}
 
 // providerURLs are the issuers of the IdPs Pomerium names, where fixed.
 var providerURLs = map[string]string{
@@ -135,6 +135,8 @@ func (c *converter) convert(root *yaml.Node) (map[string]any, error) {
 		"jwt_claims_headers":                 func(r rune) bool { return r == ',' || unicode.IsSpace(r) },
 		"certificates":                       nil,
 		"dns_resolvers":                      func(r rune) bool { return r == ',' },
+		"authorize_log_fields":               func(r rune) bool { return r == ',' },
+		"access_log_fields":                  func(r rune) bool { return r == ',' },
 		"set_response_headers":               nil,
 		// A JSON map, such as {"max_requests": 100}.
 		"circuit_breaker_thresholds": nil,
@@ -152,11 +154,17 @@ func (c *converter) convert(root *yaml.Node) (map[string]any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", c.file, err)
 		}
+		if key == "authorize_log_fields" || key == "access_log_fields" {
+			n.Line = 0 // errors name the variable, not a line of the file
+		}
 		s.nodes[key] = n
 	}
 
 	app, err := c.app(s)
 	if err != nil {
+		return nil, err
+	}
+	if app.AuthorizeLogFields, err = c.authorizeLogFields(s); err != nil {
 		return nil, err
 	}
 	dmtls, err := c.downstream(s)
@@ -641,8 +649,18 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 		caddyRoutes = slices.Insert(caddyRoutes, len(exact)+len(own), notFound)
 	}
 	srv["routes"] = append([]caddyhttp.Route{healthRoute()}, caddyRoutes...)
+	level := strings.ToUpper(get("log_level"))
+	accessLog, first, err := c.accessLog(s, srv, level)
+	if err != nil {
+		return nil, err
+	}
+	if first != nil {
+		// After the health checks (whose requests Pomerium logs at debug
+		// only), before every route.
+		srv["routes"] = slices.Insert(srv["routes"].([]caddyhttp.Route), 1, *first)
+	}
 
-	apps := map[string]any{"http": httpApp, "iap": app}
+	apps := map[string]any{"http": httpApp, "iap": iapApp(app)}
 	tlsApp := map[string]any{}
 	var certFiles []map[string]any
 	if cf, kf := get("certificate_file"), get("certificate_key_file"); cf != "" || kf != "" {
@@ -751,9 +769,13 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 			c.warn(s.scalar["autocert_dir"], "autocert_dir is ignored: autocert is not true")
 		}
 	}
-	if lvl := get("log_level"); lvl != "" {
-		cfg["logging"] = map[string]any{"logs": map[string]any{"default": map[string]any{"level": strings.ToUpper(lvl)}}}
+	// The access log goes through its own log (pomerium_access), which
+	// keeps the fields of access_log_fields; the default log leaves it out.
+	defaultLog := map[string]any{"exclude": []string{"http.log.access." + accessLoggerName}}
+	if level != "" {
+		defaultLog["level"] = level
 	}
+	cfg["logging"] = map[string]any{"logs": map[string]any{"default": defaultLog, "pomerium_access": accessLog}}
 	return cfg, nil
 }
 
@@ -856,4 +878,17 @@ func envNode(name, v string, sep func(rune) bool) (*yaml.Node, error) {
 		return nil, fmt.Errorf("the environment variable %s is a JSON map, such as {\"max_requests\": 100}", name)
 	}
 	return nil, fmt.Errorf("the environment variable %s is a JSON list, such as [{\"cert\": \"/path/cert.pem\", \"key\": \"/path/key.pem\"}]", name)
+}
+
+// iapApp is the iap app's config: the app, or, when authorize_log_fields is
+// an empty list (an "authorize check" line with the decision only), its
+// JSON with that list, which the struct's omitempty would drop.
+func iapApp(app *module.App) any {
+	if app.AuthorizeLogFields == nil || len(app.AuthorizeLogFields) > 0 {
+		return app
+	}
+	var m map[string]any
+	_ = json.Unmarshal(caddyconfig.JSON(app, nil), &m)
+	m["authorize_log_fields"] = []string{}
+	return m
 }

@@ -186,7 +186,7 @@ func TestDescriptionAndDefaultUpstreamTimeout(t *testing.T) {
 		}
 	})
 	// The server logs every request, as Pomerium does, so the field lands.
-	if !strings.Contains(string(out), `"logs":{}`) {
+	if !strings.Contains(string(out), `"logs":{"default_logger_name":"pomerium"}`) {
 		t.Errorf("no access log:\n%s", out)
 	}
 	if len(descriptions) != 1 || descriptions[0] != `Grafana \{dashboards\}` {

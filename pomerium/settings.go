@@ -55,13 +55,13 @@ const (
 // globalSettings are the settings of Pomerium's config.Options, as of the
 // commit named in testdata/pomerium-settings.txt.
 var globalSettings = []knownSetting{
-	{"access_log_fields", warned, "the access log (on for every request, as in Pomerium) has Caddy's own fields, with iap_reason and iap_route_description", ""},
+	{"access_log_fields", works, "the server's access log (logger http.log.access.pomerium, on for every request as in Pomerium) through a `filter` encoder that keeps the listed fields' Caddy counterparts (method: request>method, authority: request>host, path: request>uri, response-code: status, ...), the headers of user-agent, referer, forwarded-for and headers.<Name> (`iap_headers`), and adds request_id (request-id: Caddy's {http.request.uuid}, as the authorize log's) and upstream (upstream-cluster: the upstream's host:port); cluster-stat-name and response-code-details have none (a warning); iap_decision, iap_reason and iap_route_description are always kept", ""},
 	{"address", works, "the server's listener and `https_port`", ""},
 	{"allow_upgrades", works, "`websocket` turns WebSockets on for every route; other upgrades are refused, with a warning", ""},
 	{"authenticate_internal_service_url", warned, whySplit, ""},
 	{"authenticate_service_url", works, "the iap app's `authenticate_url`: users sign in on that one host, whose callback (`https://<host>/oauth2/callback`) is the only one the IdP lists; route hosts take the session in a one-time hand-off", ""},
 	{"authorize_internal_service_url", warned, whySplit, ""},
-	{"authorize_log_fields", warned, "Caddy's access log names the decision's reason (iap_reason)", ""},
+	{"authorize_log_fields", works, "the iap app's `authorize_log_fields`: each decision is logged as \"authorize check\" with those fields, by Pomerium's names (Pomerium's default list when unset), then allow, deny and reason; fields caddy-iap has no value for (impersonation, service accounts, Envoy's route, MCP) are never logged", ""},
 	{"authorize_service_url", warned, whySplit, ""},
 	{"authorize_service_urls", warned, whySplit, ""},
 	{"auto_apply_changesets", warned, whyZero, ""},

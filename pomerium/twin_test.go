@@ -365,6 +365,12 @@ func adaptTo(t *testing.T, adapter, src string) string {
 				t.Fatalf("the pomerium adapter's first route is not the health check:\n%s", out)
 			}
 			routes = routes[1:]
+			// Then the access log's request_id and upstream (Pomerium's
+			// default access_log_fields): a Caddyfile site logs as the
+			// user writes its log directive.
+			if len(routes) > 0 && len(routes[0].Match) == 0 && strings.Contains(fmt.Sprint(routes[0].Handle), "log_append") {
+				routes = routes[1:]
+			}
 			// So does Pomerium's own endpoints' route on each host, after
 			// the host's routes.
 			if n := len(routes); n < 2 || !strings.Contains(fmt.Sprint(routes[n-1].Match), "/.pomerium/*") {
