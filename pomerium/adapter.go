@@ -96,6 +96,9 @@ type converter struct {
 	// azure: idp_provider is azure, whose access tokens Pomerium verifies
 	// in its own way (see bearer.go).
 	azure bool
+	// skipXFF is skip_xff_append: proxies send the client's
+	// X-Forwarded-For unchanged (xff.go).
+	skipXFF bool
 }
 
 // warn adds a warning at n's line; n is nil for a setting that came from

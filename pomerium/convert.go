@@ -40,7 +40,7 @@ var scalarKeys = []string{
 	"headers_with_underscores_action", "health_check_addr", "autocert_dir", "metrics_address", "metrics_basic_auth",
 	"metrics_certificate", "metrics_certificate_key", "metrics_certificate_file", "metrics_certificate_key_file",
 	"metrics_client_ca", "metrics_client_ca_file",
-	"dns_use_tcp",
+	"dns_use_tcp", "skip_xff_append",
 }
 
 // listKeys are the global settings that work and that the converter reads
@@ -195,6 +195,9 @@ func (c *converter) convert(root *yaml.Node) (map[string]any, error) {
 		return nil, err
 	}
 	if err := c.globalCircuitBreakers(s); err != nil {
+		return nil, err
+	}
+	if c.skipXFF, err = c.flag(s, "skip_xff_append"); err != nil {
 		return nil, err
 	}
 	if n := s.nodes["set_response_headers"]; n != nil {
@@ -653,6 +656,14 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 	accessLog, first, err := c.accessLog(s, srv, level)
 	if err != nil {
 		return nil, err
+	}
+	if c.skipXFF {
+		// The map that tells each proxy whether the client sent an
+		// X-Forwarded-For (xff.go).
+		if first == nil {
+			first = new(caddyhttp.Route)
+		}
+		first.HandlersRaw = append([]json.RawMessage{xffMap()}, first.HandlersRaw...)
 	}
 	if first != nil {
 		// After the health checks (whose requests Pomerium logs at debug

@@ -229,6 +229,9 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 		if rp, toPath, err = c.proxy(fields); err != nil {
 			return out, err
 		}
+		if c.skipXFF && !setsHeader(r.SetRequestHeaders, "X-Forwarded-For") {
+			keepClientXFF(rp)
+		}
 	} else {
 		rp = &reverseproxy.Handler{TransportRaw: caddyconfig.JSONModuleObject(new(reverseproxy.HTTPTransport), "protocol", "http", nil)}
 	}

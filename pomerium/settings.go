@@ -186,7 +186,7 @@ var globalSettings = []knownSetting{
 	{"signing_key", works, "the iap app's `signing_key`", ""},
 	{"signing_key_file", works, "the iap app's `signing_key_file`", ""},
 	{"signout_redirect_url", works, "the iap app's `sign_out_redirect_url`: where sign-out ends when no return URL is given", ""},
-	{"skip_xff_append", warned, "Caddy sets X-Forwarded-For itself (`trusted_proxies` decides whether it appends)", "false"},
+	{"skip_xff_append", works, "`true`: each `reverse_proxy` sends the client's X-Forwarded-For unchanged, or none (`header_up` with a `map` first on the server); source_ip still sees the TCP peer. `false` (the default): Caddy sends the peer's address, dropping an untrusted client's list, where Envoy appends the peer to it", ""},
 	{"ssh_address", refused, "Pomerium's SSH proxy is not offered: no SSH listener would start", ""},
 	{"ssh_host_key_files", warned, whySSH, ""},
 	{"ssh_host_keys", warned, whySSH, ""},

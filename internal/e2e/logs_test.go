@@ -272,3 +272,64 @@ func TestPomeriumLogFields(t *testing.T) {
 		})
 	}
 }
+
+// skip_xff_append: the upstream gets X-Forwarded-For exactly as the client
+// sent it (Envoy appends nothing), or none; the policy's source_ip still
+// sees the TCP peer, so a client that forges the header gains nothing.
+func TestPomeriumSkipXFFAppend(t *testing.T) {
+	up := echoUpstream(t)
+	start := func(t *testing.T, skip string) *testenv.Caddy {
+		httpsPort := testenv.FreePort(t)
+		config := fmt.Sprintf(`address: :%d
+http_redirect_addr: :%d
+%sroutes:
+  - from: https://local.pomerium.test
+    to: %s
+    policy:
+      - allow:
+          or:
+            - source_ip: 127.0.0.1/32
+  - from: https://remote.pomerium.test
+    to: %s
+    policy:
+      - allow:
+          or:
+            - source_ip: 203.0.113.0/24
+`, httpsPort, testenv.FreePort(t), skip, up, up)
+		return testenv.StartCaddyConfig(t, "pomerium", "config.yaml", config, httpsPort)
+	}
+	json := http.Header{"Accept": {"application/json"}}
+	forged := http.Header{"Accept": {"application/json"}, "X-Forwarded-For": {"203.0.113.66, 198.51.100.7"}}
+
+	t.Run("skip_xff_append: true", func(t *testing.T) {
+		caddy := start(t, "skip_xff_append: true\n")
+		r := caddy.Get(t, "local.pomerium.test", "/", forged)
+		if r.Status != 200 {
+			t.Fatalf("%d %s", r.Status, r.Body)
+		}
+		if got := echoed(t, r.Body)["X-Forwarded-For"]; !slices.Equal(got, []string{"203.0.113.66, 198.51.100.7"}) {
+			t.Errorf("upstream X-Forwarded-For %q, want the client's, unchanged", got)
+		}
+		r = caddy.Get(t, "local.pomerium.test", "/", json)
+		if got, ok := echoed(t, r.Body)["X-Forwarded-For"]; r.Status != 200 || ok {
+			t.Errorf("%d: upstream X-Forwarded-For %q, want none (the client sent none)", r.Status, got)
+		}
+		if got := echoed(t, r.Body).Get("X-Forwarded-Proto"); got != "https" {
+			t.Errorf("X-Forwarded-Proto %q", got)
+		}
+		if r := caddy.Get(t, "remote.pomerium.test", "/", forged); r.Status != 403 {
+			t.Errorf("a forged X-Forwarded-For got past source_ip: %d %s", r.Status, r.Body)
+		}
+	})
+
+	t.Run("by default the upstream gets the peer, not the client's list", func(t *testing.T) {
+		caddy := start(t, "skip_xff_append: false\n")
+		r := caddy.Get(t, "local.pomerium.test", "/", forged)
+		if got := echoed(t, r.Body)["X-Forwarded-For"]; r.Status != 200 || !slices.Equal(got, []string{"127.0.0.1"}) {
+			t.Errorf("%d: upstream X-Forwarded-For %q, want the peer", r.Status, got)
+		}
+		if r := caddy.Get(t, "remote.pomerium.test", "/", forged); r.Status != 403 {
+			t.Errorf("a forged X-Forwarded-For got past source_ip: %d", r.Status)
+		}
+	})
+}
