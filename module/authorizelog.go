@@ -146,10 +146,13 @@ func newAuthorizeLog(fields []string, logger *zap.Logger) *authorizeLog {
 	return l
 }
 
-// routeChecksum is route-checksum: FNV-64a of the handler's config, so
-// that a line tells which version of a route decided.
+// routeChecksum is route-checksum: FNV-64a of the handler's config
+// (without its Kubernetes token, a secret), so that a line tells which
+// version of a route decided.
 func routeChecksum(a *Authorize) uint64 {
-	b, _ := json.Marshal(a)
+	c := *a
+	c.KubernetesServiceAccountToken = ""
+	b, _ := json.Marshal(&c)
 	h := fnv.New64a()
 	_, _ = h.Write(b)
 	return h.Sum64()
