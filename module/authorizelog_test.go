@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -118,5 +119,20 @@ func TestRouteChecksumLeavesOutTheKubernetesToken(t *testing.T) {
 	}
 	if routeChecksum(a) == routeChecksum(&Authorize{Route: "other"}) {
 		t.Error("two routes, one checksum")
+	}
+}
+
+// A JSON config naming an unknown field fails to provision, naming the
+// option, the field and the nearest name; Pomerium's fields of no value
+// here are accepted.
+func TestAppChecksAuthorizeLogFields(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	err := (&App{AuthorizeLogFields: []string{"user", "sesion-id"}}).Provision(ctx)
+	if err == nil || err.Error() != `iap: authorize_log_fields: unknown field "sesion-id" (did you mean "session-id"?); the fields are `+strings.Join(authorizeLogFieldNames, ", ")+" and headers.<Name>" {
+		t.Errorf("error %v", err)
+	}
+	if err := (&App{AuthorizeLogFields: slices.Concat(authorizeLogFieldNames, []string{"headers.X-Anything"})}).Provision(ctx); err != nil {
+		t.Errorf("every Pomerium field: %v", err)
 	}
 }
