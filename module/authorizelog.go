@@ -134,12 +134,13 @@ func newAuthorizeLog(fields []string, logger *zap.Logger) *authorizeLog {
 	}
 	l := &authorizeLog{logger: logger}
 	for _, f := range fields {
+		// A name listed twice is logged once: a JSON line has each key once.
 		switch name, ok := strings.CutPrefix(f, "headers."); {
-		case ok:
+		case ok && !slices.Contains(l.headers, http.CanonicalHeaderKey(name)):
 			l.headers = append(l.headers, http.CanonicalHeaderKey(name))
 		case f == "headers":
 			l.allHeaders = true
-		default:
+		case !ok && !slices.Contains(l.fields, f):
 			l.fields = append(l.fields, f)
 		}
 	}

@@ -103,6 +103,16 @@ func TestAuthorizeLogLine(t *testing.T) {
 		}
 	})
 
+	t.Run("a field listed twice is one key", func(t *testing.T) {
+		core, logs := observer.New(zapcore.InfoLevel)
+		r := req()
+		r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{}))
+		newAuthorizeLog([]string{"method", "method", "headers.x-trace", "headers.X-Trace"}, zap.New(core)).log(r, &request{}, authz.Decision{}, "", 0)
+		if f := logs.All()[0].Context; len(f) != 5 || f[0].Key != "method" || f[1].Key != "headers" {
+			t.Errorf("fields %v", f)
+		}
+	})
+
 	t.Run("fields without a value are left out; user and email stay, empty", func(t *testing.T) {
 		m := decisionLine(t, []string{"user", "email", "session-id", "id-token", "impersonate-email", "body", "envoy-route-id"}, req(), nil)
 		if got := keysOf(m); !slices.Equal(got, []string{"allow", "deny", "email", "reason", "user"}) {
