@@ -29,13 +29,16 @@ type accessLogField struct {
 	// missing says, for a field with no counterpart, why; listing it is
 	// a warning.
 	missing string
+	// partial says what a field with a partial counterpart leaves out;
+	// listing it is a warning too.
+	partial string
 }
 
 // accessLogFields are Pomerium's access log fields (as of the commit of
 // testdata/pomerium-settings.txt), onto Caddy's access log.
 var accessLogFields = map[string]accessLogField{
 	"authority":             {keep: []string{"request>host"}},
-	"client-certificate":    {keep: []string{"request>tls"}},
+	"client-certificate":    {keep: []string{"request>tls"}, partial: "Caddy's request>tls names the client certificate by its common name and serial only, not its issuer, subject or subject alternative names"},
 	"cluster-stat-name":     {missing: "Envoy's cluster statistics name; there is no Envoy cluster"},
 	"duration":              {keep: []string{"duration"}},
 	"forwarded-for":         {header: "X-Forwarded-For"},
@@ -163,17 +166,21 @@ func (c *converter) accessLog(s settings, srv map[string]any, level string) (log
 			return nil, nil, c.fieldError(n, "access_log_fields", f, fmt.Errorf("access_log_fields: unknown field %q%s; the fields are %s and headers.<Name>",
 				f, didYouMean(f, settingNames(names)), strings.Join(names, ", ")))
 		}
+		if (m.missing != "" || m.partial != "") && n != nil {
+			// Only a list written out: Pomerium's default list maps as
+			// far as it goes, silently.
+			item := n
+			if i := slices.IndexFunc(n.Content, func(item *yaml.Node) bool { return item.Value == f }); i >= 0 && n.Line != 0 {
+				item = n.Content[i]
+			}
+			if m.missing != "" {
+				c.warn(item, "access_log_fields: %s is not logged: %s", f, m.missing)
+			} else {
+				c.warn(item, "access_log_fields: %s is logged in part: %s", f, m.partial)
+			}
+		}
 		switch {
 		case m.missing != "":
-			if n != nil {
-				// Only a list written out: Pomerium's default list maps
-				// as far as it goes, silently.
-				item := n
-				if i := slices.IndexFunc(n.Content, func(item *yaml.Node) bool { return item.Value == f }); i >= 0 && n.Line != 0 {
-					item = n.Content[i]
-				}
-				c.warn(item, "access_log_fields: %s is not logged: %s", f, m.missing)
-			}
 		case f == "path":
 			path = true
 		case f == "query":

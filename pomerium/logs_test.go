@@ -183,9 +183,10 @@ func TestAccessLogFieldsBecomeCaddysAccessLog(t *testing.T) {
 			filtered: map[string]string{"request>uri": `"regexp":"^[^?]*\\??"`, "request>headers": del},
 		},
 		{
-			name: "path and query keep the whole uri",
-			yaml: "access_log_fields: [path, query, client-certificate]\n",
-			kept: []string{"request>uri", "request>tls"},
+			name:    "path and query keep the whole uri; the certificate is logged in part",
+			yaml:    "access_log_fields: [path, query, client-certificate]\n",
+			kept:    []string{"request>uri", "request>tls"},
+			warning: "config.yaml:1: access_log_fields: client-certificate is logged in part: Caddy's request>tls names the client certificate by its common name and serial only",
 		},
 		{
 			name:     "fields with no counterpart warn",
