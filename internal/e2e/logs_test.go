@@ -133,6 +133,16 @@ func TestAuthorizeLogFieldsCaddyfile(t *testing.T) {
 		}
 	})
 
+	t.Run("an anonymous request asked to sign in", func(t *testing.T) {
+		if r := e.caddy.Get(t, "app.test", "/", http.Header{"X-Trace": {"signin"}, "Accept": {"application/json"}}); r.Status != 401 {
+			t.Fatalf("app: %d", r.Status)
+		}
+		l := lines("signin")[0]
+		if l["allow"] != false || l["deny"] != false || l.str("reason") != "user-unauthenticated" || l.str("user") != "" {
+			t.Errorf("line %v", l)
+		}
+	})
+
 	t.Run("a signed-in user", func(t *testing.T) {
 		ua := e.caddy.NewUserAgent(t)
 		if resp, body := ua.SignIn(t, ua.URL("app.test", "/"), alice.Email, alice.Password); resp.StatusCode != 200 {
