@@ -793,7 +793,8 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 // healthRoute answers Pomerium's health checks, /healthz and /ping, on
 // every host before any route, without a client certificate or a user,
 // as Pomerium's control plane does (handlers.HealthCheck): GET and HEAD
-// get 200 "OK", other methods 405.
+// get 200 "OK", other methods 405. Their access log lines are at DEBUG,
+// as Pomerium logs them, so a load balancer's checks do not fill the log.
 func healthRoute() caddyhttp.Route {
 	sub := &caddyhttp.Subroute{Routes: caddyhttp.RouteList{
 		{
@@ -807,8 +808,10 @@ func healthRoute() caddyhttp.Route {
 	}}
 	return caddyhttp.Route{
 		MatcherSetsRaw: caddyhttp.RawMatcherSets{{"path": caddyconfig.JSON(caddyhttp.MatchPath{"/healthz", "/ping"}, nil)}},
-		HandlersRaw:    []json.RawMessage{caddyconfig.JSONModuleObject(sub, "handler", "subroute", nil)},
-		Terminal:       true,
+		HandlersRaw: []json.RawMessage{
+			caddyconfig.JSON(map[string]string{"handler": "vars", caddyhttp.LogLevelVar: "DEBUG"}, nil),
+			caddyconfig.JSONModuleObject(sub, "handler", "subroute", nil)},
+		Terminal: true,
 	}
 }
 
