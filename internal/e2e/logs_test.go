@@ -85,6 +85,8 @@ var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4
 func TestAuthorizeLogFieldsCaddyfile(t *testing.T) {
 	dir := t.TempDir()
 	logFile := filepath.Join(dir, "decisions.log")
+	// The extra lines end the iap option and open a global log whose
+	// closing brace is the iap option's.
 	e := startIdentity(t, testenv.DexOptions{}, "\t\tauthorize_log_fields request-id method path query host ip user email session-id route-id headers.X-Trace\n\t}\n\tlog decisions {\n\t\toutput file "+logFile+"\n\t\tformat json\n\t\tinclude http.handlers.iap_authorize\n")
 	lines := func(trace string) []logLine {
 		t.Helper()
