@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of caddy-iap on a fresh machine: installs what the tests
-# need (Debian's openssl, curl, mkcert, apache2 and chromium; Dex through the
-# Go module proxy), checks formatting and vet, runs `go test -race` over every
+# need (Debian's openssl, curl, mkcert, apache2 and chromium; Dex, Hydra and
+# Jaeger through the Go module proxy), checks formatting and vet, runs `go test -race` over every
 # package (end-to-end tests start real Caddy, openssl s_server, Apache, Dex
 # and headless Chromium processes on loopback), then builds ./caddy with
 # xcaddy.sh and runs every example script, each of which checks its own
@@ -41,6 +41,7 @@ fi
 step "Dex"
 scripts/build-dex.sh
 step "Ory Hydra"; scripts/build-hydra.sh # the logout tests' IdP (end_session, back-channel logout)
+step "Jaeger"; scripts/build-jaeger.sh # the tracing tests' trace backend (OTLP in, query API out)
 
 step "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
