@@ -1,6 +1,7 @@
 package module
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.uber.org/zap"
 
 	"github.com/caddy-iap/caddy-iap/authn"
@@ -193,6 +195,11 @@ type App struct {
 	// adapter sets Pomerium's default list.
 	AuthorizeLogFields []string `json:"authorize_log_fields,omitempty"`
 
+	// OpenTelemetry tracing: where the spans of iap_tracing handlers go,
+	// and which requests are traced (Pomerium's otel_* settings). Default:
+	// none, and iap_tracing refuses to load.
+	Tracing *Tracing `json:"tracing,omitempty"`
+
 	// CAs added to the system roots for routes without their own
 	// tls_custom_ca; applied when routes are adapted.
 	upstreamtls.Defaults
@@ -203,6 +210,10 @@ type App struct {
 	hosts  *sync.Map                       // route hosts, for return URLs across routes
 	portal *portal                         // the routes, for the routes portal
 	logger *zap.Logger
+
+	// The tracer provider of Tracing; shut down (its spans sent) at
+	// Cleanup, once the servers of this config are done.
+	tracer *sdktrace.TracerProvider
 
 	// Set when the keys come from storage and may change: Start watches
 	// them until Stop.
@@ -253,6 +264,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	if err := CheckAuthorizeLogFields(a.AuthorizeLogFields); err != nil {
 		return fmt.Errorf("iap: %v", err)
+	}
+	if err := a.provisionTracing(); err != nil {
+		return fmt.Errorf("iap: tracing: %v", err)
 	}
 	if a.IDP == nil {
 		return nil
@@ -374,6 +388,43 @@ func (a *App) Stop() error {
 	return nil
 }
 
+// provisionTracing checks the tracing settings and builds their tracer
+// provider. A new config builds its own, so a reload with other settings
+// takes effect; the old one's is shut down when that config is cleaned up.
+func (a *App) provisionTracing() error {
+	if a.Tracing == nil {
+		return nil
+	}
+	if err := a.Tracing.expandPlaceholders(); err != nil {
+		return err
+	}
+	if err := a.Tracing.validate(); err != nil {
+		return err
+	}
+	tp, err := a.Tracing.newProvider(a.logger.Named("tracing"))
+	if err != nil {
+		return err
+	}
+	a.tracer = tp
+	return nil
+}
+
+// Cleanup sends the spans still waiting and shuts the tracer provider
+// down, waiting at most the export timeout. Caddy calls it after the
+// config's servers have stopped, so the last requests' spans are in.
+func (a *App) Cleanup() error {
+	if a.tracer == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(a.Tracing.Timeout))
+	defer cancel()
+	if err := a.tracer.Shutdown(ctx); err != nil {
+		a.logger.Named("tracing").Error("sending the last spans failed; they are dropped", zap.Error(err))
+	}
+	a.tracer = nil
+	return nil
+}
+
 // expandPlaceholders replaces Caddy's global placeholders, {env.NAME} and
 // {file./path}, in the app's secrets, URLs and paths, as Caddy's own
 // modules do at provision, so that secrets stay out of the config. A
@@ -476,6 +527,7 @@ func parseSameSite(s string) (http.SameSite, error) {
 
 // Interface guards
 var (
-	_ caddy.App         = (*App)(nil)
-	_ caddy.Provisioner = (*App)(nil)
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
 )
