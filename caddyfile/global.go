@@ -52,6 +52,7 @@ func init() {
 //			compat pomerium
 //			certificate_authority_file <path>
 //			certificate_authority <base64 PEM>
+//			tracing { ... }
 //		}
 //	}
 func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
@@ -147,6 +148,8 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 		case "compat":
 			err = one(&app.Compat)
+		case "tracing":
+			app.Tracing, err = parseTracing(d)
 		case "certificate_authority_file":
 			err = one(&app.CertificateAuthorityFile)
 		case "certificate_authority":
