@@ -41,12 +41,17 @@ var scalarKeys = []string{
 	"metrics_certificate", "metrics_certificate_key", "metrics_certificate_file", "metrics_certificate_key_file",
 	"metrics_client_ca", "metrics_client_ca_file",
 	"dns_use_tcp", "skip_xff_append",
+	"otel_traces_exporter", "otel_exporter_otlp_endpoint", "otel_exporter_otlp_traces_endpoint",
+	"otel_exporter_otlp_protocol", "otel_exporter_otlp_traces_protocol", "otel_exporter_otlp_timeout",
+	"otel_exporter_otlp_traces_timeout", "otel_traces_sampler_arg", "otel_bsp_schedule_delay",
+	"otel_bsp_max_export_batch_size", "otel_attribute_value_length_limit", "otel_log_level",
 }
 
 // listKeys are the global settings that work and that the converter reads
 // as YAML structures.
 var listKeys = []string{"certificates", "idp_scopes", "idp_access_token_allowed_audiences", "idp_request_params", "downstream_mtls", "jwt_claims_headers", "routes", "policy", "allow_upgrades",
-	"set_response_headers", "dns_resolvers", "circuit_breaker_thresholds", "authorize_log_fields", "access_log_fields"}
+	"set_response_headers", "dns_resolvers", "circuit_breaker_thresholds", "authorize_log_fields", "access_log_fields",
+	"otel_resource_attributes", "otel_exporter_otlp_headers", "otel_exporter_otlp_traces_headers"}
 
 // providerURLs are the issuers of the IdPs Pomerium names, where fixed.
 var providerURLs = map[string]string{
@@ -140,6 +145,11 @@ func (c *converter) convert(root *yaml.Node) (map[string]any, error) {
 		"set_response_headers":               nil,
 		// A JSON map, such as {"max_requests": 100}.
 		"circuit_breaker_thresholds": nil,
+		// OTEL_RESOURCE_ATTRIBUTES and OTEL_EXPORTER_OTLP_(TRACES_)HEADERS:
+		// key=value pairs separated by commas, OpenTelemetry's form.
+		"otel_resource_attributes":          func(r rune) bool { return r == ',' },
+		"otel_exporter_otlp_headers":        func(r rune) bool { return r == ',' },
+		"otel_exporter_otlp_traces_headers": func(r rune) bool { return r == ',' },
 	} {
 		envKey := strings.ToUpper(key)
 		v, ok := c.env(envKey)
@@ -165,6 +175,9 @@ func (c *converter) convert(root *yaml.Node) (map[string]any, error) {
 		return nil, err
 	}
 	if app.AuthorizeLogFields, err = c.authorizeLogFields(s); err != nil {
+		return nil, err
+	}
+	if app.Tracing, err = c.tracing(s); err != nil {
 		return nil, err
 	}
 	dmtls, err := c.downstream(s)
@@ -650,6 +663,10 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 			Terminal:       true,
 		}
 		caddyRoutes = slices.Insert(caddyRoutes, len(exact)+len(own), notFound)
+	}
+	if app.Tracing != nil {
+		// Every request but the health checks is traced, refusals too.
+		caddyRoutes = append([]caddyhttp.Route{tracingRoute()}, caddyRoutes...)
 	}
 	srv["routes"] = append([]caddyhttp.Route{healthRoute()}, caddyRoutes...)
 	level := strings.ToUpper(get("log_level"))

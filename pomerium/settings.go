@@ -42,7 +42,6 @@ type knownSetting struct {
 
 // The reasons shared by several settings.
 const (
-	whyTracing    = "tracing (OpenTelemetry) is not exported; Caddy's own `tracing` handler can be added by hand"
 	whyDNS        = "DNS tuning of Envoy; Caddy looks upstreams up with the system resolver, or those of dns_resolvers"
 	whyEnvoy      = "an Envoy internal; there is no Envoy"
 	whySplit      = "the address of one of Pomerium's split services; caddy-iap runs as one process"
@@ -154,21 +153,21 @@ var globalSettings = []knownSetting{
 	{"metrics_client_ca", works, "the metrics server's `client_authentication` (`require_and_verify`, an `inline` CA pool): the handshake fails without a valid certificate it issued; without a metrics certificate, ignored with a warning (plain HTTP, as in Pomerium)", ""},
 	{"metrics_client_ca_file", works, "as metrics_client_ca, from the file (a `file` CA pool), when metrics_client_ca is not set", ""},
 	{"normalize_path", works, "always on: dot segments are removed before the policy decides; `false` is a warning (the path is still cleaned)", ""},
-	{"otel_attribute_value_length_limit", warned, whyTracing, ""},
-	{"otel_bsp_max_export_batch_size", warned, whyTracing, ""},
-	{"otel_bsp_schedule_delay", warned, whyTracing, ""},
-	{"otel_exporter_otlp_endpoint", warned, whyTracing, ""},
-	{"otel_exporter_otlp_headers", warned, whyTracing, ""},
-	{"otel_exporter_otlp_protocol", warned, whyTracing, ""},
-	{"otel_exporter_otlp_timeout", warned, whyTracing, ""},
-	{"otel_exporter_otlp_traces_endpoint", warned, whyTracing, ""},
-	{"otel_exporter_otlp_traces_headers", warned, whyTracing, ""},
-	{"otel_exporter_otlp_traces_protocol", warned, whyTracing, ""},
-	{"otel_exporter_otlp_traces_timeout", warned, whyTracing, ""},
-	{"otel_log_level", warned, whyTracing, ""},
-	{"otel_resource_attributes", warned, whyTracing, ""},
-	{"otel_traces_exporter", warned, whyTracing, ""},
-	{"otel_traces_sampler_arg", warned, whyTracing, ""},
+	{"otel_attribute_value_length_limit", works, "the iap app's `tracing.attribute_value_length_limit`: span attribute values are cut there (64 to 32768, as Pomerium bounds it)", ""},
+	{"otel_bsp_max_export_batch_size", works, "`tracing.max_export_batch_size`: the most spans per export (at least 1)", ""},
+	{"otel_bsp_schedule_delay", works, "`tracing.schedule_delay`, from integer milliseconds: how long spans wait to be batched (at least 100ms)", ""},
+	{"otel_exporter_otlp_endpoint", works, "`tracing.endpoint`: the collector's base URL; over http/protobuf spans go to /v1/traces under it", ""},
+	{"otel_exporter_otlp_headers", works, "`tracing.headers` (key=value list or comma-separated), unless otel_exporter_otlp_traces_headers is set", ""},
+	{"otel_exporter_otlp_protocol", works, "`tracing.protocol`: grpc or http/protobuf; unset, guessed from the endpoint as Pomerium does (4317 grpc, 4318 http/protobuf)", ""},
+	{"otel_exporter_otlp_timeout", works, "`tracing.timeout`, from integer milliseconds, unless otel_exporter_otlp_traces_timeout is set", ""},
+	{"otel_exporter_otlp_traces_endpoint", works, "`tracing.endpoint` as written (the traces URL), over otel_exporter_otlp_endpoint", ""},
+	{"otel_exporter_otlp_traces_headers", works, "`tracing.headers`, over otel_exporter_otlp_headers", ""},
+	{"otel_exporter_otlp_traces_protocol", works, "`tracing.protocol`, over otel_exporter_otlp_protocol", ""},
+	{"otel_exporter_otlp_traces_timeout", works, "`tracing.timeout`, over otel_exporter_otlp_timeout", ""},
+	{"otel_log_level", works, "`tracing.log_level`: the least level of the iap.tracing logs (failed exports at error, each export at debug)", ""},
+	{"otel_resource_attributes", works, "`tracing.resource_attributes` (key=value list or comma-separated): service.name and the rest of every span's resource", ""},
+	{"otel_traces_exporter", works, "`otlp` turns tracing on: the iap app's `tracing` and an `iap_tracing` handler before every route (not the health checks); `none` or unset: no tracing", ""},
+	{"otel_traces_sampler_arg", works, "`tracing.sampler_arg`: the share of requests traced (parent-based: a sampled traceparent from the client is followed)", ""},
 	{"override_certificate_name", warned, "the name Pomerium's split services expect on each other's certificates; caddy-iap runs as one process", ""},
 	{"pass_identity_headers", works, "the iap app's `pass_identity_headers`, a route's own value winning", ""},
 	{"path_with_escaped_slashes_action", works, "`REJECT_REQUEST` (Pomerium's default) is what caddy-iap does: 400 ambiguous-path; `KEEP_UNCHANGED`, `UNESCAPE_AND_REDIRECT` and `UNESCAPE_AND_FORWARD` are errors (they need a weaker path rule)", ""},
