@@ -50,6 +50,7 @@ var documentedTypes = []any{
 	App{}, IDP{}, Route{}, upstreamtls.Defaults{},
 	Authenticate{}, Authorize{}, MatchPolicy{}, MTLS{}, MTLSVerifier{},
 	upstreamtls.SystemPlusCAPool{}, upstreamtls.Transport{}, HealthyPanic{},
+	Tracing{}, TracingHandler{},
 }
 
 // The README's option tables must name every option the config structs

@@ -48,7 +48,11 @@ func (TracingHandler) CaddyModule() caddy.ModuleInfo {
 
 // Provision takes the tracer of the iap app's tracing settings.
 func (h *TracingHandler) Provision(ctx caddy.Context) error {
-	app := configuredApp(ctx)
+	v, err := ctx.AppIfConfigured("iap")
+	if err != nil && !errors.Is(err, caddy.ErrNotConfigured) {
+		return fmt.Errorf("iap_tracing: %v", err) // the app's own error, such as a bad tracing setting
+	}
+	app, _ := v.(*App)
 	if app == nil || app.tracer == nil {
 		return errors.New("iap_tracing: the iap app has no tracing settings: add tracing { endpoint ... } to the global iap option (or \"tracing\" to the iap app's JSON)")
 	}

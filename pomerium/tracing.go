@@ -153,6 +153,9 @@ func (c *converter) tracing(s settings) (*module.Tracing, error) {
 	}
 	if v, ok := s.value("otel_log_level"); ok {
 		t.LogLevel = strings.ToLower(strings.TrimSpace(v))
+		if err := (module.Tracing{LogLevel: t.LogLevel}).Check(); err != nil {
+			return nil, c.otelErr(s, "otel_log_level", "%q is not debug, info, warn or error", v)
+		}
 	}
 	if err := t.Check(); err != nil {
 		return nil, fmt.Errorf("%s: otel_* settings: %v", c.file, err)

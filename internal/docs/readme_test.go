@@ -186,6 +186,7 @@ func newEnv(t *testing.T) *env {
 	for _, v := range []string{"IAP_CLIENT_SECRET", "PARTNER_CLIENT_SECRET", "IDP_CLIENT_SECRET"} {
 		t.Setenv(v, "client-secret")
 	}
+	t.Setenv("OTLP_AUTH", "dXNlcjpwYXNzd29yZA==") // the tracing example's collector credentials
 	ca := testpki.NewCA(t, "README CA")
 	return &env{dir: dir, ca: ca, files: map[string]string{},
 		client: ca.Issue(t, testpki.Client("readme@example.com")),
