@@ -169,7 +169,8 @@ type statusRecorder struct {
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
-	if s.status == 0 && code >= 200 {
+	// 101 ends a WebSocket's handshake; 100 and 103 come before the status.
+	if s.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		s.status = code
 	}
 	s.ResponseWriterWrapper.WriteHeader(code)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -8,6 +9,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/caddy-iap/caddy-iap/internal/testenv"
 )
@@ -298,5 +302,47 @@ func TestTracingReloadAndTwoSites(t *testing.T) {
 	after, _, _ := upstreamTraceparent(t, caddy, rec, "two.test", nil)
 	if s := serviceOf(after); s != "after-reload" {
 		t.Errorf("after the reload: service %q, want after-reload", s)
+	}
+}
+
+// A WebSocket goes through iap_tracing as through any handler (the
+// handshake is hijacked through its response writer), and its span has
+// the upgrade's status, 101.
+func TestTracingWebSocket(t *testing.T) {
+	jaeger := testenv.StartJaeger(t)
+	echo := newWSEcho(t)
+	caddy := testenv.StartCaddy(t, tracingGlobal(jaeger.OTLPHTTP, "http/protobuf", "ws-e2e"),
+		"ws.test {\n\ttls internal\n\tiap_tracing\n\tiap_route {\n\t\tto "+echo.URL+"\n\t\tallow_public_unauthenticated_access\n\t}\n}\n")
+	caddy.WaitCertificates(t, "ws.test")
+	id := testID()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, fmt.Sprintf("wss://ws.test:%d/socket", caddy.HTTPSPort),
+		&websocket.DialOptions{HTTPClient: caddy.Client(t), HTTPHeader: http.Header{"X-Test-Id": {id}}})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer conn.CloseNow()
+	if _, msg, err := conn.Read(ctx); err != nil || string(msg) != "hello, no assertion" {
+		t.Fatalf("greeting: %q %v", msg, err)
+	}
+	if err := conn.Write(ctx, websocket.MessageText, []byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if _, msg, err := conn.Read(ctx); err != nil || string(msg) != "echo: ping" {
+		t.Fatalf("echo: %q %v", msg, err)
+	}
+	conn.Close(websocket.StatusNormalClosure, "")
+	h, _, upgraded := echo.got(id)
+	if !upgraded {
+		t.Fatal("the upstream did not get a WebSocket")
+	}
+	parts := strings.Split(h.Get("Traceparent"), "-")
+	if len(parts) != 4 {
+		t.Fatalf("the upstream's handshake had traceparent %q", h.Get("Traceparent"))
+	}
+	tr := jaeger.WaitTrace(t, parts[1])
+	if got, _ := testenv.Tag(tr.Spans[0].Tags, "http.response.status_code"); got != "101" {
+		t.Errorf("the WebSocket's span has status %q, want 101", got)
 	}
 }
