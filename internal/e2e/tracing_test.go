@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/caddy-iap/caddy-iap/internal/testenv"
+	"github.com/caddy-iap/caddy-iap/internal/testpki"
 )
 
 // upstreamTraceparent requests host's path through caddy with header and
@@ -345,4 +346,35 @@ func TestTracingWebSocket(t *testing.T) {
 	if got, _ := testenv.Tag(tr.Spans[0].Tags, "http.response.status_code"); got != "101" {
 		t.Errorf("the WebSocket's span has status %q, want 101", got)
 	}
+}
+
+// An https endpoint is verified: a collector whose certificate Caddy does
+// not trust gets no spans (the log says why), and the CA given in Caddy's
+// environment as OTEL_EXPORTER_OTLP_CERTIFICATE, which the OpenTelemetry
+// exporter reads, makes it trusted.
+func TestTracingToACollectorOverHTTPS(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, "collector CA")
+	certFile, keyFile := ca.Issue(t, testpki.Server("localhost")).Write(t, dir, "collector")
+	caFile := ca.WriteCert(t, dir, "collector-ca.pem")
+	jaeger := testenv.StartJaegerTLS(t, certFile, keyFile)
+	rec := newRecorder(t)
+	global := tracingGlobal(jaeger.TLSOTLPHTTP, "http/protobuf", "https-e2e")
+
+	untrusting := testenv.StartCaddy(t, global, tracingSite("app.test", rec.URL))
+	traceID, _, _ := upstreamTraceparent(t, untrusting, rec, "app.test", nil)
+	if !untrusting.WaitLog("exporting spans failed") {
+		t.Fatalf("no export failure logged:\n%s", untrusting.Log())
+	}
+	if !strings.Contains(untrusting.Log(), "certificate signed by unknown authority") {
+		t.Errorf("the failure does not say the certificate is not trusted:\n%s", untrusting.Log())
+	}
+	if _, ok := jaeger.Trace(t, traceID); ok {
+		t.Errorf("spans reached a collector whose certificate is not trusted")
+	}
+
+	t.Setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", caFile)
+	trusting := testenv.StartCaddy(t, global, tracingSite("app.test", rec.URL))
+	traceID, _, _ = upstreamTraceparent(t, trusting, rec, "app.test", nil)
+	jaeger.WaitTrace(t, traceID)
 }

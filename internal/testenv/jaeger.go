@@ -23,6 +23,9 @@ type Jaeger struct {
 	// without Authorization: Basic of AuthUser and AuthPassword.
 	AuthOTLPHTTP, AuthOTLPGRPC string
 	AuthUser, AuthPassword     string
+	// TLSOTLPHTTP is, with StartJaegerTLS, a receiver over HTTPS
+	// (https://localhost:port) with the given certificate.
+	TLSOTLPHTTP string
 	// QueryURL is the query service (UI and API) base URL.
 	QueryURL string
 	out      *syncBuffer
@@ -47,6 +50,18 @@ func JaegerBinary(t testing.TB) string {
 // receivers accept connections and its query API answers.
 func StartJaeger(t testing.TB) *Jaeger {
 	t.Helper()
+	return startJaeger(t, "", "")
+}
+
+// StartJaegerTLS is StartJaeger with one more receiver, OTLP over HTTPS
+// with this certificate and key (TLSOTLPHTTP).
+func StartJaegerTLS(t testing.TB, certFile, keyFile string) *Jaeger {
+	t.Helper()
+	return startJaeger(t, certFile, keyFile)
+}
+
+func startJaeger(t testing.TB, certFile, keyFile string) *Jaeger {
+	t.Helper()
 	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", FreePort(t)) }
 	otlpHTTP, otlpGRPC, authHTTP, authGRPC, query, queryGRPC := addr(), addr(), addr(), addr(), addr(), addr()
 	j := &Jaeger{
@@ -55,11 +70,19 @@ func StartJaeger(t testing.TB) *Jaeger {
 		AuthUser: "collector", AuthPassword: "s3cret-for-spans",
 		QueryURL: "http://" + query, out: new(syncBuffer),
 	}
+	tlsReceiver, tlsConf, listen := "", "", []string{otlpHTTP, otlpGRPC, authHTTP, authGRPC, query}
+	if certFile != "" {
+		a := addr()
+		j.TLSOTLPHTTP = "https://localhost" + a[len("127.0.0.1"):]
+		tlsReceiver = ", otlp/tls"
+		tlsConf = fmt.Sprintf("  otlp/tls:\n    protocols:\n      http:\n        endpoint: %s\n        tls:\n          cert_file: %s\n          key_file: %s\n", a, certFile, keyFile)
+		listen = append(listen, a)
+	}
 	conf := fmt.Sprintf(`service:
   extensions: [jaeger_storage, jaeger_query, basicauth/server]
   pipelines:
     traces:
-      receivers: [otlp, otlp/auth]
+      receivers: [otlp, otlp/auth%s]
       exporters: [jaeger_storage_exporter]
   telemetry:
     metrics:
@@ -100,10 +123,11 @@ receivers:
         endpoint: %s
         auth:
           authenticator: basicauth/server
+%s
 exporters:
   jaeger_storage_exporter:
     trace_storage: memstore
-`, j.AuthUser, j.AuthPassword, query, queryGRPC, otlpGRPC, otlpHTTP, authGRPC, authHTTP)
+`, tlsReceiver, j.AuthUser, j.AuthPassword, query, queryGRPC, otlpGRPC, otlpHTTP, authGRPC, authHTTP, tlsConf)
 	p := filepath.Join(t.TempDir(), "jaeger.yaml")
 	if err := os.WriteFile(p, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -111,7 +135,7 @@ exporters:
 	cmd := exec.Command(JaegerBinary(t), "--config", "file:"+p)
 	cmd.Stdout, cmd.Stderr = j.out, j.out
 	exited := start(t, cmd, "jaeger", j.out)
-	for _, a := range []string{otlpHTTP, otlpGRPC, authHTTP, authGRPC, query} {
+	for _, a := range listen {
 		WaitListening(t, a, exited)
 	}
 	deadline := time.Now().Add(30 * time.Second)
