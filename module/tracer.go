@@ -66,8 +66,10 @@ type Tracing struct {
 	// The most spans sent in one export. Default: 512.
 	MaxExportBatchSize int `json:"max_export_batch_size,omitempty"`
 
-	// Attribute values longer than this many characters are cut.
-	// Default: no limit.
+	// Attribute values longer than this many characters are cut, so that
+	// a client's long path or User-Agent cannot make the spans waiting
+	// for export large. Default: 256, Envoy's limit on the path in
+	// Pomerium's spans.
 	AttributeValueLengthLimit int `json:"attribute_value_length_limit,omitempty"`
 
 	// The least level of the tracing logs (logger iap.tracing): a failed
@@ -85,6 +87,10 @@ const (
 
 // defaultServiceName is service.name unless resource_attributes sets it.
 const defaultServiceName = "caddy-iap"
+
+// defaultAttributeValueLengthLimit bounds attribute values unless
+// attribute_value_length_limit says otherwise.
+const defaultAttributeValueLengthLimit = 256
 
 // validate checks the settings and fills in the defaults: Endpoint,
 // Protocol and Timeout are set afterwards. Errors name the option.
@@ -225,6 +231,7 @@ func (t *Tracing) newProvider(logger *zap.Logger) (*sdktrace.TracerProvider, err
 		AttributePerEventCountLimit: sdktrace.DefaultAttributePerEventCountLimit,
 		AttributePerLinkCountLimit:  sdktrace.DefaultAttributePerLinkCountLimit,
 	}
+	limits.AttributeValueLengthLimit = defaultAttributeValueLengthLimit
 	if t.AttributeValueLengthLimit > 0 {
 		limits.AttributeValueLengthLimit = t.AttributeValueLengthLimit
 	}

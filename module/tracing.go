@@ -25,8 +25,9 @@ func init() {
 // the upstream a traceparent header naming that span. A traceparent the
 // client sent becomes the span's parent (with its tracestate, which goes
 // on as W3C Trace Context asks); the upstream never gets the client's
-// traceparent itself, nor a tracestate that did not parse. Put it first in a site (the Caddyfile's `iap_tracing`
-// directive is ordered so) to trace refusals as well. Like Caddy's own
+// traceparent itself, nor a tracestate that did not parse. Put it first
+// in a site (the Caddyfile's `iap_tracing` directive is ordered so) to
+// trace refusals as well. Like Caddy's own
 // `tracing` handler, it sets the {http.vars.trace_id} and
 // {http.vars.span_id} placeholders and adds traceID and spanID to the
 // access log; unlike it, its settings come from the config, not from
@@ -122,12 +123,21 @@ func (h *TracingHandler) spanName(r *http.Request) string {
 		}
 		return h.SpanName
 	}
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+	if knownMethod(r.Method) {
 		return r.Method
 	}
 	return "HTTP"
+}
+
+// knownMethod reports whether m is one of HTTP's own methods; others are
+// a client's word, kept out of span names and attributes.
+func knownMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
 }
 
 // requestAttributes are the span's attributes from the request, by
@@ -135,7 +145,7 @@ func (h *TracingHandler) spanName(r *http.Request) string {
 // it may carry tokens.
 func requestAttributes(r *http.Request) []attribute.KeyValue {
 	method := r.Method
-	if name := (&TracingHandler{}).spanName(r); name == "HTTP" {
+	if !knownMethod(method) {
 		method = "_OTHER"
 	}
 	scheme := "http"

@@ -247,6 +247,16 @@ func TestTracingClientTraceHeaders(t *testing.T) {
 		t.Errorf("the span's parent is not the client's span: %+v", tr.Spans[0].References)
 	}
 
+	// Oversize values a client controls are cut at the default limit
+	// (256 characters) in the span, and served all the same.
+	long := http.Header{"User-Agent": {strings.Repeat("u", 8<<10)}}
+	long.Set("Traceparent", "00-"+randomHex(t, 16)+"-"+clientSpan+"-01")
+	longTrace, _, _ := upstreamTraceparent(t, caddy, rec, "app.test", long)
+	tr = jaeger.WaitTrace(t, longTrace)
+	if ua, _ := testenv.Tag(tr.Spans[0].Tags, "user_agent.original"); len(ua) != 256 {
+		t.Errorf("an 8 KiB User-Agent is %d characters in the span, want 256", len(ua))
+	}
+
 	for _, forged := range []string{
 		"00-" + strings.Repeat("0", 32) + "-" + clientSpan + "-01", // all-zero trace ID
 		"ff-" + clientTrace + "-" + clientSpan + "-01",             // version ff is invalid
