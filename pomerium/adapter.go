@@ -8,8 +8,11 @@
 package pomerium
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -41,8 +44,8 @@ func adaptWithEnv(body []byte, options map[string]any, env func(string) (string,
 	if name == "" {
 		name = "config.yaml"
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(body, &doc); err != nil {
+	doc, err := oneDocument(body)
+	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %v", name, err)
 	}
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
@@ -55,6 +58,27 @@ func adaptWithEnv(body []byte, options map[string]any, env func(string) (string,
 	}
 	out, err := json.Marshal(cfg)
 	return out, c.warnings, err
+}
+
+// oneDocument parses YAML that must be one document. yaml.v3 (and so
+// Pomerium, through viper) reads the first document and drops the rest
+// without a word: a file that starts "{}" loses every setting after it,
+// and one with a second document after "---" loses that document. Both
+// are errors here, since dropped routes or policies change who gets in.
+func oneDocument(src []byte) (yaml.Node, error) {
+	var doc, more yaml.Node
+	d := yaml.NewDecoder(bytes.NewReader(src))
+	if err := d.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return doc, err
+	}
+	switch err := d.Decode(&more); {
+	case errors.Is(err, io.EOF):
+		return doc, nil
+	case err != nil:
+		return doc, fmt.Errorf("%v: the text after the end of the first YAML document would be ignored (Pomerium ignores it too); a config is one mapping of settings", err)
+	default:
+		return doc, fmt.Errorf("line %d: a second YAML document would be ignored (Pomerium reads only the first); put every setting in one document", more.Line)
+	}
 }
 
 // lookupEnv reads an environment variable as Pomerium (viper) does: set

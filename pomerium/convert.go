@@ -260,8 +260,8 @@ func (c *converter) routeList(s settings, key string) ([]*yaml.Node, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: the environment variable %s is not base64: %v", c.file, envKey, err)
 		}
-		var doc yaml.Node
-		if err := yaml.Unmarshal(raw, &doc); err != nil {
+		doc, err := oneDocument(raw)
+		if err != nil {
 			return nil, fmt.Errorf("%s (base64-decoded): %v", envKey, err)
 		}
 		c.file = envKey + " (base64-decoded)"
