@@ -179,6 +179,11 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 			return out, c.errf(v, "allowed_idp_claims: a mapping of claim names to lists of values")
 		}
 	}
+	if v := fields["sub_policies"]; v != nil {
+		if err := c.subPolicies(v, &r); err != nil {
+			return out, err
+		}
+	}
 	if v := fields["set_request_headers"]; v != nil {
 		if err := v.Decode(&r.SetRequestHeaders); err != nil {
 			return out, c.errf(v, "set_request_headers: a mapping of header names to values")

@@ -255,7 +255,7 @@ var routeSettings = []knownSetting{
 	{"set_request_headers", works, "headers set before proxying", ""},
 	{"set_response_headers", works, "headers set on the response", ""},
 	{"show_error_details", works, "the route's `show_error_details`: its 403 page and JSON list how the policy decided, each rule and criterion with its result; without it they show the status, the reason and the request ID", ""},
-	{"sub_policies", refused, "sub_policies is an old policy form; put its rules in policy", ""},
+	{"sub_policies", works, "their allowed_users, allowed_domains and allowed_idp_claims join the route's allow rule; a non-empty `rego` is an error (there is no Rego), explanation, remediation and source_ppl warn", ""},
 	{"timeout", works, "the upstream transport's `response_header_timeout`", ""},
 	{"tls_client_cert", works, "the upstream client certificate", ""},
 	{"tls_client_cert_file", works, "the upstream client certificate", ""},
