@@ -111,6 +111,15 @@ type Config struct {
 	// host's root.
 	SignOutRedirectURL string
 
+	// ProgrammaticRedirectDomains are the hosts a programmatic login may
+	// send its token to (Pomerium's programmatic_redirect_domain_whitelist):
+	// host names or IP addresses, each matched whole, on any port.
+	// "localhost" stands for every loopback URL (localhost, 127.0.0.0/8,
+	// [::1]), over http or https; any other host takes https only, since
+	// the token would cross the network. nil means Pomerium's default,
+	// [localhost]; an empty list turns programmatic login off.
+	ProgrammaticRedirectDomains []string
+
 	// AuthenticateURL, when set, is the one host where users sign in
 	// ("https://auth.example.com", Pomerium's authenticate_service_url):
 	// the IdP lists only its callback, https://<host>/.iap/callback
@@ -204,6 +213,9 @@ func (c *Config) observe(event, result, reason string) {
 }
 
 func (c *Config) setDefaults() {
+	if c.ProgrammaticRedirectDomains == nil {
+		c.ProgrammaticRedirectDomains = []string{"localhost"}
+	}
 	if len(c.Scopes) == 0 {
 		c.Scopes = []string{"openid", "email", "profile", "offline_access"}
 	}
@@ -287,6 +299,11 @@ func (c *Config) validate() error {
 	}
 	if c.Compat != "" && c.Compat != "pomerium" {
 		errs = append(errs, fmt.Errorf("compat: unknown value %q (want pomerium)", c.Compat))
+	}
+	for _, d := range c.ProgrammaticRedirectDomains {
+		if err := CheckRedirectDomain(d); err != nil {
+			errs = append(errs, fmt.Errorf("programmatic_redirect_domain_whitelist %q: %v", d, err))
+		}
 	}
 	if c.SignOutRedirectURL != "" {
 		if u, err := url.Parse(c.SignOutRedirectURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {

@@ -30,7 +30,7 @@ type loginState struct {
 	Host     string    `json:"h"`
 	Expires  time.Time `json:"e"`
 	// Programmatic is the loopback redirect URI of a programmatic login
-	// (checked by loopbackRedirect): the callback sends the browser there
+	// (checked by programmaticRedirect): the callback sends the browser there
 	// with a token instead of to ReturnTo.
 	Programmatic string `json:"p,omitempty"`
 }

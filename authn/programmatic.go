@@ -44,9 +44,10 @@ import (
 // (Session.Bearer), so its Authorization header never reaches the
 // upstream unless pass_bearer_token is set.
 //
-// The redirect URI must be a loopback address (loopbackRedirect), as
-// Pomerium's default programmatic_redirect_domain_whitelist [localhost]
-// allows: the token goes only to the machine the browser runs on.
+// The redirect URI must be on a host of ProgrammaticRedirectDomains
+// (Pomerium's programmatic_redirect_domain_whitelist; see
+// programmaticRedirect). Its default, [localhost], allows loopback URLs
+// only: the token goes only to the machine the browser runs on.
 
 const (
 	// loginAPIPath is the login API, below the prefix.
@@ -76,13 +77,11 @@ func (a *Authenticator) programmaticLogin(w http.ResponseWriter, r *http.Request
 	}
 	raw := r.URL.Query().Get(a.names.redirectParam)
 	host, hostOK := canonicalAuthority(r.Host)
-	redirect, ok := loopbackRedirect(raw)
+	redirect, ok := a.programmaticRedirect(raw)
 	if !ok || !hostOK {
 		a.cfg.Logger.Warn("programmatic login refused", zap.String("reason", string(authz.ReasonBadCallback)),
 			zap.String("host", r.Host), zap.String(a.names.redirectParam, raw), zap.String("remote_addr", r.RemoteAddr))
-		a.errorPage(w, r, http.StatusBadRequest, string(authz.ReasonBadCallback),
-			a.names.redirectParam+" must be a loopback URL, such as http://127.0.0.1:8000/callback, http://[::1]:8000/ or http://localhost:8000/: "+
-				"the sign-in sends its token there, so it may go only to the machine the browser runs on.")
+		a.errorPage(w, r, http.StatusBadRequest, string(authz.ReasonBadCallback), a.redirectRule())
 		return
 	}
 	v, err := a.login.seal(programmaticName(host), programmaticRequest{
@@ -120,22 +119,22 @@ func (a *Authenticator) programmaticSignIn(w http.ResponseWriter, r *http.Reques
 		bad(errors.New("the sign-in link expired or is for another host"))
 		return
 	}
-	redirect, ok := loopbackRedirect(pr.RedirectURI)
+	redirect, ok := a.programmaticRedirect(pr.RedirectURI)
 	if !ok {
-		bad(errors.New("the redirect URI is not a loopback URL"))
+		bad(errors.New("the redirect URI is not on a host of programmatic_redirect_domain_whitelist"))
 		return
 	}
 	a.beginLogin(w, r, "https://"+r.Host+"/", redirect)
 }
 
 // finishProgrammatic ends the callback of a programmatic login: it sends
-// the browser to the loopback redirect URI with the token for this host.
+// the browser to the redirect URI with the token for this host.
 func (a *Authenticator) finishProgrammatic(w http.ResponseWriter, r *http.Request, s *Session, redirect string) {
 	host, ok := canonicalAuthority(r.Host)
-	redirect, loopback := loopbackRedirect(redirect)
+	redirect, allowed := a.programmaticRedirect(redirect)
 	var token string
 	var err error
-	if !ok || !loopback {
+	if !ok || !allowed {
 		err = errors.New("the host or redirect URI is no longer acceptable")
 	} else {
 		token, err = a.programmaticToken(s, host)
@@ -225,15 +224,17 @@ func (a *Authenticator) tokenSession(r *http.Request, token string) (*Session, e
 	return &s, nil
 }
 
-// loopbackRedirect checks a programmatic login's redirect URI and returns
-// it as it was checked. It accepts what Pomerium's default
-// programmatic_redirect_domain_whitelist (localhost) does, an http or
-// https URL whose host is localhost or a loopback IP address, written
-// strictly, so that a browser reads it as it was checked: the host is
-// "localhost", a dotted IPv4 loopback address (127.0.0.0/8) or a
-// bracketed IPv6 loopback ([::1]), with an optional port; no user info,
-// escapes, backslashes, fragment, spaces or controls anywhere.
-func loopbackRedirect(raw string) (string, bool) {
+// programmaticRedirect checks a programmatic login's redirect URI against
+// ProgrammaticRedirectDomains and returns it as it was checked. Pomerium
+// (urlutil.IsRedirectAllowed) accepts an http or https URL whose host name
+// is one of the list, on any port, "localhost" standing for every loopback
+// URL. Here the URL is also written strictly, so that a browser reads it
+// as it was checked: the host is a name of [a-z0-9.-_], a dotted IPv4
+// address or a bracketed IPv6 one, with an optional port; no user info,
+// escapes, backslashes, fragment, spaces, controls or non-ASCII anywhere.
+// A host other than loopback takes https only: the token in the URL would
+// otherwise cross the network readable by anyone on the way.
+func (a *Authenticator) programmaticRedirect(raw string) (string, bool) {
 	if raw == "" || len(raw) > maxRedirectURI || strings.ContainsAny(raw, "\\#") {
 		return "", false
 	}
@@ -243,11 +244,12 @@ func loopbackRedirect(raw string) (string, bool) {
 		}
 	}
 	var rest string
+	https := false
 	switch {
 	case hasPrefixFold(raw, "http://"):
 		rest = raw[len("http://"):]
 	case hasPrefixFold(raw, "https://"):
-		rest = raw[len("https://"):]
+		rest, https = raw[len("https://"):], true
 	default:
 		return "", false
 	}
@@ -264,16 +266,86 @@ func loopbackRedirect(raw string) (string, bool) {
 		host = h
 	}
 	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if host != "localhost" {
-		ip := net.ParseIP(host)
-		if ip == nil || !ip.IsLoopback() {
-			return "", false
-		}
-	}
 	if _, err := url.Parse(raw); err != nil {
 		return "", false
 	}
-	return raw, true
+	for _, d := range a.cfg.ProgrammaticRedirectDomains {
+		if redirectDomainMatches(d, host, https) {
+			return raw, true
+		}
+	}
+	return "", false
+}
+
+// redirectDomainMatches reports whether host (lowercase, without port or
+// brackets) is the list entry d: "localhost" matches every loopback host,
+// over http or https; any other entry matches its own host name, or the
+// same IP address, over https.
+func redirectDomainMatches(d, host string, https bool) bool {
+	d = strings.TrimSuffix(strings.TrimPrefix(strings.ToLower(d), "["), "]")
+	if d == "localhost" {
+		if host == "localhost" {
+			return true
+		}
+		ip := net.ParseIP(host)
+		return ip != nil && ip.IsLoopback()
+	}
+	if !https {
+		return false
+	}
+	if ip, want := net.ParseIP(host), net.ParseIP(d); ip != nil || want != nil {
+		return ip != nil && want != nil && ip.Equal(want)
+	}
+	return host == d
+}
+
+// CheckRedirectDomain checks an entry of Config.ProgrammaticRedirectDomains:
+// a host name or IP address alone, which a redirect URI's host can equal.
+func CheckRedirectDomain(d string) error {
+	for i := 0; i < len(d); i++ {
+		if d[i] >= 0x80 {
+			return errors.New("write an internationalized name in its ASCII (xn--) form")
+		}
+	}
+	switch bare := strings.TrimSuffix(strings.TrimPrefix(d, "["), "]"); {
+	case d == "":
+		return errors.New("an empty host name")
+	case net.ParseIP(bare) != nil && (bare == d || strings.Contains(bare, ":") && d == "["+bare+"]"):
+		return nil
+	case strings.Contains(d, "*"):
+		return errors.New("wildcards are not supported: each entry is a whole host name, as in Pomerium")
+	case strings.HasSuffix(d, "."):
+		return errors.New("write the host name without its final dot")
+	}
+	if h, ok := canonicalAuthority(d); !ok || h != strings.ToLower(d) || strings.Contains(d, ":") {
+		return errors.New("want a host name or IP address alone, such as example.com or localhost (no scheme, port or path)")
+	}
+	return nil
+}
+
+// redirectRule says which redirect URIs the login API takes, for its
+// refusal.
+func (a *Authenticator) redirectRule() string {
+	loopback, others := false, false
+	for _, d := range a.cfg.ProgrammaticRedirectDomains {
+		if strings.EqualFold(d, "localhost") {
+			loopback = true
+		} else {
+			others = true
+		}
+	}
+	p := a.names.redirectParam
+	switch {
+	case loopback && others:
+		return p + " must be a loopback URL, such as http://127.0.0.1:8000/callback, or an https URL on a host this server allows " +
+			"(programmatic_redirect_domain_whitelist): the sign-in sends its token there."
+	case loopback:
+		return p + " must be a loopback URL, such as http://127.0.0.1:8000/callback, http://[::1]:8000/ or http://localhost:8000/: " +
+			"the sign-in sends its token there, so it may go only to the machine the browser runs on."
+	case others:
+		return p + " must be an https URL on a host this server allows (programmatic_redirect_domain_whitelist): the sign-in sends its token there."
+	}
+	return "Programmatic login is turned off on this server (its programmatic_redirect_domain_whitelist is empty)."
 }
 
 // StripTokens removes every Authorization header that carries a

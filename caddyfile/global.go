@@ -112,6 +112,13 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 			err = one(&app.AuthenticateURL)
 		case "sign_out_redirect_url":
 			err = one(&app.SignOutRedirectURL)
+		case "programmatic_redirect_domain_whitelist":
+			// Repeatable; each line adds to the list.
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.Err("programmatic_redirect_domain_whitelist takes one or more host names, such as localhost example.com")
+			}
+			app.ProgrammaticRedirectDomainWhitelist = append(app.ProgrammaticRedirectDomainWhitelist, args...)
 		case "jwt_issuer_format":
 			err = one(&app.JWTIssuerFormat)
 		case "bearer_token_format":

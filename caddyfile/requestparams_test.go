@@ -26,3 +26,17 @@ func TestSignOutRedirectURLOption(t *testing.T) {
 		t.Errorf("%v\n%s", err, out)
 	}
 }
+
+// programmatic_redirect_domain_whitelist in the global iap option: one or
+// more hosts, on one line or several; none is an error naming the line,
+// and an entry that could never match fails validation with its name.
+func TestProgrammaticRedirectDomainWhitelistOption(t *testing.T) {
+	out, err := adapt(t, "{\n\tiap {\n\t\tprogrammatic_redirect_domain_whitelist localhost example.com\n\t\tprogrammatic_redirect_domain_whitelist apps.example.org\n\t}\n}\napp.example.com {\n\trespond ok\n}")
+	if err != nil || !strings.Contains(out, `"programmatic_redirect_domain_whitelist":["localhost","example.com","apps.example.org"]`) {
+		t.Errorf("%v\n%s", err, out)
+	}
+	if _, err := adapt(t, "{\n\tiap {\n\t\tprogrammatic_redirect_domain_whitelist\n\t}\n}\napp.example.com {\n\trespond ok\n}"); err == nil ||
+		!strings.Contains(err.Error(), "programmatic_redirect_domain_whitelist takes one or more host names") || !strings.Contains(err.Error(), ":3") {
+		t.Errorf("no value: %v", err)
+	}
+}

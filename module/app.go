@@ -112,6 +112,15 @@ type App struct {
 	// access token the IdP vouches for is accepted, whichever client it was
 	// issued to. A route's own list replaces this one.
 	IDPAccessTokenAllowedAudiences []string `json:"idp_access_token_allowed_audiences,omitempty"`
+	// The hosts a programmatic login (a command-line or desktop client's
+	// sign-in, /.iap/api/v1/login) may send its token to, Pomerium's
+	// programmatic_redirect_domain_whitelist: host names or IP addresses,
+	// each matched whole (no subdomains, no wildcards), on any port.
+	// "localhost" stands for every loopback URL (localhost, 127.0.0.0/8,
+	// [::1]), over http or https; the other hosts take https only.
+	// Default: ["localhost"]. An empty list, [], turns programmatic login
+	// off.
+	ProgrammaticRedirectDomainWhitelist []string `json:"programmatic_redirect_domain_whitelist,omitzero"`
 
 	// More identity providers, by name (a lowercase letter, then letters,
 	// digits and dashes), for routes that sign users in elsewhere than
@@ -315,7 +324,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		CookieName: a.CookieName, CookieSecret: secret, PreviousCookieSecrets: previous, CookieDomain: a.CookieDomain,
 		CookieExpire: time.Duration(a.CookieExpire), CookieSameSite: sameSite, AuthenticateURL: a.AuthenticateURL, SignOutRedirectURL: a.SignOutRedirectURL,
 		SigningKeys: keys, JWKSMaxAge: jwksMaxAge, ClaimHeaders: a.JWTClaimsHeaders, Compat: a.Compat,
-		Version: Version(),
+		ProgrammaticRedirectDomains: a.ProgrammaticRedirectDomainWhitelist, Version: Version(),
 		AllowedRedirectHosts: func(hostport string) bool {
 			host := hostport
 			if h, _, err := net.SplitHostPort(hostport); err == nil {

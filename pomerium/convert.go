@@ -18,6 +18,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/caddy-iap/caddy-iap/authn"
 	"github.com/caddy-iap/caddy-iap/downstreamtls"
 	"github.com/caddy-iap/caddy-iap/module"
 )
@@ -51,7 +52,7 @@ var scalarKeys = []string{
 // as YAML structures.
 var listKeys = []string{"certificates", "idp_scopes", "idp_access_token_allowed_audiences", "idp_request_params", "downstream_mtls", "jwt_claims_headers", "routes", "policy", "allow_upgrades",
 	"set_response_headers", "dns_resolvers", "circuit_breaker_thresholds", "authorize_log_fields", "access_log_fields",
-	"otel_resource_attributes", "otel_exporter_otlp_headers", "otel_exporter_otlp_traces_headers"}
+	"otel_resource_attributes", "otel_exporter_otlp_headers", "otel_exporter_otlp_traces_headers", "programmatic_redirect_domain_whitelist"}
 
 // providerURLs are the issuers of the IdPs Pomerium names, where fixed.
 var providerURLs = map[string]string{
@@ -134,15 +135,16 @@ func (c *converter) convert(root *yaml.Node) (map[string]any, error) {
 	// SET_RESPONSE_HEADERS (or HEADERS, its old name) a JSON map or
 	// Name:Value pairs separated by commas.
 	for key, sep := range map[string]func(rune) bool{
-		"idp_scopes":                         func(r rune) bool { return r == ',' },
-		"idp_access_token_allowed_audiences": func(r rune) bool { return r == ',' },
-		"idp_request_params":                 nil,
-		"jwt_claims_headers":                 func(r rune) bool { return r == ',' || unicode.IsSpace(r) },
-		"certificates":                       nil,
-		"dns_resolvers":                      func(r rune) bool { return r == ',' },
-		"authorize_log_fields":               func(r rune) bool { return r == ',' },
-		"access_log_fields":                  func(r rune) bool { return r == ',' },
-		"set_response_headers":               nil,
+		"idp_scopes":                             func(r rune) bool { return r == ',' },
+		"idp_access_token_allowed_audiences":     func(r rune) bool { return r == ',' },
+		"idp_request_params":                     nil,
+		"jwt_claims_headers":                     func(r rune) bool { return r == ',' || unicode.IsSpace(r) },
+		"certificates":                           nil,
+		"dns_resolvers":                          func(r rune) bool { return r == ',' },
+		"authorize_log_fields":                   func(r rune) bool { return r == ',' },
+		"access_log_fields":                      func(r rune) bool { return r == ',' },
+		"set_response_headers":                   nil,
+		"programmatic_redirect_domain_whitelist": func(r rune) bool { return r == ',' },
 		// A JSON map, such as {"max_requests": 100}.
 		"circuit_breaker_thresholds": nil,
 		// OTEL_RESOURCE_ATTRIBUTES and OTEL_EXPORTER_OTLP_(TRACES_)HEADERS:
@@ -328,6 +330,29 @@ func (c *converter) app(s settings) (*module.App, error) {
 			}
 			app.IDP.RequestParams = params
 		}
+	}
+	if n := s.nodes["programmatic_redirect_domain_whitelist"]; n != nil {
+		// Pomerium's default is [localhost], the app's too; [] turns
+		// programmatic login off.
+		list, err := c.strings(n)
+		if err != nil {
+			return nil, err
+		}
+		domains := []string{}
+		for i, d := range list {
+			if d = strings.TrimSpace(d); d == "" {
+				continue
+			}
+			at := n // the entry's own line, in a YAML list
+			if n.Kind == yaml.SequenceNode && i < len(n.Content) {
+				at = n.Content[i]
+			}
+			if err := authn.CheckRedirectDomain(d); err != nil {
+				return nil, c.errf(at, "programmatic_redirect_domain_whitelist: %q: %v", d, err)
+			}
+			domains = append(domains, d)
+		}
+		app.ProgrammaticRedirectDomainWhitelist = domains
 	}
 	if v := strings.TrimSpace(get("signout_redirect_url")); v != "" {
 		app.SignOutRedirectURL = v

@@ -173,7 +173,7 @@ var globalSettings = []knownSetting{
 	{"path_with_escaped_slashes_action", works, "`REJECT_REQUEST` (Pomerium's default) is what caddy-iap does: 400 ambiguous-path; `KEEP_UNCHANGED`, `UNESCAPE_AND_REDIRECT` and `UNESCAPE_AND_FORWARD` are errors (they need a weaker path rule)", ""},
 	{"policy", works, "routes, before those of `routes`", ""},
 	{"policy_file", refused, "Pomerium refuses it too (deprecated): put the routes under routes", ""},
-	{"programmatic_redirect_domain_whitelist", refused, "programmatic sign-in redirects to localhost only (Pomerium's default); another list is not supported", "localhost"},
+	{"programmatic_redirect_domain_whitelist", works, "the iap app's `programmatic_redirect_domain_whitelist`: the hosts a programmatic login may send its token to (`localhost`: any loopback URL; other hosts over https only)", ""},
 	{"proxy_log_level", warned, "the log level of Envoy; Caddy's log level is log_level", ""},
 	{"routes", works, "the routes, after those of `policy`", ""},
 	{"runtime_flags", warned, "Pomerium's feature flags; caddy-iap has none", ""},
