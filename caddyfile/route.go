@@ -52,6 +52,8 @@ func init() {
 //		bearer_token_format idp_identity_token|idp_access_token|passthrough
 //		idp_access_token_allowed_audiences <audience...>
 //		pass_bearer_token
+//		allow_websockets [true|false]
+//		allow_spdy [true|false]
 //		policy { allow { or { ... } } deny { ... } }
 //		policy_file <policy.yaml>
 //		# ...and any reverse_proxy subdirective
@@ -175,6 +177,7 @@ func parseRouteOption(d *caddyfile.Dispenser, r *module.Route) (int, error) {
 		"cors_allow_preflight":                &r.CORSAllowPreflight,
 		"pass_bearer_token":                   &r.PassBearerToken,
 		"show_error_details":                  &r.ShowErrorDetails,
+		"allow_spdy":                          &r.AllowSPDY,
 	}
 	if opt == "allow_websockets" {
 		args := d.RemainingArgs()

@@ -233,3 +233,26 @@ func TestRouteHealthSubdirectivesPassThrough(t *testing.T) {
 		}
 	}
 }
+
+// allow_spdy puts allow_spdy on both of the route's iap handlers (each
+// would refuse SPDY otherwise); false, or no allow_spdy, leaves it off.
+func TestRouteAllowSPDY(t *testing.T) {
+	for block, want := range map[string]bool{
+		"to http://127.0.0.1:8080\n allow_public_unauthenticated_access":                    false,
+		"to http://127.0.0.1:8080\n allow_public_unauthenticated_access\n allow_spdy":       true,
+		"to http://127.0.0.1:8080\n allow_public_unauthenticated_access\n allow_spdy true":  true,
+		"to http://127.0.0.1:8080\n allow_public_unauthenticated_access\n allow_spdy false": false,
+	} {
+		out, err := adapt(t, "app.example {\n\ttls internal\n\tiap_route {\n"+block+"\n\t}\n}\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := strings.Count(out, `"allow_spdy":true`)
+		if want && n != 2 || !want && n != 0 {
+			t.Errorf("%q: allow_spdy on %d handlers, want %v:\n%s", block, n, want, out)
+		}
+	}
+	if _, err := adapt(t, "app.example {\n\tiap_route {\n\t\tto http://127.0.0.1:8080\n\t\tallow_spdy maybe\n\t}\n}\n"); err == nil || !strings.Contains(err.Error(), "allow_spdy") {
+		t.Errorf("allow_spdy maybe: %v", err)
+	}
+}

@@ -80,6 +80,11 @@ type Authenticate struct {
 	// be for (userinfo's "aud"), replacing the app's
 	// idp_access_token_allowed_audiences. Default: the app's.
 	IDPAccessTokenAllowedAudiences []string `json:"idp_access_token_allowed_audiences,omitempty"`
+	// Let SPDY/3.1 upgrades (kubectl exec, attach and port-forward) pass
+	// this handler; by default they are refused (400, upgrade-refused).
+	// iap_route sets it, and the same on its iap_authorize, from
+	// allow_spdy.
+	AllowSPDY bool `json:"allow_spdy,omitempty"`
 
 	app    *App
 	auth   *authn.Authenticator
@@ -151,6 +156,9 @@ func warnOpenAccessTokens(logger *zap.Logger, where, format string, audiences []
 // ServeHTTP answers the endpoints, or finds the user and goes on.
 func (h *Authenticate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	st, refused := begin(r, h.app)
+	if refused == nil {
+		refused = st.refuseSPDY(h.AllowSPDY)
+	}
 	if refused != nil {
 		st.logRefusal(h.logger, r, "request refused")
 		return refused.respond(w, r)

@@ -46,8 +46,14 @@ type Authorize struct {
 
 	// Refuse WebSocket upgrades (400, upgrade-refused). iap_route sets it
 	// when the route's allow_websockets is false. Upgrades other than
-	// websocket are refused on every route.
+	// websocket and SPDY/3.1 are refused on every route.
 	RefuseWebSockets bool `json:"refuse_websockets,omitempty"`
+
+	// Let SPDY/3.1 upgrades (kubectl exec, attach and port-forward) through
+	// once the policy allowed the request. Off by default: they are
+	// refused (400, upgrade-refused). iap_route sets it, and the same on
+	// its iap_authenticate, from allow_spdy.
+	AllowSPDY bool `json:"allow_spdy,omitempty"`
 
 	// Send the identity assertion and claim headers upstream for this
 	// route, overriding the app's pass_identity_headers; nil follows the
@@ -199,7 +205,11 @@ func (a *Authorize) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		st.logRefusal(a.logger, r, "request refused")
 		return refused.respond(w, r)
 	}
-	if a.RefuseWebSockets && len(upgradeOf(r)) > 0 {
+	if f := st.refuseSPDY(a.AllowSPDY); f != nil {
+		st.logRefusal(a.logger, r, "request refused")
+		return f.respond(w, r)
+	}
+	if a.RefuseWebSockets && len(upgradeOf(r)) > 0 && !st.spdy {
 		f := st.refuse(http.StatusBadRequest, authz.ReasonUpgradeRefused, "", "WebSockets are turned off on this route (allow_websockets).")
 		st.logRefusal(a.logger, r, "request refused")
 		return f.respond(w, r)

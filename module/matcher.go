@@ -76,6 +76,11 @@ func (m *MatchPolicy) MatchWithError(r *http.Request) (bool, error) {
 		cert authz.ClientCert
 	)
 	st, refused := begin(r, m.app)
+	if refused == nil {
+		// A matcher cannot tell what handles the request: SPDY is for
+		// routes that allow it (iap_route's allow_spdy).
+		refused = st.refuseSPDY(false)
+	}
 	if refused != nil {
 		return false, caddyhttp.HandlerError{StatusCode: refused.Status, ID: refused.Reason, Err: errors.New(refused.Message)}
 	}

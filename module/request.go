@@ -65,6 +65,10 @@ type request struct {
 	// refused holds a refusal authn made (through its Refuse hook), for
 	// the handler to return as a Caddy error.
 	refused *refusal
+
+	// spdy: the request asks for a SPDY/3.1 upgrade, which only a route
+	// that allows it lets through (see refuseSPDY).
+	spdy bool
 }
 
 // requestVar is the key of the request's state in Caddy's vars.
@@ -91,8 +95,12 @@ func begin(r *http.Request, app *App) (*request, *refusal) {
 		repl.Map(st.placeholder)
 	}
 	if up := upgradeOf(r); len(up) > 0 && !onlyWebSocket(up) {
-		return st, st.refuse(http.StatusBadRequest, authz.ReasonUpgradeRefused, "",
-			"Only WebSocket upgrades are allowed here; the upgrade to "+strings.TrimSpace(strings.Join(up, ", "))+" is refused.")
+		if !isSPDY(r, up) {
+			return st, st.refuse(http.StatusBadRequest, authz.ReasonUpgradeRefused, "",
+				"Only WebSocket upgrades (and SPDY/3.1 on routes that allow it) are allowed here; the upgrade to "+
+					strings.TrimSpace(strings.Join(up, ", "))+" is refused.")
+		}
+		st.spdy = true
 	}
 	if err := normalizePath(r.URL); err != nil {
 		return st, st.refuse(http.StatusBadRequest, authz.ReasonAmbiguousPath, "",
@@ -116,6 +124,30 @@ func upgradeOf(r *http.Request) []string {
 		}
 	}
 	return r.Header.Values("Upgrade")
+}
+
+// isSPDY reports whether an HTTP/1.1 request's Upgrade values (up) ask
+// for SPDY/3.1 alone, as kubectl exec, attach and port-forward do. SPDY
+// named beside another protocol, or through an extended CONNECT, is not.
+func isSPDY(r *http.Request, up []string) bool {
+	return r.ProtoMajor == 1 && r.Method != http.MethodConnect && len(up) == 1 && strings.EqualFold(strings.TrimSpace(up[0]), SPDYProtocol)
+}
+
+// SPDYProtocol is the Upgrade token of SPDY, as Pomerium and Envoy name it
+// (allow_upgrades: [spdy/3.1]).
+const SPDYProtocol = "SPDY/3.1"
+
+// refuseSPDY refuses a SPDY upgrade unless allow: the handlers that decide
+// for a route (iap_authenticate, iap_authorize, the iap_policy matcher)
+// each call it, with the route's allow_spdy, so that a SPDY upgrade passes
+// only where every one of them allows it. iap_mtls, which runs for a whole
+// site before its routes, leaves the decision to them.
+func (st *request) refuseSPDY(allow bool) *refusal {
+	if !st.spdy || allow {
+		return nil
+	}
+	return st.refuse(http.StatusBadRequest, authz.ReasonUpgradeRefused, "",
+		"SPDY upgrades (kubectl exec, attach and port-forward) are turned off on this route (allow_spdy).")
 }
 
 func onlyWebSocket(values []string) bool {

@@ -79,6 +79,12 @@ type Route struct {
 	// false. Other upgrades (h2c, ...) are always refused.
 	AllowWebsockets *bool `json:"allow_websockets,omitempty"`
 
+	// Let SPDY/3.1 upgrades (kubectl exec, attach and port-forward)
+	// through to the upstream, after the policy allowed the request, as
+	// Pomerium's allow_spdy. Off by default; on for a route with a
+	// Kubernetes service-account token, as in Pomerium.
+	AllowSPDY bool `json:"allow_spdy,omitempty"`
+
 	// Send the identity assertion and claim headers upstream on this
 	// route, overriding the app's pass_identity_headers; nil follows the
 	// app. The Pomerium adapter sets it from the route's own setting.
@@ -157,14 +163,21 @@ func (r Route) Handlers(rp *reverseproxy.Handler, env upstreamtls.Env) (handlers
 		return nil, nil, err
 	}
 
+	// A route to the Kubernetes API takes WebSocket and SPDY upgrades
+	// whatever allow_websockets and allow_spdy say, as Pomerium's
+	// (Policy.IsForKubernetes): kubectl exec, attach and port-forward
+	// need them.
+	kubernetes := r.KubernetesServiceAccountToken != "" || r.KubernetesServiceAccountTokenFile != ""
+	spdy := r.AllowSPDY || kubernetes
+
 	// Find out who the user is (never asking), then decide: the policy asks
 	// for sign-in only when it does not let the anonymous request in.
 	handlers = append(handlers,
 		caddyconfig.JSONModuleObject(&Authenticate{Hosts: r.Hosts, SignIn: SignInPolicy, PassBearerToken: r.PassBearerToken, IDP: r.IDP,
-			BearerTokenFormat: r.BearerTokenFormat, IDPAccessTokenAllowedAudiences: r.IDPAccessTokenAllowedAudiences},
+			BearerTokenFormat: r.BearerTokenFormat, IDPAccessTokenAllowedAudiences: r.IDPAccessTokenAllowedAudiences, AllowSPDY: spdy},
 			"handler", "iap_authenticate", nil),
-		caddyconfig.JSONModuleObject(&Authorize{Route: r.Name, Policy: policy,
-			RefuseWebSockets: r.AllowWebsockets != nil && !*r.AllowWebsockets, PassIdentityHeaders: r.PassIdentityHeaders, JWTIssuerFormat: r.JWTIssuerFormat,
+		caddyconfig.JSONModuleObject(&Authorize{Route: r.Name, Policy: policy, AllowSPDY: spdy,
+			RefuseWebSockets: r.AllowWebsockets != nil && !*r.AllowWebsockets && !kubernetes, PassIdentityHeaders: r.PassIdentityHeaders, JWTIssuerFormat: r.JWTIssuerFormat,
 			KubernetesServiceAccountToken: r.KubernetesServiceAccountToken, KubernetesServiceAccountTokenFile: r.KubernetesServiceAccountTokenFile,
 			DependsOn: r.DependsOn, URL: r.URL, Description: r.Description, LogoURL: r.LogoURL, IDP: r.IDP,
 			ShowErrorDetails: r.ShowErrorDetails},

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -355,13 +356,102 @@ func TestAllowUpgradesMayNameWebsocket(t *testing.T) {
 			t.Errorf("a WebSocket upgrade to %s reaches %q, want %q", host, got, want)
 		}
 	}
-	t.Setenv("ALLOW_UPGRADES", "spdy/3.1")
+	t.Setenv("ALLOW_UPGRADES", "connect-tcp")
 	if got := reachUpgrade(t, src, "global.example.com"); got != "status 400" {
 		t.Errorf("ALLOW_UPGRADES without websocket: an upgrade reaches %q, want status 400", got)
 	}
 	_, warnings, _ := adapt(t, src, "config.yaml")
-	if len(warnings) == 0 || !strings.Contains(warnings[0].Message, "allow_upgrades: spdy/3.1 upgrades are not supported") {
-		t.Errorf("warnings %v, want one about spdy/3.1", warnings)
+	if len(warnings) == 0 || !strings.Contains(warnings[0].Message, "allow_upgrades: connect-tcp upgrades are not supported") {
+		t.Errorf("warnings %v, want one about connect-tcp", warnings)
+	}
+}
+
+// upgradesOf reads, for each route host of an adapted config, what its
+// iap_authenticate and iap_authorize say of upgrades: "spdy" when both
+// allow SPDY (one alone would still refuse it), "ws" unless WebSockets
+// are refused, joined by "+", or "none".
+func upgradesOf(t *testing.T, out []byte) map[string]string {
+	t.Helper()
+	var cfg map[string]any
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	servers := cfg["apps"].(map[string]any)["http"].(map[string]any)["servers"].(map[string]any)
+	for _, route := range servers["pomerium"].(map[string]any)["routes"].([]any) {
+		r := route.(map[string]any)
+		match, _ := r["match"].([]any)
+		if len(match) == 0 {
+			continue
+		}
+		hosts, _ := match[0].(map[string]any)["host"].([]any)
+		if len(hosts) != 1 {
+			continue
+		}
+		spdy, ws, n, authorize := 0, true, 0, false
+		walk(r, func(o map[string]any) {
+			switch o["handler"] {
+			case "iap_authenticate", "iap_authorize":
+				n++
+				authorize = authorize || o["handler"] == "iap_authorize"
+				if o["allow_spdy"] == true {
+					spdy++
+				}
+				if o["refuse_websockets"] == true {
+					ws = false
+				}
+			}
+		})
+		if !authorize {
+			continue // the host's own endpoints
+		}
+		var parts []string
+		if spdy == n {
+			parts = append(parts, "spdy")
+		}
+		if ws {
+			parts = append(parts, "ws")
+		}
+		if len(parts) == 0 {
+			parts = []string{"none"}
+		}
+		got[hosts[0].(string)] = strings.Join(parts, "+")
+	}
+	return got
+}
+
+// SPDY upgrades as Pomerium's Policy.GetAllowSPDY decides: allow_spdy,
+// else the route's allow_upgrades, else the global one, naming spdy/3.1;
+// and on every route with a Kubernetes service-account token
+// (Policy.IsForKubernetes), which takes WebSockets too. Off otherwise; one
+// route's allowance opens no other route, and WebSockets stay as they
+// were. spdy/3.1 in allow_upgrades is no warning. (internal/e2e's
+// TestPomeriumAllowSPDY sends the upgrades through Caddy.)
+func TestAllowSPDYAsPomerium(t *testing.T) {
+	const public = ", allow_public_unauthenticated_access: true"
+	src := "allow_upgrades: [spdy/3.1]\n" + routesYAML("routes",
+		"from: https://global.example.com, to: http://global"+public,
+		"from: https://off.example.com, to: http://off, allow_upgrades: [websocket]"+public,
+		"from: https://on.example.com, to: http://on, allow_upgrades: [], allow_spdy: true"+public,
+		"from: https://listed.example.com, to: http://listed, allow_upgrades: [SPDY/3.1]"+public,
+		"from: https://false.example.com, to: http://false, allow_upgrades: [], allow_spdy: false"+public,
+		"from: https://kube.example.com, to: http://kube, allow_upgrades: [], kubernetes_service_account_token: t"+public)
+	out, warnings, err := adapt(t, src, "config.yaml")
+	if err != nil || len(warnings) > 0 {
+		t.Fatal(err, warnings)
+	}
+	want := map[string]string{"global.example.com": "spdy", "off.example.com": "ws", "on.example.com": "spdy",
+		"listed.example.com": "spdy", "false.example.com": "none", "kube.example.com": "spdy+ws"}
+	if got := upgradesOf(t, out); !maps.Equal(got, want) {
+		t.Errorf("upgrades\n got %v\nwant %v", got, want)
+	}
+	// By default, neither.
+	out, _, err = adapt(t, routesYAML("routes", "from: https://a.example.com, to: http://a"), "config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := upgradesOf(t, out); got["a.example.com"] != "none" {
+		t.Errorf("by default: %v, want none", got)
 	}
 }
 

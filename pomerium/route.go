@@ -123,13 +123,24 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 		}
 	}
 
-	// WebSockets: off unless the route (or the global allow_upgrades) turns
-	// them on, as Pomerium's Policy.GetAllowWebsockets decides.
-	allow, err := c.websockets(fields)
+	// WebSockets and SPDY: off unless the route (or the global
+	// allow_upgrades) turns them on, as Pomerium's Policy.GetAllowWebsockets
+	// and GetAllowSPDY decide. (A Kubernetes route takes both anyway: see
+	// module.Route.)
+	upgrades := c.upgrades
+	if v := fields["allow_upgrades"]; v != nil {
+		if upgrades, err = c.upgradeList(v, ""); err != nil {
+			return out, err
+		}
+	}
+	allow, err := c.allowsUpgrade(fields["allow_websockets"], upgrades, "websocket")
 	if err != nil {
 		return out, err
 	}
 	r.AllowWebsockets = &allow
+	if r.AllowSPDY, err = c.allowsUpgrade(fields["allow_spdy"], upgrades, module.SPDYProtocol); err != nil {
+		return out, err
+	}
 
 	// Upstream TLS: the same options, decoded by their Pomerium names.
 	tlsFields := map[string]any{}
@@ -601,30 +612,24 @@ func anchored(re string) string {
 	return "^(?:" + re + ")$"
 }
 
-// websockets decides whether the route proxies WebSocket upgrades, as
-// Pomerium does: allow_websockets: true, else the route's allow_upgrades
-// if set, else the global one, naming "websocket"; off by default.
-func (c *converter) websockets(fields map[string]*yaml.Node) (bool, error) {
-	if v := fields["allow_websockets"]; v != nil {
-		b, err := c.boolean(v)
+// allowsUpgrade decides whether the route proxies upgrades to protocol,
+// as Pomerium's Policy.GetAllowWebsockets and GetAllowSPDY do: its own
+// switch (allow_websockets, allow_spdy) when true, else the upgrades of
+// the route's allow_upgrades if set, else of the global one, naming the
+// protocol; off by default.
+func (c *converter) allowsUpgrade(flag *yaml.Node, upgrades []string, protocol string) (bool, error) {
+	if flag != nil {
+		b, err := c.boolean(flag)
 		if err != nil || b {
 			return b, err
 		}
 	}
-	upgrades := c.upgrades
-	if v := fields["allow_upgrades"]; v != nil {
-		list, err := c.upgradeList(v, "")
-		if err != nil {
-			return false, err
-		}
-		upgrades = list
-	}
-	return slices.ContainsFunc(upgrades, func(u string) bool { return strings.EqualFold(u, "websocket") }), nil
+	return slices.ContainsFunc(upgrades, func(u string) bool { return strings.EqualFold(u, protocol) }), nil
 }
 
 // upgradeList reads an allow_upgrades list (a YAML list, or values
 // separated by commas), or its environment variable, which wins. Only
-// websocket is proxied: any other upgrade is a warning.
+// websocket and spdy/3.1 are proxied: any other upgrade is a warning.
 func (c *converter) upgradeList(n *yaml.Node, envKey string) ([]string, error) {
 	var list []string
 	if n != nil {
@@ -656,7 +661,7 @@ func (c *converter) upgradeList(n *yaml.Node, envKey string) ([]string, error) {
 		if u == "" {
 			continue
 		}
-		if !strings.EqualFold(u, "websocket") {
+		if !strings.EqualFold(u, "websocket") && !strings.EqualFold(u, module.SPDYProtocol) {
 			c.warn(n, "allow_upgrades: %s upgrades are not supported by caddy-iap and are refused", u)
 		}
 		out = append(out, u)

@@ -56,7 +56,7 @@ const (
 var globalSettings = []knownSetting{
 	{"access_log_fields", works, "the server's access log (logger http.log.access.pomerium, on for every request as in Pomerium) through a `filter` encoder that keeps the listed fields' Caddy counterparts (method: request>method, authority: request>host, path: request>uri, response-code: status, ...), the headers of user-agent, referer, forwarded-for and headers.<Name> (`iap_headers`), and adds request_id (request-id: Caddy's {http.request.uuid}, as the authorize log's) and upstream (upstream-cluster: the upstream's host:port); cluster-stat-name and response-code-details have none and client-certificate only the certificate's common name and serial (a warning when listed); iap_decision, iap_reason and iap_route_description are always kept", ""},
 	{"address", works, "the server's listener and `https_port`", ""},
-	{"allow_upgrades", works, "`websocket` turns WebSockets on for every route; other upgrades are refused, with a warning", ""},
+	{"allow_upgrades", works, "`websocket` turns WebSockets on for every route, `spdy/3.1` SPDY upgrades; other upgrades are refused, with a warning", ""},
 	{"authenticate_internal_service_url", warned, whySplit, ""},
 	{"authenticate_service_url", works, "the iap app's `authenticate_url`: users sign in on that one host, whose callback (`https://<host>/oauth2/callback`) is the only one the IdP lists; route hosts take the session in a one-time hand-off", ""},
 	{"authorize_internal_service_url", warned, whySplit, ""},
@@ -205,8 +205,8 @@ var globalSettings = []knownSetting{
 var routeSettings = []knownSetting{
 	{"allow_any_authenticated_user", works, "the policy shortcut", ""},
 	{"allow_public_unauthenticated_access", works, "the policy shortcut", ""},
-	{"allow_spdy", warned, "SPDY upgrades are refused, as every upgrade but WebSocket", "false"},
-	{"allow_upgrades", works, "`websocket` turns WebSockets on; other upgrades are refused, with a warning", ""},
+	{"allow_spdy", works, "SPDY/3.1 upgrades (kubectl exec, attach, port-forward) are proxied after the policy (`allow_spdy` on the route's iap_authenticate and iap_authorize); off by default, and on for Kubernetes routes, as in Pomerium", ""},
+	{"allow_upgrades", works, "`websocket` turns WebSockets on, `spdy/3.1` SPDY upgrades; other upgrades are refused, with a warning", ""},
 	{"allow_websockets", works, "WebSockets are proxied (off by default, as in Pomerium)", ""},
 	{"allowed_domains", works, "the policy shortcut", ""},
 	{"allowed_idp_claims", works, "the policy shortcut", ""},
