@@ -3,7 +3,9 @@ package caddyfile
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -33,6 +35,7 @@ func init() {
 //		ocsp hard | soft | off
 //		ocsp_responder <url>
 //		ocsp_chain
+//		server_names <name...>
 //	}
 //
 // It yields two things: client_authentication for the site's hosts, and
@@ -43,6 +46,14 @@ func init() {
 // `tls { client_auth }` does (see mtls_tls.go); a site without `tls` gets a
 // connection policy of its own for its hosts. A host gets one iap_mtls: a
 // second is an error, and so is `tls { client_auth }` beside it.
+//
+// server_names (Pomerium's tls_downstream_server_name) lets a connection
+// made for one of those names carry requests for any of the site's hosts.
+// Each must also be one of the site's addresses, which gives it a
+// certificate and this client-certificate policy, and the server needs
+// `servers { strict_sni_host insecure_off }` in the global options: Caddy
+// turns its own SNI-Host check on when client certificates are asked for,
+// and iap_mtls then checks it instead.
 func parseMTLS(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	h.Next() // the directive name
 	if h.NextArg() {
@@ -63,6 +74,22 @@ func parseMTLS(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	m, err := parseMTLSOptions(h, lines)
 	if err != nil {
 		return nil, err
+	}
+	if names := m.ServerNames[""]; names != nil {
+		// server_names: for each of the site's hosts.
+		delete(m.ServerNames, "")
+		for _, n := range names {
+			if !slices.ContainsFunc(siteHosts(h), func(host string) bool { return strings.EqualFold(host, n) }) {
+				return nil, lines.wrap(fmt.Errorf("iap_mtls: server_names %s: add it to the site's addresses too, which gives it a certificate and this client-certificate policy", n))
+			}
+		}
+		for _, host := range siteHosts(h) {
+			for _, n := range names {
+				if !strings.EqualFold(host, n) {
+					m.ServerNames[strings.ToLower(host)] = append(m.ServerNames[strings.ToLower(host)], strings.ToLower(n))
+				}
+			}
+		}
 	}
 
 	// ForSite checks files, CRL windows and patterns now, so `caddy adapt`
@@ -133,6 +160,13 @@ func parseMTLSOptions(h httpcaddyfile.Helper, lines *optionLines) (module.MTLS, 
 			} else if len(args) > 1 {
 				return m, h.ArgErr()
 			}
+		case opt == "server_names":
+			args := h.RemainingArgs()
+			if len(args) == 0 {
+				return m, h.Errf("server_names takes one or more host names: other names (SNI) that connections for the site's hosts may be made for")
+			}
+			// Keyed by the site's hosts in parseMTLS.
+			m.ServerNames = map[string][]string{"": args}
 		case opt == "match_subject_alt_names":
 			if h.NextArg() {
 				return m, h.Errf("match_subject_alt_names takes a block of <type> <regexp> lines")

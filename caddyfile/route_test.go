@@ -256,3 +256,28 @@ func TestRouteAllowSPDY(t *testing.T) {
 		t.Errorf("allow_spdy maybe: %v", err)
 	}
 }
+
+// iap_mtls's server_names (Pomerium's tls_downstream_server_name): each of
+// the site's other hosts takes connections made for the name; the name
+// must be an address of the site (its certificate and client-certificate
+// policy), else an error naming the line.
+func TestMTLSServerNames(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, "root")
+	caFile := ca.WriteCert(t, dir, "ca.pem")
+	out, err := adapt(t, "app.example, legacy.example {\n\ttls internal\n\tiap_mtls {\n\t\tca_file "+caFile+"\n\t\tserver_names legacy.example\n\t}\n\trespond ok\n}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, `"server_names":{"app.example":["legacy.example"]}`) {
+		t.Errorf("no server_names:\n%s", out)
+	}
+	_, err = adapt(t, "app.example {\n\tiap_mtls {\n\t\tca_file "+caFile+"\n\t\tserver_names legacy.example\n\t}\n\trespond ok\n}\n")
+	if err == nil || !strings.Contains(err.Error(), "server_names legacy.example: add it to the site's addresses") || !strings.Contains(err.Error(), ":4") {
+		t.Errorf("a name that is not an address: %v", err)
+	}
+	_, err = adapt(t, "app.example {\n\tiap_mtls {\n\t\tca_file "+caFile+"\n\t\tserver_names\n\t}\n\trespond ok\n}\n")
+	if err == nil || !strings.Contains(err.Error(), "server_names takes one or more host names") {
+		t.Errorf("no name: %v", err)
+	}
+}

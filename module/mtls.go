@@ -40,6 +40,19 @@ type MTLS struct {
 	// intermediates the client sent), each a byte sequence of DER.
 	PassClientCertificate bool `json:"pass_client_certificate,omitempty"`
 
+	// Other TLS server names (SNI) that connections for a host may be made
+	// for, by host: {"app.example.com": ["legacy.example.com"]} lets a
+	// connection made for legacy.example.com carry requests for
+	// app.example.com (Pomerium's tls_downstream_server_name). By default
+	// a request's Host must be the name its connection was made for, or
+	// it is refused with 421, so that the connection policy that asked for
+	// (or did not ask for) a client certificate is the host's own. Each
+	// name needs a certificate and this site's client_authentication in a
+	// connection policy for it, and the server's strict_sni_host must be
+	// false (Caddy turns it on when client certificates are asked for),
+	// leaving the check to this handler.
+	ServerNames map[string][]string `json:"server_names,omitempty"`
+
 	cache  *downstreamtls.Cache
 	app    *App
 	logger *zap.Logger
@@ -60,6 +73,21 @@ func (m *MTLS) Provision(ctx caddy.Context) (err error) {
 	registerMetrics(ctx)
 	m.cache, err = newVerifierCache(m.Options, m.logger)
 	return err
+}
+
+// servesName reports whether ServerNames lets a connection made for sni
+// carry requests for host.
+func (m *MTLS) servesName(host, sni string) bool {
+	for h, names := range m.ServerNames {
+		if strings.EqualFold(h, host) {
+			for _, n := range names {
+				if strings.EqualFold(n, sni) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // Cleanup lets go of connections to OCSP responders.
@@ -106,7 +134,7 @@ func (m *MTLS) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		// handshake's server name: it must be this request's host too.
 		// Caddy checks this already (strict_sni_host); this keeps it so
 		// even if that is turned off.
-		if sni := r.TLS.ServerName; sni != "" && !strings.EqualFold(sni, hostOnly(r.Host)) {
+		if sni := r.TLS.ServerName; sni != "" && !strings.EqualFold(sni, hostOnly(r.Host)) && !m.servesName(hostOnly(r.Host), sni) {
 			f := st.refuse(http.StatusMisdirectedRequest, authz.ReasonMisdirected, "",
 				fmt.Sprintf("This connection was made for %s, not %s: open a new connection for that host.", sni, hostOnly(r.Host)))
 			st.logRefusal(m.logger, r, "request refused", zap.String("sni", sni))

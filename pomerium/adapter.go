@@ -123,6 +123,10 @@ type converter struct {
 	// skipXFF is skip_xff_append: proxies send the client's
 	// X-Forwarded-For unchanged (xff.go).
 	skipXFF bool
+
+	// serverNames are the routes' tls_downstream_server_name, by route
+	// host (lowercase), read before the routes are converted.
+	serverNames map[string][]string
 }
 
 // warn adds a warning at n's line; n is nil for a setting that came from

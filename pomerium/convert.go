@@ -228,14 +228,28 @@ func (c *converter) convert(root *yaml.Node) (map[string]any, error) {
 	// (config.Options.GetAllPolicies), each host's in this order: both
 	// lists count, and a policy route wins over a routes route for the
 	// same request.
-	var routes []route
+	type routeNodes struct {
+		file  string
+		nodes []*yaml.Node
+	}
+	var lists []routeNodes
 	for _, key := range []string{"policy", "routes"} {
 		c.file = file
 		list, err := c.routeList(s, key)
 		if err != nil {
 			return nil, err
 		}
-		for _, rn := range list {
+		// Each route's iap_mtls takes the tls_downstream_server_name of
+		// every route of its host: read them all first.
+		if err := c.readServerNames(list); err != nil {
+			return nil, err
+		}
+		lists = append(lists, routeNodes{c.file, list})
+	}
+	var routes []route
+	for _, l := range lists {
+		c.file = l.file
+		for _, rn := range l.nodes {
 			r, err := c.route(rn, app, s)
 			if err != nil {
 				return nil, err
@@ -581,7 +595,9 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 		}
 		if r.downstream != nil {
 			// The deprecated per-route client CA; route put its handler first.
-			site, err := module.MTLS{Options: *r.downstream}.ForSite([]string{r.host})
+			// Its connection policy is also that of the host's
+			// tls_downstream_server_name.
+			site, err := module.MTLS{Options: *r.downstream}.ForSite(append([]string{r.host}, c.serverNames[strings.ToLower(r.host)]...))
 			if err != nil {
 				key := "tls_downstream_client_ca"
 				if r.downstream.CAFile != "" {
@@ -604,6 +620,10 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 			policies = append(policies, site.ConnectionPolicy)
 		}
 	}
+	if err := c.checkServerNames(routes, hosts); err != nil {
+		return nil, err
+	}
+	serverNames := c.allServerNames(routes)
 	// Pomerium answers its own endpoints (/.pomerium/...: the sign-in
 	// callback, the user page, the JWKS) on every host before the routes.
 	// Here the iap_authenticate of whichever route matches answers them;
@@ -664,10 +684,11 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 		// The global downstream mTLS guards every route: a connection
 		// policy for all their hosts, and its handler first on each route,
 		// as iap_mtls does for a Caddyfile site.
-		site, err := module.MTLS{Options: *dmtls}.ForSite(hosts)
+		site, err := module.MTLS{Options: *dmtls, ServerNames: c.serverNames}.ForSite(hosts)
 		if err != nil {
 			return nil, fmt.Errorf("%s: downstream_mtls: %v", c.file, err)
 		}
+		withServerNames(site.ConnectionPolicy, serverNames)
 		for _, w := range site.Warnings {
 			c.warn(s.nodes["downstream_mtls"], "downstream_mtls: %s", w)
 		}
@@ -680,6 +701,13 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 	if len(policies) > 0 {
 		policies = append(policies, &caddytls.ConnectionPolicy{})
 		srv["tls_connection_policies"] = policies
+		if len(serverNames) > 0 {
+			// A connection made for a tls_downstream_server_name carries
+			// requests for its route's host: Caddy's SNI-Host check, on
+			// when client certificates are asked for, would refuse them.
+			// Each iap_mtls checks it instead (server_names).
+			srv["strict_sni_host"] = false
+		}
 	}
 	if len(wild) > 0 && len(exactHosts) > 0 {
 		notFound := caddyhttp.Route{
@@ -762,7 +790,7 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 		// Caddy's automatic HTTPS gets the route hosts' certificates,
 		// from the ACME CA of the autocert_* settings if any.
 		if issuer != nil && len(hosts) > 0 {
-			p := map[string]any{"subjects": hosts, "issuers": []map[string]any{issuer}}
+			p := map[string]any{"subjects": append(slices.Clone(hosts), serverNames...), "issuers": []map[string]any{issuer}}
 			if mustStaple {
 				p["must_staple"] = true
 			}
@@ -784,15 +812,20 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 		// issues one per host instead.
 		if len(hosts) > 0 {
 			tlsApp["automation"] = map[string]any{"policies": []map[string]any{{
-				"subjects": hosts, "issuers": []map[string]any{{"module": "internal"}},
+				"subjects": append(slices.Clone(hosts), serverNames...), "issuers": []map[string]any{{"module": "internal"}},
 			}}}
 			// Pomerium touches no trust store; neither does this CA.
 			apps["pki"] = map[string]any{"certificate_authorities": map[string]any{"local": map[string]any{"install_trust": false}}}
 		}
 	}
+	if len(serverNames) > 0 && !insecure && !loaded {
+		// Caddy manages certificates for the hosts of its routes; the
+		// names of tls_downstream_server_name are no route's host.
+		tlsApp["certificates"] = map[string]any{"automate": serverNames}
+	}
 	if metricsTLS != nil {
 		if !insecure {
-			if err := c.applyMetricsTLS(metricsTLS, srv, hosts, loaded, slices.Concat(certFiles, inline), policies); err != nil {
+			if err := c.applyMetricsTLS(metricsTLS, srv, slices.Concat(hosts, serverNames), loaded, slices.Concat(certFiles, inline), policies); err != nil {
 				return nil, err
 			}
 		}

@@ -35,6 +35,9 @@ type route struct {
 	downstream *downstreamtls.Options // the deprecated per-route client CA
 	mtls       json.RawMessage        // its iap_mtls handler
 	idp        string                 // its named IdP (idp_client_id); "" the default
+
+	serverName     string     // its tls_downstream_server_name, lowercased
+	serverNameNode *yaml.Node // where it was written
 }
 
 // tlsKeys are the route's upstream TLS options, decoded into
@@ -104,6 +107,12 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 				return out, err
 			}
 		}
+	}
+	if v := fields["tls_downstream_server_name"]; v != nil {
+		if out.serverName, err = c.serverName(v); err != nil {
+			return out, err
+		}
+		out.serverNameNode = v
 	}
 	if v := fields["depends_on"]; v != nil {
 		if r.DependsOn, err = c.strings(v); err != nil {
@@ -340,7 +349,7 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 				o.CAFile = v.Value
 			}
 			out.downstream = o
-			out.mtls = caddyconfig.JSONModuleObject(&module.MTLS{Options: *o}, "handler", "iap_mtls", nil)
+			out.mtls = caddyconfig.JSONModuleObject(&module.MTLS{Options: *o, ServerNames: c.namesOf(host)}, "handler", "iap_mtls", nil)
 			handlers = append([]json.RawMessage{out.mtls}, handlers...)
 		}
 	}

@@ -265,7 +265,7 @@ var routeSettings = []knownSetting{
 	{"tls_custom_ca_file", works, "the upstream's CA", ""},
 	{"tls_downstream_client_ca", works, "downstream mTLS for the route's host (deprecated in Pomerium; warned)", ""},
 	{"tls_downstream_client_ca_file", works, "downstream mTLS for the route's host (deprecated in Pomerium; warned)", ""},
-	{"tls_downstream_server_name", warned, "certificates are chosen by each route host's name", ""},
+	{"tls_downstream_server_name", works, "a certificate for that name too (`tls.certificates.automate`), the route host's connection policy (client CA, downstream_mtls) for it, and `iap_mtls` `server_names`: a connection made for that name carries requests for the route's host", ""},
 	{"tls_server_name", works, "the upstream's TLS server name", ""},
 	{"tls_skip_verify", works, "the upstream's certificate is not verified", ""},
 	{"tls_upstream_allow_renegotiation", works, "`renegotiation: freely`", ""},
