@@ -4,6 +4,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -183,4 +185,40 @@ func TestProgrammaticRedirectDomainsConfigErrors(t *testing.T) {
 			t.Errorf("%q: %v, want an error naming programmatic_redirect_domain_whitelist and the entry", entry, err)
 		}
 	}
+}
+
+// FuzzProgrammaticRedirect feeds arbitrary redirect URIs to the check of
+// programmatic login with programmatic_redirect_domain_whitelist
+// [localhost, example.com]: the Location the callback sends, parsed as a
+// browser parses it (browserNavigate, WHATWG rules), lands on a loopback
+// host (http or https) or on example.com over https, never elsewhere.
+func FuzzProgrammaticRedirect(f *testing.F) {
+	for _, s := range []string{
+		"https://example.com/cb", "http://127.0.0.1:8000/cb", "http://[::1]/", "http://localhost:1/",
+		"https://example.com@evil.com/", "https://evil.com\\@example.com/", "https://example%2ecom/",
+		"https://0x7f.1/", "http://2130706433/", "https://example.com./", "https://EXAMPLE.com:8443/x?y#z",
+		"javascript://example.com/%0aalert(1)", "https:example.com", " https://example.com/", "https://exa\tmple.com/",
+	} {
+		f.Add(s)
+	}
+	a := &Authenticator{cfg: Config{ProgrammaticRedirectDomains: []string{"localhost", "example.com"}}, names: namesFor("")}
+	f.Fuzz(func(t *testing.T, raw string) {
+		redirect, ok := a.programmaticRedirect(raw)
+		if !ok {
+			return
+		}
+		loc := redirect + "?iap_token=t"
+		w := httptest.NewRecorder()
+		http.Redirect(w, httptest.NewRequest("GET", "https://app.test/.iap/callback", nil), loc, http.StatusFound)
+		got, err := browserNavigate(w.Header().Get("Location"), "https://app.test/.iap/callback")
+		if err != nil {
+			t.Fatalf("%q: Location %q does not parse as a browser's URL: %v", raw, w.Header().Get("Location"), err)
+		}
+		host, _, _ := net.SplitHostPort(got.hostport)
+		ip := net.ParseIP(strings.Trim(host, "[]"))
+		loopback := host == "localhost" || ip != nil && ip.IsLoopback()
+		if !loopback && (got.scheme != "https" || host != "example.com") {
+			t.Fatalf("%q: a browser goes to %s://%s", raw, got.scheme, got.hostport)
+		}
+	})
 }
