@@ -118,6 +118,11 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 			if len(args) == 0 {
 				return nil, d.Err("programmatic_redirect_domain_whitelist takes one or more host names, such as localhost example.com")
 			}
+			for _, a := range args {
+				if err := authn.CheckRedirectDomain(a); err != nil {
+					return nil, d.Errf("programmatic_redirect_domain_whitelist %q: %v", a, err)
+				}
+			}
 			app.ProgrammaticRedirectDomainWhitelist = append(app.ProgrammaticRedirectDomainWhitelist, args...)
 		case "jwt_issuer_format":
 			err = one(&app.JWTIssuerFormat)

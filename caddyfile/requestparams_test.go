@@ -39,4 +39,8 @@ func TestProgrammaticRedirectDomainWhitelistOption(t *testing.T) {
 		!strings.Contains(err.Error(), "programmatic_redirect_domain_whitelist takes one or more host names") || !strings.Contains(err.Error(), ":3") {
 		t.Errorf("no value: %v", err)
 	}
+	if _, err := adapt(t, "{\n\tiap {\n\t\tprogrammatic_redirect_domain_whitelist localhost *.example.com\n\t}\n}\napp.example.com {\n\trespond ok\n}"); err == nil ||
+		!strings.Contains(err.Error(), `programmatic_redirect_domain_whitelist "*.example.com": wildcards are not supported`) || !strings.Contains(err.Error(), ":3") {
+		t.Errorf("a wildcard: %v", err)
+	}
 }

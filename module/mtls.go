@@ -76,10 +76,12 @@ func (m *MTLS) Provision(ctx caddy.Context) (err error) {
 }
 
 // servesName reports whether ServerNames lets a connection made for sni
-// carry requests for host.
+// carry requests for host. A key "*.example.com" stands for the hosts one
+// label under example.com, as a wildcard route's host does.
 func (m *MTLS) servesName(host, sni string) bool {
 	for h, names := range m.ServerNames {
-		if strings.EqualFold(h, host) {
+		_, parent, _ := strings.Cut(host, ".")
+		if strings.EqualFold(h, host) || strings.HasPrefix(h, "*.") && parent != "" && strings.EqualFold(h[2:], parent) {
 			for _, n := range names {
 				if strings.EqualFold(n, sni) {
 					return true
