@@ -807,6 +807,7 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 		tlsApp["certificates"] = certs
 		srv["automatic_https"] = map[string]any{"disable_certificates": true}
 		loaded = true
+		c.checkCoverage(routes, serverNames, slices.Concat(certFiles, inline))
 	default:
 		// Pomerium serves a self-signed certificate; Caddy's local CA
 		// issues one per host instead.

@@ -112,7 +112,8 @@ func TestTLSDownstreamServerName(t *testing.T) {
 				ServerNames: []string{`{"app.example.com":["legacy.example.com"]}`},
 				Strict:      "false"}},
 		{"loaded certificates: the administrator's must cover the name",
-			"certificate_file: " + dir + "/_wildcard.localhost.pomerium.io.pem\ncertificate_key_file: " + dir + "/_wildcard.localhost.pomerium.io-key.pem\n" + routes,
+			"certificate_file: " + dir + "/_wildcard.localhost.pomerium.io.pem\ncertificate_key_file: " + dir + "/_wildcard.localhost.pomerium.io-key.pem\n" +
+				strings.ReplaceAll(routes, "Legacy.Example.com", "legacy.localhost.pomerium.io"),
 			tlsSummary{Strict: "null"}},
 	} {
 		t.Run(c.what, func(t *testing.T) {
@@ -131,6 +132,21 @@ func TestTLSDownstreamServerName(t *testing.T) {
 				t.Errorf("\n got %s\nwant %s", got, want)
 			}
 		})
+	}
+}
+
+// With loaded certificates, a name that none of them covers is a warning
+// naming its line: the handshake of a client that sends it would fail.
+func TestTLSDownstreamServerNameNotCoveredWarns(t *testing.T) {
+	dir := fixtures(t)
+	src := "certificate_file: " + dir + "/_wildcard.localhost.pomerium.io.pem\ncertificate_key_file: " + dir + "/_wildcard.localhost.pomerium.io-key.pem\n" +
+		"routes:\n  - from: https://app.localhost.pomerium.io\n    to: http://app\n    allow_public_unauthenticated_access: true\n    tls_downstream_server_name: legacy.example.com\n"
+	_, warnings, err := adapt(t, src, "config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 1 || warnings[0].String() != "config.yaml:7: tls_downstream_server_name legacy.example.com: no loaded certificate (certificate_file, certificates, certificate) covers it, so a client that sends it fails its handshake" {
+		t.Errorf("warnings %v", warnings)
 	}
 }
 

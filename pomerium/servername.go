@@ -1,7 +1,10 @@
 package pomerium
 
 import (
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -146,4 +149,34 @@ func withServerNames(p *caddytls.ConnectionPolicy, names []string) {
 		}
 	}
 	p.MatchersRaw = caddy.ModuleMap{"sni": caddyconfig.JSON(sni, nil)}
+}
+
+// checkCoverage warns of each server name that none of the loaded
+// certificates (load_files or load_pem entries) covers: a client that
+// sends it would fail its handshake. A file that does not read is left
+// for Caddy to report.
+func (c *converter) checkCoverage(routes []route, names []string, loads []map[string]any) {
+	var leaves []*x509.Certificate
+	for _, l := range loads {
+		data, _ := l["certificate"].(string)
+		if b, err := os.ReadFile(data); err == nil {
+			data = string(b)
+		} else if !strings.Contains(data, "-----BEGIN") {
+			return
+		}
+		if block, _ := pem.Decode([]byte(data)); block != nil {
+			if cert, err := x509.ParseCertificate(block.Bytes); err == nil {
+				leaves = append(leaves, cert)
+			}
+		}
+	}
+	for _, n := range names {
+		if !slices.ContainsFunc(leaves, func(cert *x509.Certificate) bool { return cert.VerifyHostname(n) == nil }) {
+			var at *yaml.Node
+			if i := slices.IndexFunc(routes, func(r route) bool { return r.serverName == n }); i >= 0 {
+				at = routes[i].serverNameNode
+			}
+			c.warn(at, "tls_downstream_server_name %s: no loaded certificate (certificate_file, certificates, certificate) covers it, so a client that sends it fails its handshake", n)
+		}
+	}
 }

@@ -369,7 +369,7 @@ func (s knownSetting) isDefault(value string) bool {
 
 // isDefaultNode reports whether a YAML value is the setting's Pomerium
 // default: a scalar, or a list of that one value (a list setting's
-// default, such as programmatic_redirect_domain_whitelist's [localhost]).
+// default, such as [localhost]).
 func (s knownSetting) isDefaultNode(n *yaml.Node) bool {
 	if n.Kind == yaml.SequenceNode && len(n.Content) == 1 {
 		n = n.Content[0]
