@@ -88,9 +88,9 @@ type spdyResult struct {
 // spdyUpgrade sends a kubectl-like SPDY upgrade to host over HTTP/1.1,
 // with header added, and on 101 sends a message over the upgraded
 // connection and reads its echo.
-func spdyUpgrade(t *testing.T, caddy *testenv.Caddy, host string, header http.Header) spdyResult {
+func spdyUpgrade(t *testing.T, caddy *testenv.Caddy, host string, header http.Header, options ...func(*tls.Config)) spdyResult {
 	t.Helper()
-	cfg := caddy.TLSConfig(t)
+	cfg := caddy.TLSConfig(t, options...)
 	cfg.ServerName = host
 	cfg.NextProtos = []string{"http/1.1"}
 	var conn *tls.Conn
@@ -243,5 +243,31 @@ routes:
 	wantRefusal(t, "nospdy.pomerium.test", rawResponse{Status: r.status, Body: r.body}, 400, "upgrade-refused")
 	if _, seen, _ := echo.got(r.id); seen {
 		t.Error("the refused upgrade reached the upstream")
+	}
+}
+
+// A site's iap_mtls runs before its route and leaves SPDY to it: with a
+// valid client certificate, the route with allow_spdy proxies the upgrade
+// and the route without refuses it; without a certificate, neither does
+// (495 first).
+func TestSPDYBehindSiteMTLS(t *testing.T) {
+	echo := newSPDYEcho(t)
+	c := newClientCerts(t)
+	mtls := "ca_file " + c.caFile
+	site := func(host, extra string) string {
+		return fmt.Sprintf("%s {\n\ttls internal\n\tiap_mtls {\n\t\t%s\n\t}\n\tiap_route {\n\t\tto %s\n\t\tallow_public_unauthenticated_access\n%s\t}\n}\n",
+			host, mtls, echo.URL, extra)
+	}
+	caddy := testenv.StartCaddy(t, "", site("spdy.test", "\t\tallow_spdy\n")+site("nospdy.test", ""))
+	caddy.WaitCertificates(t, "spdy.test", "nospdy.test")
+	withCert := c.tlsCert(t, "valid")
+	if r := spdyUpgrade(t, caddy, "spdy.test", nil, withCert); r.status != 101 {
+		t.Errorf("allow_spdy behind iap_mtls: %d %s, want 101", r.status, oneLine(r.body))
+	}
+	r := spdyUpgrade(t, caddy, "nospdy.test", nil, withCert)
+	wantRefusal(t, "no allow_spdy behind iap_mtls", rawResponse{Status: r.status, Body: r.body}, 400, "upgrade-refused")
+	r = spdyUpgrade(t, caddy, "spdy.test", nil)
+	if _, seen, _ := echo.got(r.id); r.status != 495 || seen {
+		t.Errorf("allow_spdy without a client certificate: %d (upstream saw it: %v), want 495", r.status, seen)
 	}
 }
