@@ -26,6 +26,7 @@ idp_provider_url: %s
 idp_client_id: %s
 idp_client_secret: %s
 cookie_secret: %s
+bearer_token_format: idp_identity_token
 routes:
   - from: https://sub.pomerium.test
     to: %s
