@@ -624,6 +624,15 @@ func (c *converter) assemble(s settings, app *module.App, dmtls *downstreamtls.O
 		return nil, err
 	}
 	serverNames := c.allServerNames(routes)
+	if insecure && len(serverNames) > 0 {
+		// Plain HTTP: no handshake names anything.
+		for _, r := range routes {
+			if r.serverNameNode != nil {
+				c.warn(r.serverNameNode, "tls_downstream_server_name is ignored: insecure_server serves plain HTTP, with no TLS server name")
+			}
+		}
+		serverNames = nil
+	}
 	// Pomerium answers its own endpoints (/.pomerium/...: the sign-in
 	// callback, the user page, the JWKS) on every host before the routes.
 	// Here the iap_authenticate of whichever route matches answers them;

@@ -111,6 +111,10 @@ func TestTLSDownstreamServerName(t *testing.T) {
 				Policies:    []string{"app.example.com,legacy.example.com client-auth", " none"},
 				ServerNames: []string{`{"app.example.com":["legacy.example.com"]}`},
 				Strict:      "false"}},
+		{"autocert: the ACME issuer's policy names it too",
+			"autocert: true\nautocert_ca: https://acme.example/directory\n" + routes, tlsSummary{
+				Subjects: []string{"app.example.com", "other.example.com", "legacy.example.com"},
+				Automate: []string{"legacy.example.com"}, Strict: "null"}},
 		{"loaded certificates: the administrator's must cover the name",
 			"certificate_file: " + dir + "/_wildcard.localhost.pomerium.io.pem\ncertificate_key_file: " + dir + "/_wildcard.localhost.pomerium.io-key.pem\n" +
 				strings.ReplaceAll(routes, "Legacy.Example.com", "legacy.localhost.pomerium.io"),
@@ -147,6 +151,22 @@ func TestTLSDownstreamServerNameNotCoveredWarns(t *testing.T) {
 	}
 	if len(warnings) != 1 || warnings[0].String() != "config.yaml:7: tls_downstream_server_name legacy.example.com: no loaded certificate (certificate_file, certificates, certificate) covers it, so a client that sends it fails its handshake" {
 		t.Errorf("warnings %v", warnings)
+	}
+}
+
+// Under insecure_server (plain HTTP) the name does nothing: a warning
+// naming its line.
+func TestTLSDownstreamServerNameUnderInsecureServerWarns(t *testing.T) {
+	src := "insecure_server: true\nroutes:\n  - from: https://app.example.com\n    to: http://app\n    allow_public_unauthenticated_access: true\n    tls_downstream_server_name: legacy.example.com\n"
+	out, warnings, err := adapt(t, src, "config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 1 || warnings[0].String() != "config.yaml:6: tls_downstream_server_name is ignored: insecure_server serves plain HTTP, with no TLS server name" {
+		t.Errorf("warnings %v", warnings)
+	}
+	if strings.Contains(string(out), "legacy.example.com") {
+		t.Errorf("the name is in the config:\n%s", out)
 	}
 }
 
