@@ -151,14 +151,23 @@ func globals(httpPort, httpsPort int, extra string) string {
 	if adminLine.MatchString(extra) {
 		admin = ""
 	}
+	// Each test's Caddy has fresh storage, so certmagic's storage cleaner
+	// has nothing to do there but race the first certificate: seen once
+	// deleting the site folder being written ("deleting site folder
+	// because key is empty"), which left the host without a certificate
+	// for a minute (TLS internal error).
+	clean := "\tstorage_clean_interval off\n"
+	if strings.Contains(extra, "storage_clean_interval") {
+		clean = ""
+	}
 	return fmt.Sprintf(`{
-%s	skip_install_trust
+%s%s	skip_install_trust
 	local_certs
 	http_port %d
 	https_port %d
 %s
 }
-`, admin, httpPort, httpsPort, extra)
+`, admin, clean, httpPort, httpsPort, extra)
 }
 
 var adminLine = regexp.MustCompile(`(?m)^\s*admin\s`)
