@@ -41,11 +41,21 @@ type Session struct {
 	// viaToken: the identity came from a programmatic login token
 	// (Bearer is true too).
 	viaToken bool
+	// Workload names the identity provider (identity_providers) of a
+	// workload JWT the identity came from (Bearer is true too); Subject
+	// is then "<name>/<sub>", and Claims holds every claim of the token.
+	Workload string `json:"-"`
 }
 
 // Claim returns one of the user's claims by name: the standard ones and
 // those kept for claim headers.
 func (s *Session) Claim(name string) (any, bool) {
+	if s.Workload != "" && name == "sub" {
+		// The token's own sub, as Pomerium's claim/sub; the user ID
+		// (user) is "<name>/<sub>".
+		v, ok := s.Claims["sub"]
+		return v, ok
+	}
 	switch name {
 	case "sub", "user":
 		return s.Subject, true

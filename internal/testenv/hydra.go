@@ -57,6 +57,10 @@ type HydraOptions struct {
 	// outgoing TLS calls (back-channel logout requests): Caddy's local CA,
 	// so that Hydra reaches a test site's backchannel_logout_uri.
 	RootsFile string
+	// JWTAccessTokens makes Hydra issue its access tokens as JWTs signed
+	// with its keys (strategies.access_token: jwt), as a workload's
+	// issuer does; by default they are opaque.
+	JWTAccessTokens bool
 }
 
 // HydraClient is an OAuth 2.0 client registered at Hydra.
@@ -73,6 +77,8 @@ type HydraClient struct {
 	ResponseTypes                    []string `json:"response_types"`
 	Scope                            string   `json:"scope"`
 	TokenEndpointAuthMethod          string   `json:"token_endpoint_auth_method"`
+	// Audience lists the audiences the client may ask tokens for.
+	Audience []string `json:"audience,omitempty"`
 }
 
 // HydraBinary returns the path of bin/hydra, which scripts/test.sh builds
@@ -128,6 +134,9 @@ func StartHydra(t testing.TB, o HydraOptions) *Hydra {
 		"SQA_OPT_OUT=true",
 		"HOME="+cmd.Dir,
 	)
+	if o.JWTAccessTokens {
+		cmd.Env = append(cmd.Env, "STRATEGIES_ACCESS_TOKEN=jwt")
+	}
 	if o.RootsFile != "" {
 		cmd.Env = append(cmd.Env, "SSL_CERT_FILE="+o.RootsFile, "SSL_CERT_DIR="+cmd.Dir)
 	}
