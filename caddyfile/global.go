@@ -53,6 +53,12 @@ func init() {
 //			certificate_authority_file <path>
 //			certificate_authority <base64 PEM>
 //			tracing { ... }
+//			identity_provider <name> {
+//				issuer <url>
+//				jwks_url <url>
+//				audiences <audience...>
+//				supported_algs <alg...>
+//			}
 //		}
 //	}
 func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
@@ -100,6 +106,8 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 				app.IDP = new(module.IDP)
 			}
 			err = parseIDP(d, app.IDP)
+		case "identity_provider":
+			err = parseWorkloadIssuer(d, app)
 		case "cookie_name":
 			err = one(&app.CookieName)
 		case "cookie_secret":

@@ -135,6 +135,15 @@ type App struct {
 	// sign in on each route host's own callback.
 	IDPs map[string]*IDP `json:"idps,omitempty"`
 
+	// Issuers of workload JWTs, by name (lowercase, without "/"): the
+	// bearer tokens that machines send, which routes with
+	// bearer_token_format jwt accept (Pomerium's identity_providers). A
+	// route lists the names it accepts in its own identity_providers
+	// (default: all of them). A workload's user ID is "<name>/<sub>", and
+	// every claim of its token is a claim for the policy (claim/...).
+	// They need no idp: a server may take workload tokens only.
+	IdentityProviders map[string]*WorkloadIssuer `json:"identity_providers,omitempty"`
+
 	// A PEM file with the ECDSA P-256 keys of the identity assertion: the
 	// first signs, and every key is published in the JWKS, as with
 	// Pomerium's signing_key. To rotate: add the new key after the current
@@ -213,12 +222,13 @@ type App struct {
 	// tls_custom_ca; applied when routes are adapted.
 	upstreamtls.Defaults
 
-	auth   *authn.Authenticator
-	auths  map[string]*authn.Authenticator // the named IdPs'
-	all    []*authn.Authenticator          // the default's, then the named ones' by name
-	hosts  *sync.Map                       // route hosts, for return URLs across routes
-	portal *portal                         // the routes, for the routes portal
-	logger *zap.Logger
+	auth      *authn.Authenticator
+	workloads *authn.Workloads                // identity_providers; nil: none
+	auths     map[string]*authn.Authenticator // the named IdPs'
+	all       []*authn.Authenticator          // the default's, then the named ones' by name
+	hosts     *sync.Map                       // route hosts, for return URLs across routes
+	portal    *portal                         // the routes, for the routes portal
+	logger    *zap.Logger
 
 	// The tracer provider of Tracing; shut down (its spans sent) at
 	// Cleanup, once the servers of this config are done.
@@ -276,6 +286,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	if err := a.provisionTracing(); err != nil {
 		return fmt.Errorf("iap: tracing: %v", err)
+	}
+	if err := a.provisionWorkloads(); err != nil {
+		return fmt.Errorf("iap: %v", err)
 	}
 	if a.IDP == nil {
 		return nil

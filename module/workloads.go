@@ -1,0 +1,130 @@
+package module
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"maps"
+	"net/http"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/caddy-iap/caddy-iap/authn"
+)
+
+// WorkloadIssuer is an issuer of workload JWTs: bearer tokens that
+// machines (Kubernetes service accounts, CI jobs, SPIFFE JWT-SVIDs, an
+// OAuth 2.0 server's client_credentials grant) get from an issuer of their
+// own and send as "Authorization: Bearer <JWT>". Pomerium's
+// identity_providers entry. The tokens are verified here against the
+// issuer's published keys; they never become a browser session.
+type WorkloadIssuer struct {
+	// The tokens' iss, exactly, which also picks this issuer for a token.
+	// An https URL (http only on a loopback host). Unless jwks_url is set,
+	// its OpenID Connect discovery document
+	// (<issuer>/.well-known/openid-configuration) names the key set, and
+	// its issuer must be this one. Required, and unique among the
+	// identity_providers.
+	Issuer string `json:"issuer,omitempty"`
+
+	// The key set's URL, when the discovery document cannot be reached
+	// (or there is none): then it is fetched directly, and the tokens' iss
+	// must still be issuer. An https URL (http only on a loopback host).
+	// Default: the discovery document's jwks_uri.
+	JWKSURL string `json:"jwks_url,omitempty"`
+
+	// The signing algorithms accepted: RS256, RS384, RS512, PS256, PS384,
+	// PS512, ES256, ES384, ES512, EdDSA. HMAC (HS*) and none are refused.
+	// Default: RS256, ES256, EdDSA.
+	SupportedAlgs []string `json:"supported_algs,omitempty"`
+
+	// The audiences accepted: a token's aud must name at least one of
+	// them. Required: a workload token for another service is not one for
+	// this one.
+	Audiences []string `json:"audiences,omitempty"`
+}
+
+// workloadIssuers returns the app's identity_providers for authn, sorted
+// by name.
+func (a *App) workloadIssuers() []authn.WorkloadIssuer {
+	var out []authn.WorkloadIssuer
+	for _, name := range slices.Sorted(maps.Keys(a.IdentityProviders)) {
+		w := a.IdentityProviders[name]
+		if w == nil {
+			w = new(WorkloadIssuer)
+		}
+		out = append(out, authn.WorkloadIssuer{Name: name, Issuer: w.Issuer, JWKSURL: w.JWKSURL,
+			SupportedAlgs: w.SupportedAlgs, Audiences: w.Audiences})
+	}
+	return out
+}
+
+// provisionWorkloads checks the identity_providers and makes their
+// verifier; it fetches nothing. Keys are fetched over TLS trusting the
+// system roots plus the app's certificate_authority(_file), as Pomerium
+// fetches them.
+func (a *App) provisionWorkloads() error {
+	if len(a.IdentityProviders) == 0 {
+		return nil
+	}
+	client, err := a.workloadHTTPClient()
+	if err != nil {
+		return fmt.Errorf("identity_providers: %v", err)
+	}
+	w, err := authn.NewWorkloads(authn.WorkloadsConfig{
+		Issuers: a.workloadIssuers(), HTTPClient: client, Logger: a.logger,
+	})
+	if err != nil {
+		return fmt.Errorf("identity_providers: %v", err)
+	}
+	a.workloads = w
+	return nil
+}
+
+// workloadHTTPClient is the client of key set fetches: the system roots,
+// plus certificate_authority(_file) when set.
+func (a *App) workloadHTTPClient() (*http.Client, error) {
+	client := &http.Client{Timeout: 30 * time.Second}
+	if a.CertificateAuthority == "" && a.CertificateAuthorityFile == "" {
+		return client, nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if a.CertificateAuthorityFile != "" {
+		pem, err := os.ReadFile(a.CertificateAuthorityFile)
+		if err != nil {
+			return nil, fmt.Errorf("certificate_authority_file: %v", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("certificate_authority_file %s: no PEM certificate in it", a.CertificateAuthorityFile)
+		}
+	}
+	if a.CertificateAuthority != "" {
+		pem, err := base64.StdEncoding.DecodeString(a.CertificateAuthority)
+		if err != nil || !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("certificate_authority: not base64-encoded PEM certificates")
+		}
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	client.Transport = t
+	return client, nil
+}
+
+// checkWorkloadNames checks a route's identity_providers against the app's.
+func (a *App) checkWorkloadNames(names []string) error {
+	for _, n := range names {
+		if a == nil || a.IdentityProviders[n] == nil {
+			var have []string
+			if a != nil {
+				have = slices.Sorted(maps.Keys(a.IdentityProviders))
+			}
+			return fmt.Errorf("identity_providers: %q is not one of the iap app's identity_providers (%q)", n, have)
+		}
+	}
+	return nil
+}
