@@ -37,6 +37,10 @@ const (
 	// is not read, and it reaches the upstream as it came (Pomerium's
 	// "default"). The user is whoever the session cookie says, or nobody.
 	BearerPassthrough = "passthrough"
+	// BearerJWT: the token is a workload JWT of one of the
+	// identity_providers (workload.go), verified here against its
+	// issuer's keys. The identity is the workload's, "<name>/<sub>".
+	BearerJWT = "jwt"
 )
 
 // BearerTokens says how a route reads bearer tokens.
@@ -50,22 +54,24 @@ type BearerTokens struct {
 	// the Config's; nil there accepts any access token the IdP vouches
 	// for, whichever client it was issued to.
 	AllowedAudiences []string
+	// Workloads, with BearerJWT, verifies the tokens; nil follows the
+	// Config's. IdentityProviders names the issuers of Workloads that
+	// are accepted; nil accepts all of them.
+	Workloads         *Workloads
+	IdentityProviders []string
 }
 
 // CheckBearerFormat checks a bearer_token_format; "" is allowed (it
 // follows the default).
 func CheckBearerFormat(f string) error {
 	switch f {
-	case "", BearerIDToken, BearerAccessToken, BearerPassthrough:
+	case "", BearerIDToken, BearerAccessToken, BearerPassthrough, BearerJWT:
 		return nil
 	case "default":
 		return fmt.Errorf("bearer_token_format %q: write %s for Pomerium's default (bearer tokens are not read and reach the upstream); caddy-iap's own default is %s",
 			f, BearerPassthrough, BearerIDToken)
-	case "jwt":
-		return fmt.Errorf("bearer_token_format %q: workload JWTs from identity_providers are not supported; use %s, %s or %s",
-			f, BearerIDToken, BearerAccessToken, BearerPassthrough)
 	}
-	return fmt.Errorf("bearer_token_format %q: want %s, %s or %s", f, BearerIDToken, BearerAccessToken, BearerPassthrough)
+	return fmt.Errorf("bearer_token_format %q: want %s, %s, %s or %s", f, BearerIDToken, BearerAccessToken, BearerJWT, BearerPassthrough)
 }
 
 type bearerKey struct{}
@@ -86,6 +92,12 @@ func (a *Authenticator) bearerTokens(r *http.Request) BearerTokens {
 	}
 	if b.AllowedAudiences == nil {
 		b.AllowedAudiences = a.cfg.Bearer.AllowedAudiences
+	}
+	if b.Workloads == nil {
+		b.Workloads = a.cfg.Bearer.Workloads
+	}
+	if b.IdentityProviders == nil {
+		b.IdentityProviders = a.cfg.Bearer.IdentityProviders
 	}
 	return b
 }
@@ -124,6 +136,9 @@ func badBearer(format string, err error) error { return &bearerError{format: for
 
 // bearerRefusal is what a client whose bearer token was refused is told.
 func bearerRefusal(cause error) string {
+	if IsWorkloadRefusal(cause) {
+		return WorkloadRefusal
+	}
 	var be *bearerError
 	if errors.As(cause, &be) && be.format == BearerAccessToken {
 		return "The bearer token is not an access token the identity provider accepts for this route (expired, revoked, for another audience, or not the identity provider's). Send a current access token, or sign in with a browser."
@@ -152,6 +167,8 @@ func (a *Authenticator) signInMessage(r *http.Request) string {
 		return "Sign in first: open this URL in a browser, or send an access token from the identity provider as 'Authorization: Bearer <token>'."
 	case BearerPassthrough:
 		return "Sign in first: open this URL in a browser."
+	case BearerJWT:
+		return "Sign in first: send a workload JWT from one of this route's identity providers as 'Authorization: Bearer <token>', or open this URL in a browser."
 	}
 	return "Sign in first: open this URL in a browser, or send an ID token from the identity provider as 'Authorization: Bearer <token>'."
 }
@@ -163,6 +180,11 @@ func (a *Authenticator) bearer(ctx context.Context, raw string, b BearerTokens) 
 		// to the route host it was issued for, which is not known here, so
 		// it is refused rather than opened for any host.
 		return nil, badBearer(b.Format, errors.New("a programmatic login token is accepted only where the request's host is known"))
+	}
+	if b.Format == BearerJWT {
+		// A workload's token: verified against its issuer's keys, never
+		// the sign-in IdP's, and never made a session cookie.
+		return b.Workloads.Verify(ctx, raw, b.IdentityProviders)
 	}
 	if b.Format == BearerAccessToken {
 		if len(raw) > maxAccessToken {

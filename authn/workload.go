@@ -398,3 +398,14 @@ func firstLineOf(s string) error {
 	s, _, _ = strings.Cut(s, "\n")
 	return errors.New(truncate(s, 200))
 }
+
+// SentSessionCookie reports whether the request carries this
+// Authenticator's session cookie, or a chunk of one (valid or not).
+func (a *Authenticator) SentSessionCookie(r *http.Request) bool {
+	for _, c := range r.Cookies() {
+		if a.jar.owns(c.Name) {
+			return true
+		}
+	}
+	return false
+}

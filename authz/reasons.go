@@ -33,6 +33,11 @@ const (
 	// ReasonBadToken: an Authorization: Bearer token that is not a valid
 	// ID token of the IdP for this client. 401.
 	ReasonBadToken Reason = "invalid-bearer-token"
+	// ReasonCookieAndBearer: a request to a route that takes workload
+	// JWTs (bearer_token_format jwt) carried a session cookie too, which
+	// Pomerium refuses with 400: a browser's and a machine's credentials
+	// together are a confused or forged client.
+	ReasonCookieAndBearer Reason = "cookie-and-bearer"
 	// ReasonIdPUnavailable: signing in (or refreshing) needs the IdP and it
 	// cannot be reached. 503 with Retry-After.
 	ReasonIdPUnavailable Reason = "identity-provider-unavailable"

@@ -20,8 +20,9 @@ func init() {
 // handlers it has (iap_route puts it in front of its own proxy already):
 //
 //	iap_authenticate [<matcher>] {
-//		bearer_token_format idp_identity_token|idp_access_token|passthrough
+//		bearer_token_format idp_identity_token|idp_access_token|jwt|passthrough
 //		idp_access_token_allowed_audiences <audience...>
+//		identity_providers <name...>
 //		pass_bearer_token
 //	}
 //
@@ -55,6 +56,11 @@ func parseAuthenticate(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, err
 				return nil, h.Errf("%s takes one or more audiences (client IDs) that access tokens may be for", opt)
 			}
 			a.IDPAccessTokenAllowedAudiences = append(a.IDPAccessTokenAllowedAudiences, args...)
+		case "identity_providers":
+			if len(args) == 0 {
+				return nil, h.Errf("%s takes one or more names of the global iap option's identity_provider blocks", opt)
+			}
+			a.IdentityProviders = append(a.IdentityProviders, args...)
 		case "pass_bearer_token":
 			if len(args) != 0 {
 				return nil, h.Errf("%s takes no value", opt)

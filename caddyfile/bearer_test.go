@@ -63,13 +63,13 @@ func TestBearerTokenOptionErrors(t *testing.T) {
 	for _, c := range []struct{ name, src, want string }{
 		{"Pomerium's default, which is not ours", route("\t\tbearer_token_format default\n"),
 			`bearer_token_format "default": write passthrough for Pomerium's default`},
-		{"workload JWTs", route("\t\tbearer_token_format jwt\n"), `bearer_token_format "jwt": workload JWTs from identity_providers are not supported`},
-		{"a made-up format", route("\t\tbearer_token_format opaque\n"), `bearer_token_format "opaque": want idp_identity_token, idp_access_token or passthrough`},
+		{"workload JWTs without an identity_provider", route("\t\tbearer_token_format jwt\n"), `bearer_token_format jwt: the global iap option has no identity_provider block, so no workload JWT could be verified, at Caddyfile:5`},
+		{"a made-up format", route("\t\tbearer_token_format opaque\n"), `bearer_token_format "opaque": want idp_identity_token, idp_access_token, jwt or passthrough`},
 		{"a route's format is named with its line", route("\t\tbearer_token_format opaque\n"), "Caddyfile:5"},
 		{"audiences without a value", route("\t\tidp_access_token_allowed_audiences\n"), "idp_access_token_allowed_audiences takes one or more audiences"},
-		{"a bad global format", "{\n\tiap {\n\t\tbearer_token_format jwt\n\t}\n}\n" + route(""), `bearer_token_format "jwt": workload JWTs from identity_providers are not supported; use idp_identity_token, idp_access_token or passthrough, at Caddyfile:3`},
+		{"a bad global format", "{\n\tiap {\n\t\tbearer_token_format opaque\n\t}\n}\n" + route(""), `bearer_token_format "opaque": want idp_identity_token, idp_access_token, jwt or passthrough, at Caddyfile:3`},
 		{"global audiences without a value", "{\n\tiap {\n\t\tidp_access_token_allowed_audiences\n\t}\n}\n" + route(""), "idp_access_token_allowed_audiences takes one or more"},
-		{"a bad format on iap_authenticate", "site.example {\n\tiap_authenticate {\n\t\tbearer_token_format jwt\n\t}\n}", `bearer_token_format "jwt"`},
+		{"a bad format on iap_authenticate", "site.example {\n\tiap_authenticate {\n\t\tbearer_token_format opaque\n\t}\n}", `bearer_token_format "opaque"`},
 		{"an unknown iap_authenticate option", "site.example {\n\tiap_authenticate {\n\t\tcookie_name x\n\t}\n}", `unrecognized iap_authenticate option "cookie_name"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -45,7 +45,7 @@ func init() {
 //			revocation_fail_closed_after <duration>
 //			session_store cookie|storage
 //			jwt_claims_headers <Header=claim...>
-//			bearer_token_format idp_identity_token|idp_access_token|passthrough
+//			bearer_token_format idp_identity_token|idp_access_token|jwt|passthrough
 //			idp_access_token_allowed_audiences <audience...>
 //			pass_identity_headers true|false
 //			authorize_log_fields <field...>

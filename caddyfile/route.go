@@ -49,8 +49,9 @@ func init() {
 //		description <text>
 //		logo_url <http(s) or data:image URL>
 //		show_error_details
-//		bearer_token_format idp_identity_token|idp_access_token|passthrough
+//		bearer_token_format idp_identity_token|idp_access_token|jwt|passthrough
 //		idp_access_token_allowed_audiences <audience...>
+//		identity_providers <name...>
 //		pass_bearer_token
 //		allow_websockets [true|false]
 //		allow_spdy [true|false]
@@ -126,6 +127,9 @@ func parseRoute(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	app, err := globalApp(h)
 	if err != nil {
 		return nil, err
+	}
+	if err := checkRouteWorkloads(app, route.BearerTokenFormat, route.IdentityProviders); err != nil {
+		return nil, lines.wrap(err)
 	}
 	env := upstreamtls.Env{Defaults: app.Defaults}
 	route.Hosts = siteHosts(h)
@@ -273,6 +277,14 @@ func parseRouteOption(d *caddyfile.Dispenser, r *module.Route) (int, error) {
 		}
 		r.Policy = append(r.Policy, p...)
 		return 2, nil
+
+	case opt == "identity_providers":
+		args := d.RemainingArgs()
+		if len(args) == 0 {
+			return 0, d.Err("identity_providers takes one or more names of the global iap option's identity_provider blocks, whose workload JWTs the route accepts")
+		}
+		r.IdentityProviders = append(r.IdentityProviders, args...)
+		return 1 + len(args), nil
 
 	case opt == "idp_access_token_allowed_audiences":
 		args := d.RemainingArgs()

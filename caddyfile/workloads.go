@@ -1,6 +1,10 @@
 package caddyfile
 
 import (
+	"fmt"
+	"maps"
+	"slices"
+
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/caddy-iap/caddy-iap/authn"
@@ -23,6 +27,7 @@ func parseWorkloadIssuer(d *caddyfile.Dispenser, app *module.App) error {
 		return d.Err("identity_provider takes one name, then a block: identity_provider <name> { issuer <url> audiences <audience...> }")
 	}
 	name := args[0]
+	file, line := d.File(), d.Line() // the block's first line, for errors found at its end
 	if app.IdentityProviders[name] != nil {
 		return d.Errf("identity_provider %s is set twice", name)
 	}
@@ -56,16 +61,41 @@ func parseWorkloadIssuer(d *caddyfile.Dispenser, app *module.App) error {
 	}
 	if err := authn.CheckWorkloadIssuer(authn.WorkloadIssuer{Name: name, Issuer: w.Issuer, JWKSURL: w.JWKSURL,
 		SupportedAlgs: w.SupportedAlgs, Audiences: w.Audiences}); err != nil {
-		return d.Err(err.Error())
+		return fmt.Errorf("%v, at %s:%d", err, file, line)
 	}
 	for other, o := range app.IdentityProviders {
 		if o.Issuer == w.Issuer {
-			return d.Errf("identity_provider %s: issuer %q is identity_provider %s's too: a token's iss must say which one verifies it", name, w.Issuer, other)
+			return fmt.Errorf("identity_provider %s: issuer %q is identity_provider %s's too: a token's iss must say which one verifies it, at %s:%d", name, w.Issuer, other, file, line)
 		}
 	}
 	if app.IdentityProviders == nil {
 		app.IdentityProviders = map[string]*module.WorkloadIssuer{}
 	}
 	app.IdentityProviders[name] = w
+	return nil
+}
+
+// checkRouteWorkloads checks a route's identity_providers and
+// bearer_token_format jwt against the global iap option, at adapt: as
+// Pomerium, identity_providers is only for routes that read workload JWTs,
+// and each name must be an identity_provider block.
+func checkRouteWorkloads(app *module.App, format string, names []string) error {
+	if format == "" {
+		format = app.BearerTokenFormat
+	}
+	if format != authn.BearerJWT {
+		if len(names) > 0 {
+			return fmt.Errorf("identity_providers: only routes whose bearer_token_format is jwt read workload JWTs (this one's is %q)", format)
+		}
+		return nil
+	}
+	if len(app.IdentityProviders) == 0 {
+		return fmt.Errorf("bearer_token_format jwt: the global iap option has no identity_provider block, so no workload JWT could be verified")
+	}
+	for _, n := range names {
+		if app.IdentityProviders[n] == nil {
+			return fmt.Errorf("identity_providers: %q is not an identity_provider of the global iap option (%q)", n, slices.Sorted(maps.Keys(app.IdentityProviders)))
+		}
+	}
 	return nil
 }

@@ -99,7 +99,11 @@ type App struct {
 	//     minute (never past the token's expiry);
 	//   - "passthrough" (Pomerium's "default"): not read at all. It is not
 	//     a credential: the user is whoever the session cookie says, or
-	//     anonymous, and the header reaches the upstream as it came.
+	//     anonymous, and the header reaches the upstream as it came;
+	//   - "jwt": a workload JWT of one of identity_providers, verified
+	//     against its issuer's keys; the user is "<name>/<sub>" with the
+	//     token's claims. A request that also carries a session cookie is
+	//     refused (400 cookie-and-bearer), as in Pomerium.
 	// An accepted bearer token is removed before the upstream unless the
 	// route has pass_bearer_token. Programmatic login tokens (Authorization:
 	// IAP <token>) are read under every format and never reach the upstream.
@@ -290,6 +294,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.provisionWorkloads(); err != nil {
 		return fmt.Errorf("iap: %v", err)
 	}
+	if a.BearerTokenFormat == authn.BearerJWT && a.workloads == nil {
+		return errors.New("iap: bearer_token_format jwt: there are no identity_providers, so no workload JWT could be verified")
+	}
 	if a.IDP == nil {
 		return nil
 	}
@@ -333,7 +340,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 	cfg := authn.Config{
 		ProviderURL: a.IDP.ProviderURL, ClientID: a.IDP.ClientID, ClientSecret: a.IDP.ClientSecret,
 		Scopes: a.IDP.Scopes, GroupsClaim: a.IDP.GroupsClaim, AuthParams: a.IDP.RequestParams,
-		Bearer:     authn.BearerTokens{Format: a.BearerTokenFormat, AllowedAudiences: a.IDPAccessTokenAllowedAudiences},
+		Bearer: authn.BearerTokens{Format: a.BearerTokenFormat, AllowedAudiences: a.IDPAccessTokenAllowedAudiences,
+			Workloads: a.workloads},
 		CookieName: a.CookieName, CookieSecret: secret, PreviousCookieSecrets: previous, CookieDomain: a.CookieDomain,
 		CookieExpire: time.Duration(a.CookieExpire), CookieSameSite: sameSite, AuthenticateURL: a.AuthenticateURL, SignOutRedirectURL: a.SignOutRedirectURL,
 		SigningKeys: keys, JWKSMaxAge: jwksMaxAge, ClaimHeaders: a.JWTClaimsHeaders, Compat: a.Compat,

@@ -71,7 +71,7 @@ type Authenticate struct {
 	PassBearerToken bool `json:"pass_bearer_token,omitempty"`
 
 	// How this route reads an "Authorization: Bearer <token>" header:
-	// "idp_identity_token", "idp_access_token" or "passthrough", as the
+	// "idp_identity_token", "idp_access_token", "jwt" or "passthrough", as the
 	// iap app's bearer_token_format, which it overrides. Default: the
 	// app's.
 	BearerTokenFormat string `json:"bearer_token_format,omitempty"`
@@ -85,6 +85,12 @@ type Authenticate struct {
 	// iap_route sets it, and the same on its iap_authorize, from
 	// allow_spdy.
 	AllowSPDY bool `json:"allow_spdy,omitempty"`
+
+	// With bearer_token_format jwt, the names of the iap app's
+	// identity_providers whose workload JWTs this route accepts (Pomerium's
+	// route identity_providers). Default: all of them. Only for routes
+	// whose bearer_token_format is jwt.
+	IdentityProviders []string `json:"identity_providers,omitempty"`
 
 	app    *App
 	auth   *authn.Authenticator
@@ -108,6 +114,9 @@ func (h *Authenticate) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.app = configuredApp(ctx)
 	if h.app == nil || h.app.auth == nil {
+		if err := h.provisionWorkloads(); err != nil {
+			return err
+		}
 		if h.SignIn != SignInPolicy {
 			return errors.New("iap_authenticate: sign-in needs an identity provider: set `idp` in the global `iap` option (or apps.iap.idp in JSON), or make the route public")
 		}
@@ -129,7 +138,7 @@ func (h *Authenticate) Provision(ctx caddy.Context) error {
 		}
 		warnOpenAccessTokens(h.logger, "iap_authenticate", format, audiences)
 	}
-	return nil
+	return h.provisionWorkloads()
 }
 
 // Validate checks sign_in and bearer_token_format.
@@ -177,6 +186,12 @@ func (h *Authenticate) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 	}
 	auth := h.auth
 	st.auth = auth
+	if h.bearer.Format == authn.BearerJWT && h.cookieAndBearer(r) {
+		f := st.refuse(http.StatusBadRequest, authz.ReasonCookieAndBearer, "",
+			"This route takes workload JWTs: send either the Authorization: Bearer token or a session cookie, not both.")
+		st.logRefusal(h.logger, r, "request refused")
+		return f.respond(w, r)
+	}
 	if h.bearer.Format != "" || h.bearer.AllowedAudiences != nil {
 		r = r.WithContext(authn.WithBearerTokens(r.Context(), h.bearer))
 	}

@@ -15,9 +15,8 @@ func TestBearerTokenFormatIsCheckedInJSON(t *testing.T) {
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
 	for _, c := range []struct{ format, want string }{
-		{"jwt", `iap: bearer_token_format "jwt": workload JWTs`},
 		{"default", `iap: bearer_token_format "default": write passthrough`},
-		{"Bearer", `iap: bearer_token_format "Bearer": want idp_identity_token, idp_access_token or passthrough`},
+		{"Bearer", `iap: bearer_token_format "Bearer": want idp_identity_token, idp_access_token, jwt or passthrough`},
 	} {
 		// Checked even without an IdP, which a typo should not hide behind.
 		err := (&App{BearerTokenFormat: c.format}).Provision(ctx)
@@ -29,7 +28,7 @@ func TestBearerTokenFormatIsCheckedInJSON(t *testing.T) {
 			t.Errorf("iap_authenticate %q: %v, want %q", c.format, err, want)
 		}
 	}
-	for _, ok := range []string{"", "idp_identity_token", "idp_access_token", "passthrough"} {
+	for _, ok := range []string{"", "idp_identity_token", "idp_access_token", "jwt", "passthrough"} {
 		if err := (&Authenticate{BearerTokenFormat: ok}).Validate(); err != nil {
 			t.Errorf("%q: %v", ok, err)
 		}

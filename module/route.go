@@ -60,7 +60,7 @@ type Route struct {
 	PassBearerToken bool `json:"pass_bearer_token,omitempty"`
 
 	// How the route reads an "Authorization: Bearer <token>" header:
-	// "idp_identity_token", "idp_access_token" or "passthrough" (see the
+	// "idp_identity_token", "idp_access_token", "jwt" or "passthrough" (see the
 	// iap app's bearer_token_format, which this overrides). Default: the
 	// app's.
 	BearerTokenFormat string `json:"bearer_token_format,omitempty"`
@@ -68,6 +68,11 @@ type Route struct {
 	// With idp_access_token, the audiences the route's access tokens may
 	// be for, replacing the app's idp_access_token_allowed_audiences.
 	IDPAccessTokenAllowedAudiences []string `json:"idp_access_token_allowed_audiences,omitempty"`
+
+	// With bearer_token_format jwt, the names of the iap app's
+	// identity_providers whose workload JWTs the route accepts. Default:
+	// all of them.
+	IdentityProviders []string `json:"identity_providers,omitempty"`
 
 	// The identity provider of the route's users: a name from the iap
 	// app's idps. Default: the app's idp.
@@ -174,7 +179,8 @@ func (r Route) Handlers(rp *reverseproxy.Handler, env upstreamtls.Env) (handlers
 	// for sign-in only when it does not let the anonymous request in.
 	handlers = append(handlers,
 		caddyconfig.JSONModuleObject(&Authenticate{Hosts: r.Hosts, SignIn: SignInPolicy, PassBearerToken: r.PassBearerToken, IDP: r.IDP,
-			BearerTokenFormat: r.BearerTokenFormat, IDPAccessTokenAllowedAudiences: r.IDPAccessTokenAllowedAudiences, AllowSPDY: spdy},
+			BearerTokenFormat: r.BearerTokenFormat, IDPAccessTokenAllowedAudiences: r.IDPAccessTokenAllowedAudiences, AllowSPDY: spdy,
+			IdentityProviders: r.IdentityProviders},
 			"handler", "iap_authenticate", nil),
 		caddyconfig.JSONModuleObject(&Authorize{Route: r.Name, Policy: policy, AllowSPDY: spdy,
 			RefuseWebSockets: r.AllowWebsockets != nil && !*r.AllowWebsockets && !kubernetes, PassIdentityHeaders: r.PassIdentityHeaders, JWTIssuerFormat: r.JWTIssuerFormat,

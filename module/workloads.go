@@ -4,11 +4,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/caddy-iap/caddy-iap/authn"
@@ -127,4 +129,53 @@ func (a *App) checkWorkloadNames(names []string) error {
 		}
 	}
 	return nil
+}
+
+// provisionWorkloads sets up a route's reading of workload JWTs when its
+// bearer_token_format (or the app's) is jwt: the app must have
+// identity_providers, the route's must be among them, and there must be a
+// sign-in IdP. identity_providers on a route that does not read workload
+// JWTs is an error, as in Pomerium.
+func (h *Authenticate) provisionWorkloads() error {
+	format := h.BearerTokenFormat
+	if format == "" && h.app != nil {
+		format = h.app.BearerTokenFormat
+	}
+	if format != authn.BearerJWT {
+		if len(h.IdentityProviders) > 0 {
+			return fmt.Errorf("iap_authenticate: identity_providers %q: only routes whose bearer_token_format is jwt read workload JWTs (this one's is %q)", h.IdentityProviders, format)
+		}
+		return nil
+	}
+	if h.app == nil || h.app.workloads == nil {
+		return errors.New("iap_authenticate: bearer_token_format jwt: the iap app has no identity_providers, so no workload JWT could be verified")
+	}
+	if h.app.auth == nil {
+		return errors.New("iap_authenticate: bearer_token_format jwt: caddy-iap reads workload JWTs on servers with a sign-in identity provider (idp in the iap app; idp_provider_url in Pomerium), whose keys sign the identity assertion")
+	}
+	if err := h.app.checkWorkloadNames(h.IdentityProviders); err != nil {
+		return fmt.Errorf("iap_authenticate: %v", err)
+	}
+	h.bearer.Format = authn.BearerJWT
+	h.bearer.Workloads = h.app.workloads
+	h.bearer.IdentityProviders = nil
+	if len(h.IdentityProviders) > 0 {
+		h.bearer.IdentityProviders = h.IdentityProviders
+	}
+	return nil
+}
+
+// cookieAndBearer reports whether a request carries an Authorization:
+// Bearer header and a session cookie of one of the app's IdPs.
+func (h *Authenticate) cookieAndBearer(r *http.Request) bool {
+	auth := r.Header.Get("Authorization")
+	if len(auth) < 7 || !strings.EqualFold(auth[:7], "bearer ") {
+		return false
+	}
+	for _, a := range h.app.authenticators() {
+		if a.SentSessionCookie(r) {
+			return true
+		}
+	}
+	return false
 }
