@@ -258,11 +258,9 @@ func (w *Workloads) Verify(ctx context.Context, raw string, allowed []string) (*
 	}
 	tok, err := verifier.Verify(oidc.ClientContext(ctx, wi.keys.client), raw)
 	if err != nil {
-		if wi.keys.limited() {
-			// A key rotated in but not fetched yet looks the same as a
-			// made-up key ID: say so, the token may be good.
-			return nil, badWorkload(fmt.Errorf("identity provider %q: %v (the key set was fetched less than %s ago and is fetched again after that)", wi.Name, err, w.cfg.KeySetRefreshInterval))
-		}
+		// A key ID not held, while a fetch is refused, says so itself
+		// (errKeysFetchedRecently): the token may be good, signed with a
+		// key rotated in since.
 		return nil, badWorkload(fmt.Errorf("identity provider %q: %w", wi.Name, err))
 	}
 	if !slices.ContainsFunc(tok.Audience, func(a string) bool { return slices.Contains(wi.Audiences, a) }) {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // CreateWorkloadClient registers a client of the client_credentials grant
@@ -46,4 +48,23 @@ func (h *Hydra) ClientCredentials(t testing.TB, id, secret string, audiences ...
 		t.Fatalf("hydra client_credentials answer: %d %v %s %s\n--- hydra ---\n%s", resp.StatusCode, err, tok.Error, tok.Description, h.Log())
 	}
 	return tok.AccessToken
+}
+
+// AccessTokenKey returns the private key Hydra signs JWT access tokens
+// with (its key set hydra.jwt.access-token, from the admin API), so that a
+// test can mint a token exactly as Hydra would, such as one already
+// expired.
+func (h *Hydra) AccessTokenKey(t testing.TB) jose.JSONWebKey {
+	t.Helper()
+	var set jose.JSONWebKeySet
+	if err := h.admin(http.MethodGet, "/admin/keys/hydra.jwt.access-token", nil, &set, http.StatusOK); err != nil {
+		t.Fatalf("hydra's access token key: %v", err)
+	}
+	for _, k := range set.Keys {
+		if !k.IsPublic() && k.Use == "sig" {
+			return k
+		}
+	}
+	t.Fatalf("hydra's access token key set has no private signing key: %d keys", len(set.Keys))
+	return jose.JSONWebKey{}
 }
