@@ -11,13 +11,13 @@ import (
 )
 
 // bearerFormats are Pomerium's BearerTokenFormat values, in the enum's
-// order, with what each becomes; "" for jwt, which is refused.
+// order, with what each becomes.
 var bearerFormats = []struct{ name, ours string }{
 	{"UNKNOWN", authn.BearerPassthrough},
 	{"DEFAULT", authn.BearerPassthrough},
 	{"IDP_ACCESS_TOKEN", authn.BearerAccessToken},
 	{"IDP_IDENTITY_TOKEN", authn.BearerIDToken},
-	{"JWT", ""},
+	{"JWT", authn.BearerJWT},
 }
 
 // bearerFormat reads a bearer_token_format as Pomerium's enum decoder
@@ -43,9 +43,7 @@ func bearerFormat(v string) (string, error) {
 	case v == "":
 		return authn.BearerPassthrough, nil
 	case !ok:
-		return "", fmt.Errorf("bearer_token_format %q: want default, idp_access_token or idp_identity_token", v)
-	case ours == "":
-		return "", fmt.Errorf("bearer_token_format %q: workload JWTs (identity_providers) are not supported; use default, idp_access_token or idp_identity_token", v)
+		return "", fmt.Errorf("bearer_token_format %q: want default, idp_access_token, idp_identity_token or jwt", v)
 	}
 	return ours, nil
 }
@@ -132,7 +130,7 @@ func (c *converter) routeBearer(fields map[string]*yaml.Node, app *module.App, r
 		}
 		r.IDPAccessTokenAllowedAudiences = list
 	}
-	r.PassBearerToken = format == authn.BearerAccessToken || format == authn.BearerIDToken
+	r.PassBearerToken = format == authn.BearerAccessToken || format == authn.BearerIDToken || format == authn.BearerJWT
 	return nil
 }
 

@@ -117,13 +117,13 @@ func TestBearerTokenFormatErrors(t *testing.T) {
 	route := "routes:\n  - from: https://a.example\n    to: http://b\n    allow_any_authenticated_user: true\n"
 	for _, c := range []struct{ name, yaml, want string }{
 		{"an unknown global format", "bearer_token_format: opaque\n" + route,
-			`config.yaml:1: bearer_token_format "opaque": want default, idp_access_token or idp_identity_token`},
-		{"the global jwt format (workload identity providers)", "bearer_token_format: jwt\n" + route,
-			`config.yaml:1: bearer_token_format "jwt": workload JWTs (identity_providers) are not supported`},
+			`config.yaml:1: bearer_token_format "opaque": want default, idp_access_token, idp_identity_token or jwt`},
+		{"the global jwt format without identity_providers", "bearer_token_format: jwt\n" + route,
+			`config.yaml:1: bearer_token_format jwt requires at least one identity_providers entry`},
 		{"an unknown route format", route + "    bearer_token_format: id_tokens\n",
 			`config.yaml:5: bearer_token_format "id_tokens": want default`},
-		{"the route jwt format", route + "    bearer_token_format: BEARER_TOKEN_FORMAT_JWT\n",
-			`config.yaml:5: bearer_token_format "BEARER_TOKEN_FORMAT_JWT": workload JWTs`},
+		{"the route jwt format without identity_providers", route + "    bearer_token_format: BEARER_TOKEN_FORMAT_JWT\n",
+			`config.yaml:5: bearer_token_format jwt requires at least one identity_providers entry`},
 		{"a route format that is not a value", route + "    bearer_token_format: [idp_access_token]\n", "config.yaml:5:"},
 		{"an empty global audience list", "bearer_token_format: idp_access_token\nidp_access_token_allowed_audiences: []\n" + route,
 			"config.yaml:2: idp_access_token_allowed_audiences: an empty list would refuse every access token"},
@@ -152,9 +152,9 @@ func TestBearerTokenFormatErrors(t *testing.T) {
 	}
 	t.Run("a bad BEARER_TOKEN_FORMAT names the variable", func(t *testing.T) {
 		_, _, err := adaptWithEnv([]byte(route), map[string]any{"filename": "config.yaml"}, func(k string) (string, bool) {
-			return "jwt", k == "BEARER_TOKEN_FORMAT"
+			return "opaque", k == "BEARER_TOKEN_FORMAT"
 		})
-		if err == nil || !strings.Contains(err.Error(), "the environment variable BEARER_TOKEN_FORMAT: bearer_token_format \"jwt\"") {
+		if err == nil || !strings.Contains(err.Error(), "the environment variable BEARER_TOKEN_FORMAT: bearer_token_format \"opaque\"") {
 			t.Fatalf("error %v", err)
 		}
 	})

@@ -52,7 +52,7 @@ var scalarKeys = []string{
 // as YAML structures.
 var listKeys = []string{"certificates", "idp_scopes", "idp_access_token_allowed_audiences", "idp_request_params", "downstream_mtls", "jwt_claims_headers", "routes", "policy", "allow_upgrades",
 	"set_response_headers", "dns_resolvers", "circuit_breaker_thresholds", "authorize_log_fields", "access_log_fields",
-	"otel_resource_attributes", "otel_exporter_otlp_headers", "otel_exporter_otlp_traces_headers", "programmatic_redirect_domain_whitelist"}
+	"otel_resource_attributes", "otel_exporter_otlp_headers", "otel_exporter_otlp_traces_headers", "programmatic_redirect_domain_whitelist", "identity_providers"}
 
 // providerURLs are the issuers of the IdPs Pomerium names, where fixed.
 var providerURLs = map[string]string{
@@ -152,6 +152,8 @@ func (c *converter) convert(root *yaml.Node) (map[string]any, error) {
 		"otel_resource_attributes":          func(r rune) bool { return r == ',' },
 		"otel_exporter_otlp_headers":        func(r rune) bool { return r == ',' },
 		"otel_exporter_otlp_traces_headers": func(r rune) bool { return r == ',' },
+		// A JSON map of names to issuers.
+		"identity_providers": nil,
 	} {
 		envKey := strings.ToUpper(key)
 		v, ok := c.env(envKey)
@@ -372,6 +374,12 @@ func (c *converter) app(s settings) (*module.App, error) {
 		app.SignOutRedirectURL = v
 	}
 	if err := c.bearer(s, app); err != nil {
+		return nil, err
+	}
+	if err := c.workloadIssuers(s, app); err != nil {
+		return nil, err
+	}
+	if err := c.checkGlobalWorkloads(s, app); err != nil {
 		return nil, err
 	}
 	if f, err := issuerFormat(get("jwt_issuer_format")); err != nil {
@@ -972,6 +980,9 @@ func envNode(name, v string, sep func(rune) bool) (*yaml.Node, error) {
 				&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: strings.TrimSpace(val)})
 		}
 		return m, nil
+	}
+	if name == "IDENTITY_PROVIDERS" {
+		return nil, fmt.Errorf("the environment variable %s is a JSON map of names to issuers, such as {\"ci\": {\"issuer\": \"https://token.actions.githubusercontent.com\", \"audiences\": [\"api\"]}}", name)
 	}
 	if name == "CIRCUIT_BREAKER_THRESHOLDS" {
 		return nil, fmt.Errorf("the environment variable %s is a JSON map, such as {\"max_requests\": 100}", name)

@@ -122,6 +122,9 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 	if err := c.routeBearer(fields, app, &r); err != nil {
 		return out, err
 	}
+	if err := c.routeWorkloads(fields, app, &r, n); err != nil {
+		return out, err
+	}
 	if v := fields["jwt_issuer_format"]; v != nil {
 		s, err := c.str(v)
 		if err == nil {

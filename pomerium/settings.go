@@ -48,7 +48,6 @@ const (
 	whyDatabroker = "Pomerium's databroker; sessions live in cookies and revocations in Caddy's storage"
 	whySSH        = "Pomerium's SSH proxy; ssh routes are refused"
 	whyZero       = "Pomerium Zero and Enterprise console features"
-	whyIDPRoute   = "workload JWT bearer tokens (identity_providers with bearer_token_format jwt) are not accepted; routes take ID or access tokens of their sign-in IdP only (bearer_token_format)"
 )
 
 // globalSettings are the settings of Pomerium's config.Options, as of the
@@ -74,7 +73,7 @@ var globalSettings = []knownSetting{
 	{"autocert_trusted_ca", refused, "Caddy's ACME issuer reads its trusted roots from files: use autocert_trusted_ca_file", ""},
 	{"autocert_trusted_ca_file", works, "the ACME issuer's `trusted_roots_pem_files`", ""},
 	{"autocert_use_staging", works, "Let's Encrypt's staging directory as the ACME issuer's `ca`", ""},
-	{"bearer_token_format", works, "the iap app's `bearer_token_format`: `default` (or unset) passes bearer tokens to the upstream unread; `idp_access_token` verifies them with the IdP's userinfo endpoint, `idp_identity_token` as ID tokens, and either then reaches the upstream too; `jwt` is an error", ""},
+	{"bearer_token_format", works, "the iap app's `bearer_token_format`: `default` (or unset) passes bearer tokens to the upstream unread; `idp_access_token` verifies them with the IdP's userinfo endpoint, `idp_identity_token` as ID tokens, `jwt` as workload JWTs of identity_providers, and each then reaches the upstream too", ""},
 	{"blob_storage", warned, "session recordings are not kept", ""},
 	{"certificate", works, "a loaded certificate (`load_pem`)", ""},
 	{"certificate_authority", works, "CAs added to the system roots for upstreams", ""},
@@ -127,7 +126,7 @@ var globalSettings = []knownSetting{
 	{"health_check_addr", works, "a server of its own on that address answering the health checks (/healthz, /ping), which every route host answers too", ""},
 	{"health_check_systemd_disabled", warned, "there is no systemd health notifier", ""},
 	{"http_redirect_addr", works, "`http_port` (Caddy redirects HTTP to HTTPS there)", ""},
-	{"identity_providers", refused, whyIDPRoute, ""},
+	{"identity_providers", works, "the iap app's `identity_providers`: issuers of workload JWTs (issuer, jwks_url, supported_algs, audiences), verified against their keys on routes with bearer_token_format jwt; the user is `<name>/<sub>` with the token's claims for PPL; https only but on loopback, no HS*/none, audiences required; `kubernetes:///` is an error", ""},
 	{"idp_access_token_allowed_audiences", works, "the iap app's `idp_access_token_allowed_audiences`: userinfo's `aud` must be one of them; an empty list is an error", ""},
 	{"idp_client_id", works, "the iap app's `idp.client_id`", ""},
 	{"idp_client_secret", works, "the iap app's `idp.client_secret`", ""},
@@ -224,7 +223,7 @@ var routeSettings = []knownSetting{
 	{"host_path_regex_rewrite_substitution", works, "the upstream Host from a regular expression on the path", ""},
 	{"host_rewrite", works, "the upstream Host header", ""},
 	{"host_rewrite_header", works, "the upstream Host from a request header", ""},
-	{"identity_providers", refused, whyIDPRoute, ""},
+	{"identity_providers", works, "the route's `identity_providers`: the names whose workload JWTs it accepts (empty: all); only with bearer_token_format jwt", ""},
 	{"idle_timeout", works, "the upstream transport's keep-alive idle timeout", ""},
 	{"idp_access_token_allowed_audiences", works, "the route's `idp_access_token_allowed_audiences`, overriding the global list", ""},
 	{"idp_client_id", works, "a named IdP of the iap app: the global idp_provider_url with this client (`idp NAME`); routes with the same client share its sessions, and no other route accepts them", ""},
