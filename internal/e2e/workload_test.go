@@ -239,3 +239,82 @@ func mustMarshal(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// TestPomeriumConfigIdentityProviders runs a Pomerium config.yaml with
+// identity_providers (Hydra's workload tokens, Dex's ID tokens) and
+// bearer_token_format jwt set globally and per route, as Pomerium's own
+// tests do (authorize/cookie_bearer_test.go): a route's identity_providers
+// narrows whose tokens it takes, and PPL decides on their claims.
+func TestPomeriumConfigIdentityProviders(t *testing.T) {
+	hydra := testenv.StartHydra(t, testenv.HydraOptions{JWTAccessTokens: true})
+	hydra.CreateWorkloadClient(t, "ci", "ci-secret", "api")
+	hydra.CreateWorkloadClient(t, "deploy", "deploy-secret", "api")
+	ci := hydra.ClientCredentials(t, "ci", "ci-secret", "api")
+	deploy := hydra.ClientCredentials(t, "deploy", "deploy-secret", "api")
+	dex := testenv.StartDex(t, testenv.DexOptions{Users: []testenv.DexUser{alice}})
+	dexID, _ := dexTokens(t, dex, alice)
+	up := echoUpstream(t)
+	httpsPort := testenv.FreePort(t)
+	config := fmt.Sprintf(`address: :%d
+http_redirect_addr: :%d
+idp_provider: oidc
+idp_provider_url: %s
+idp_client_id: caddy
+idp_client_secret: caddy-secret
+cookie_secret: %s
+pass_identity_headers: true
+bearer_token_format: jwt
+identity_providers:
+  hydra:
+    issuer: %s
+    audiences: [api]
+    supported_algs: [RS256]
+  dex:
+    issuer: %s
+    audiences: [caddy]
+routes:
+  - from: https://api.pomerium.test
+    to: %s
+    identity_providers: [hydra]
+    policy:
+      allow:
+        and:
+          - claim/client_id: ci
+  - from: https://any.pomerium.test
+    to: %s
+    allow_any_authenticated_user: true
+  - from: https://browser.pomerium.test
+    to: %s
+    bearer_token_format: idp_identity_token
+    allow_any_authenticated_user: true
+`, httpsPort, testenv.FreePort(t), dex.Issuer, randomSecret(t), jwtClaims(t, ci)["iss"], dex.Issuer, up, up, up)
+	caddy := testenv.StartCaddyConfig(t, "pomerium", "config.yaml", config, httpsPort)
+	caddy.WaitCertificates(t, "api.pomerium.test", "any.pomerium.test", "browser.pomerium.test")
+	for _, c := range []struct {
+		name, host, token string
+		status            int
+	}{
+		{"hydra's ci on a hydra-only route whose policy wants client_id ci", "api.pomerium.test", ci, 200},
+		{"hydra's deploy there: the policy refuses it", "api.pomerium.test", deploy, 403},
+		{"dex's ID token on the hydra-only route", "api.pomerium.test", dexID, 401},
+		{"dex's ID token where the global jwt takes every provider", "any.pomerium.test", dexID, 200},
+		{"hydra's token where the route reads ID tokens of the sign-in IdP", "browser.pomerium.test", ci, 401},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := caddy.Get(t, c.host, "/", http.Header{"Accept": {"application/json"}, "Authorization": {"Bearer " + c.token}})
+			if r.Status != c.status {
+				t.Fatalf("%d %s, want %d", r.Status, r.Body, c.status)
+			}
+			if r.Status != 200 {
+				return
+			}
+			h := echoed(t, r.Body)
+			if h.Get("Authorization") != "Bearer "+c.token {
+				t.Errorf("the upstream did not get the token, as Pomerium passes it on")
+			}
+			if h.Get("X-Pomerium-Jwt-Assertion") == "" {
+				t.Errorf("no assertion upstream")
+			}
+		})
+	}
+}
