@@ -92,6 +92,9 @@ func checkRouteWorkloads(app *module.App, format string, names []string) error {
 	if len(app.IdentityProviders) == 0 {
 		return fmt.Errorf("bearer_token_format jwt: the global iap option has no identity_provider block, so no workload JWT could be verified")
 	}
+	if app.IDP == nil {
+		return fmt.Errorf("bearer_token_format jwt: caddy-iap reads workload JWTs on servers with a sign-in identity provider (idp in the global iap option), whose keys sign the identity assertion")
+	}
 	for _, n := range names {
 		if app.IdentityProviders[n] == nil {
 			return fmt.Errorf("identity_providers: %q is not an identity_provider of the global iap option (%q)", n, slices.Sorted(maps.Keys(app.IdentityProviders)))

@@ -7,6 +7,10 @@ import (
 
 const workloadGlobals = `{
 	iap {
+		idp {
+			provider_url https://idp.example
+			client_id x
+		}
 		identity_provider ci {
 			issuer https://token.actions.githubusercontent.com
 			audiences https://api.example.com
@@ -78,8 +82,10 @@ func TestWorkloadOptionErrors(t *testing.T) {
 		{"an http jwks_url", global("\t\t\tissuer https://idp.example.com\n\t\t\taudiences api\n\t\t\tjwks_url http://10.0.0.1/keys\n"), `jwks_url "http://10.0.0.1/keys" must be an https URL`},
 		{"two with one issuer", "{\n\tiap {\n\t\tidentity_provider a {\n\t\t\tissuer https://i.example\n\t\t\taudiences x\n\t\t}\n\t\tidentity_provider b {\n\t\t\tissuer https://i.example\n\t\t\taudiences y\n\t\t}\n\t}\n}\n",
 			`identity_provider b: issuer "https://i.example" is identity_provider a's too: a token's iss must say which one verifies it, at Caddyfile:7`},
-		{"a route naming an unknown provider", route("\t\tbearer_token_format jwt\n\t\tidentity_providers gitlab\n"), `identity_providers: "gitlab" is not an identity_provider of the global iap option (["ci" "k8s"]), at Caddyfile:20`},
-		{"identity_providers on a route without jwt", route("\t\tidentity_providers ci\n"), `identity_providers: only routes whose bearer_token_format is jwt read workload JWTs (this one's is ""), at Caddyfile:19`},
+		{"a route naming an unknown provider", route("\t\tbearer_token_format jwt\n\t\tidentity_providers gitlab\n"), `identity_providers: "gitlab" is not an identity_provider of the global iap option (["ci" "k8s"]), at Caddyfile:24`},
+		{"identity_providers on a route without jwt", route("\t\tidentity_providers ci\n"), `identity_providers: only routes whose bearer_token_format is jwt read workload JWTs (this one's is ""), at Caddyfile:23`},
+		{"jwt on a server without a sign-in idp", "{\n\tiap {\n\t\tidentity_provider ci {\n\t\t\tissuer https://i.example\n\t\t\taudiences x\n\t\t}\n\t}\n}\napp.example {\n\tiap_route {\n\t\tto http://127.0.0.1:1\n\t\tbearer_token_format jwt\n\t\tallow_any_authenticated_user\n\t}\n}",
+			"bearer_token_format jwt: caddy-iap reads workload JWTs on servers with a sign-in identity provider (idp in the global iap option), whose keys sign the identity assertion, at Caddyfile:12"},
 		{"identity_providers without a name", route("\t\tbearer_token_format jwt\n\t\tidentity_providers\n"), "identity_providers takes one or more names"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -99,6 +99,9 @@ func (c *converter) routeWorkloads(fields map[string]*yaml.Node, app *module.App
 	if len(app.IdentityProviders) == 0 {
 		return c.errf(at, "bearer_token_format jwt requires at least one identity_providers entry")
 	}
+	if app.IDP == nil {
+		return c.errf(at, "bearer_token_format jwt: caddy-iap reads workload JWTs on servers with a sign-in identity provider (idp_provider_url), whose keys sign the identity assertion")
+	}
 	if names == nil || names.Tag == "!!null" {
 		return nil
 	}

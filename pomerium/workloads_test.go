@@ -94,10 +94,15 @@ func TestIdentityProvidersErrors(t *testing.T) {
 			`config.yaml:12: identity_providers: unknown identity provider "CI" (provider names are lowercase: did you mean "ci"?)`},
 		{"identity_providers on a route that is not jwt", idp("ci", "    issuer: https://idp.example.com\n    audiences: [api]\n") + route + "    identity_providers: [ci]\n",
 			`config.yaml:11: identity_providers is only valid on routes with bearer_token_format jwt (this route's is default)`},
+		{"a jwt route on a server without a sign-in IdP", "NOIDP" + idp("ci", "    issuer: https://idp.example.com\n    audiences: [api]\n") + route + "    bearer_token_format: jwt\n",
+			`config.yaml:11: bearer_token_format jwt: caddy-iap reads workload JWTs on servers with a sign-in identity provider`},
 		{"IDENTITY_PROVIDERS that is not JSON", route, "the environment variable IDENTITY_PROVIDERS is a JSON map of names to issuers"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			src := "idp_provider_url: https://idp.example\nidp_client_id: x\n" + c.yaml
+			if rest, ok := strings.CutPrefix(c.yaml, "NOIDP"); ok {
+				src = "\n\n" + rest
+			}
 			_, _, err := adaptWithEnv([]byte(src), map[string]any{"filename": "config.yaml"}, func(k string) (string, bool) {
 				return "ci=https://x", k == "IDENTITY_PROVIDERS" && strings.HasPrefix(c.name, "IDENTITY_PROVIDERS")
 			})
