@@ -194,7 +194,7 @@ func TestAccessTokenCache(t *testing.T) {
 func TestCheckBearerFormat(t *testing.T) {
 	for f, want := range map[string]string{
 		"": "", BearerIDToken: "", BearerAccessToken: "", BearerPassthrough: "",
-		"default": "write passthrough for Pomerium's default", "jwt": "workload JWTs", "IDP_ACCESS_TOKEN": "want idp_identity_token",
+		BearerJWT: "", "default": "write passthrough for Pomerium's default", "IDP_ACCESS_TOKEN": "want idp_identity_token",
 	} {
 		err := CheckBearerFormat(f)
 		if (want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), want) {

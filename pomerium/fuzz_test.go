@@ -26,6 +26,7 @@ func FuzzAdapt(f *testing.F) {
 	f.Add("routes:\n  - from: https://a.example\n    to: http://b\n    host_path_regex_rewrite_pattern: '^/(.+)/'\n    host_path_regex_rewrite_substitution: '\\1'\n    host_rewrite_header: X-H\n", uint(40), "1s", uint(41), "http3")
 	f.Add("insecure_server: true\nuse_proxy_protocol: true\ncodec_type: http2\nautocert: true\nautocert_email: a@b\n", uint(50), "KEEP_UNCHANGED", uint(51), "x:y,z")
 	f.Add("circuit_breaker_thresholds: {max_requests: 3}\nroutes:\n  - from: https://a.example\n    to: [http://b, http://c]\n    allow_public_unauthenticated_access: true\n    outlier_detection: {consecutive_5xx: 2, max_ejection_percent: 50, interval: 5s, always_eject_one_host: {value: true}}\n    circuit_breaker_thresholds: {max_connections: 1}\n    healthy_panic_threshold: 30\n", uint(0), "", uint(1), "")
+	f.Add("idp_provider_url: https://i.example\nidp_client_id: x\nbearer_token_format: jwt\nidentity_providers:\n  ci: {issuer: https://t.example, audiences: [api], supported_algs: [RS256], jwks_url: https://t.example/k}\nroutes:\n  - from: https://a.example\n    to: http://b\n    identity_providers: [ci]\n    allow_any_authenticated_user: true\n", uint(0), "", uint(1), "")
 	names := fuzzEnvNames()
 	for i, n := range names {
 		switch n {
@@ -33,6 +34,8 @@ func FuzzAdapt(f *testing.F) {
 			f.Add("{}\n", uint(i), routesB64, uint(i+1), "")
 		case "CERTIFICATES":
 			f.Add("{}\n", uint(i), `[{"cert":"/c","key":"/k"}]`, uint(0), "")
+		case "IDENTITY_PROVIDERS":
+			f.Add("routes: []\n", uint(i), `{"ci":{"issuer":"https://t.example","audiences":["api"]}}`, uint(0), "")
 		case "HEADERS", "SET_RESPONSE_HEADERS", "JWT_CLAIMS_HEADERS":
 			f.Add("routes: []\n", uint(i), `{"X-A":"1"}`, uint(0), "")
 		}
