@@ -28,6 +28,8 @@ type workloadEnv struct {
 	caddy     *testenv.Caddy
 	hydraIss  string // the iss of Hydra's access tokens
 	goodToken string // client ci, audience api
+	globals   string
+	up        string
 }
 
 func startWorkloads(t *testing.T) *workloadEnv {
@@ -40,8 +42,8 @@ func startWorkloads(t *testing.T) *workloadEnv {
 	e.hydraIss, _ = jwtClaims(t, e.goodToken)["iss"].(string)
 	httpPort, httpsPort := testenv.FreePort(t), testenv.FreePort(t)
 	e.dex = testenv.StartDex(t, testenv.DexOptions{Users: []testenv.DexUser{alice}, RedirectURIs: redirectURIs(httpsPort, "api.test", "any.test")})
-	up := echoUpstream(t)
-	globals := iapGlobals(e.dex, randomSecret(t), fmt.Sprintf(`		identity_provider hydra {
+	e.up = echoUpstream(t)
+	e.globals = iapGlobals(e.dex, randomSecret(t), fmt.Sprintf(`		identity_provider hydra {
 			issuer %s
 			audiences api
 		}
@@ -49,17 +51,25 @@ func startWorkloads(t *testing.T) *workloadEnv {
 			issuer %s
 			audiences %s
 		}`, e.hydraIss, e.dex.Issuer, e.dex.ClientID))
-	route := func(host string, lines ...string) string {
-		return routeSite(host, up, "\t\t"+strings.Join(lines, "\n\t\t"))
-	}
-	e.caddy = testenv.StartCaddyOn(t, httpPort, httpsPort, globals,
-		route("api.test", "bearer_token_format jwt", "identity_providers hydra", "allow_any_authenticated_user")+
-			route("any.test", "bearer_token_format jwt", "allow_any_authenticated_user")+
-			route("ci.test", "bearer_token_format jwt", "identity_providers hydra",
-				"policy {\n\t\t\tallow {\n\t\t\t\tand {\n\t\t\t\t\tclaim/client_id ci\n\t\t\t\t\tclaim/aud api\n\t\t\t\t}\n\t\t\t}\n\t\t}")+
-			route("user.test", "bearer_token_format jwt", "allowed_users hydra/deploy"))
-	e.caddy.WaitCertificates(t, "api.test", "any.test", "ci.test", "user.test")
+	e.caddy = testenv.StartCaddyOn(t, httpPort, httpsPort, e.globals, e.sites("hydra"))
+	e.caddy.WaitCertificates(t, "api.test", "any.test", "ci.test", "user.test", "site.test")
 	return e
+}
+
+// sites are the test's sites; api.test accepts the identity providers
+// named.
+func (e *workloadEnv) sites(apiProviders string) string {
+	route := func(host string, lines ...string) string {
+		return routeSite(host, e.up, "\t\t"+strings.Join(lines, "\n\t\t"))
+	}
+	return route("api.test", "bearer_token_format jwt", "identity_providers "+apiProviders, "allow_any_authenticated_user") +
+		route("any.test", "bearer_token_format jwt", "allow_any_authenticated_user") +
+		route("ci.test", "bearer_token_format jwt", "identity_providers hydra",
+			"policy {\n\t\t\tallow {\n\t\t\t\tand {\n\t\t\t\t\tclaim/client_id ci\n\t\t\t\t\tclaim/aud api\n\t\t\t\t}\n\t\t\t}\n\t\t}") +
+		route("user.test", "bearer_token_format jwt", "allowed_users hydra/deploy") +
+		// iap_authenticate alone, in front of respond: the placeholders
+		// carry the workload.
+		"site.test {\n\ttls internal\n\tiap_authenticate {\n\t\tbearer_token_format jwt\n\t\tidentity_providers hydra\n\t}\n\trespond \"user={http.auth.user.id} client={http.auth.user.claim.client_id}\"\n}\n"
 }
 
 func (e *workloadEnv) get(t *testing.T, host, auth string, extra ...string) testenv.Response {
@@ -222,11 +232,33 @@ func TestWorkloadJWTs(t *testing.T) {
 		}
 	})
 
+	t.Run("iap_authenticate alone: the placeholders carry the workload", func(t *testing.T) {
+		r := e.get(t, "site.test", "Bearer "+e.goodToken)
+		if r.Status != 200 || r.Body != "user=hydra/ci client=ci" {
+			t.Errorf("%d %q", r.Status, r.Body)
+		}
+		if r := e.get(t, "site.test", "Bearer "+dexID); r.Status != 401 {
+			t.Errorf("dex's token: %d %s", r.Status, r.Body)
+		}
+	})
+
 	t.Run("forged identity headers beside a good token do not reach the upstream", func(t *testing.T) {
 		r := e.get(t, "api.test", "Bearer "+e.goodToken, "X-Iap-Jwt-Assertion", "forged", "X-Pomerium-Jwt-Assertion", "forged")
 		h := echoed(t, r.Body)
 		if h.Get("X-Pomerium-Jwt-Assertion") != "" || h.Get("X-Iap-Jwt-Assertion") == "forged" {
 			t.Errorf("forged headers reached the upstream: %v", h)
+		}
+	})
+
+	// Last, as it changes the config: a reload that takes hydra off the
+	// route refuses its tokens at once (nothing is kept of them).
+	t.Run("a reload that takes hydra off api.test refuses its tokens at once", func(t *testing.T) {
+		e.caddy.Reload(t, e.globals, e.sites("dex"))
+		if r := e.get(t, "api.test", "Bearer "+e.goodToken); r.Status != 401 {
+			t.Errorf("hydra's token after the reload: %d %s", r.Status, r.Body)
+		}
+		if r := e.get(t, "api.test", "Bearer "+dexID); r.Status != 200 {
+			t.Errorf("dex's token after the reload: %d %s", r.Status, r.Body)
 		}
 	})
 }
