@@ -146,6 +146,10 @@ type WorkloadsConfig struct {
 	// Now is the clock. Default: time.Now.
 	Now    func() time.Time
 	Logger *zap.Logger
+	// Observe, when set, is told of failed fetches as Config.Observe is:
+	// EventIdPFetchError with FetchDiscovery or FetchKeys, and the
+	// issuer's URL as the reason.
+	Observe func(event, result, reason string)
 }
 
 // Workloads verifies workload JWTs of several issuers. It does nothing
@@ -202,6 +206,10 @@ func NewWorkloads(cfg WorkloadsConfig) (*Workloads, error) {
 		iss.SupportedAlgs = slices.Clone(iss.SupportedAlgs)
 		iss.Audiences = slices.Clone(iss.Audiences)
 		wi := &workloadIssuer{WorkloadIssuer: iss, keys: newKeyFetchGate(cfg.HTTPClient, cfg.KeySetRefreshInterval, cfg.Now)}
+		if cfg.Observe != nil {
+			issuer := iss.Issuer
+			wi.keys.failed = func() { cfg.Observe(EventIdPFetchError, FetchKeys, issuer) }
+		}
 		w.byIssuer[iss.Issuer] = wi
 	}
 	return w, nil
@@ -326,6 +334,9 @@ func (w *Workloads) verifier(ctx context.Context, wi *workloadIssuer) (*oidc.IDT
 			err = errors.New("the discovery document names no jwks_uri")
 		}
 		if err != nil {
+			if w.cfg.Observe != nil {
+				w.cfg.Observe(EventIdPFetchError, FetchDiscovery, wi.Issuer)
+			}
 			wi.failedAt, wi.lastErr = now, firstLineOf(err.Error())
 			w.cfg.Logger.Warn("workload identity provider discovery failed; its tokens are refused with 503 until it works",
 				zap.String("identity_provider", wi.Name), zap.String("issuer", wi.Issuer), zap.Error(err))

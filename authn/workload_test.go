@@ -252,8 +252,10 @@ func TestWorkloadIssuerDown(t *testing.T) {
 	port := testenv.FreePort(t)
 	iss := "http://127.0.0.1:" + itoa(port)
 	disco := &countingTransport{suffix: "/openid-configuration"}
+	var observed []string
 	w, err := NewWorkloads(WorkloadsConfig{Issuers: []WorkloadIssuer{{Name: "down", Issuer: iss, Audiences: []string{"api"}}},
-		HTTPClient: &http.Client{Transport: disco, Timeout: 5 * time.Second}})
+		HTTPClient: &http.Client{Transport: disco, Timeout: 5 * time.Second},
+		Observe:    func(event, result, reason string) { observed = append(observed, event+" "+result+" "+reason) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,6 +269,9 @@ func TestWorkloadIssuerDown(t *testing.T) {
 	}
 	if n := disco.n.Load(); n != 1 {
 		t.Errorf("20 tokens of an issuer that is down made %d discovery requests, want 1", n)
+	}
+	if want := EventIdPFetchError + " " + FetchDiscovery + " " + iss; len(observed) != 1 || observed[0] != want {
+		t.Errorf("observed %q, want one %q (caddy_iap_idp_fetch_errors_total)", observed, want)
 	}
 }
 

@@ -291,7 +291,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.provisionTracing(); err != nil {
 		return fmt.Errorf("iap: tracing: %v", err)
 	}
-	if err := a.provisionWorkloads(); err != nil {
+	if err := a.provisionWorkloads(ctx); err != nil {
 		return fmt.Errorf("iap: %v", err)
 	}
 	if a.BearerTokenFormat == authn.BearerJWT && a.workloads == nil {

@@ -120,6 +120,21 @@ func authnObserver(ctx caddy.Context, issuer string) func(event, result, reason 
 	}
 }
 
+// workloadObserver counts the failed fetches of the identity_providers'
+// discovery documents and key sets, by issuer, as the IdPs' are counted.
+func workloadObserver(ctx caddy.Context, issuers []authn.WorkloadIssuer) func(event, result, reason string) {
+	registerMetrics(ctx)
+	for _, w := range issuers {
+		iapMetrics.idpFetchErrors.WithLabelValues(w.Issuer, authn.FetchDiscovery)
+		iapMetrics.idpFetchErrors.WithLabelValues(w.Issuer, authn.FetchKeys)
+	}
+	return func(event, result, reason string) {
+		if event == authn.EventIdPFetchError {
+			iapMetrics.idpFetchErrors.WithLabelValues(reason, result).Inc()
+		}
+	}
+}
+
 // routeVar is the key, in Caddy's vars, of the route name that
 // iap_authorize set, for the decision's route label.
 const routeVar = "iap.route"

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+
 	"github.com/caddy-iap/caddy-iap/authn"
 )
 
@@ -66,8 +68,9 @@ func (a *App) workloadIssuers() []authn.WorkloadIssuer {
 // provisionWorkloads checks the identity_providers and makes their
 // verifier; it fetches nothing. Keys are fetched over TLS trusting the
 // system roots plus the app's certificate_authority(_file), as Pomerium
-// fetches them.
-func (a *App) provisionWorkloads() error {
+// fetches them. Failed fetches count in caddy_iap_idp_fetch_errors_total
+// under the issuer.
+func (a *App) provisionWorkloads(ctx caddy.Context) error {
 	if len(a.IdentityProviders) == 0 {
 		return nil
 	}
@@ -77,6 +80,7 @@ func (a *App) provisionWorkloads() error {
 	}
 	w, err := authn.NewWorkloads(authn.WorkloadsConfig{
 		Issuers: a.workloadIssuers(), HTTPClient: client, Logger: a.logger,
+		Observe: workloadObserver(ctx, a.workloadIssuers()),
 	})
 	if err != nil {
 		return fmt.Errorf("identity_providers: %v", err)
