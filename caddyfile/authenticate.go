@@ -2,9 +2,11 @@ package caddyfile
 
 import (
 	"encoding/json"
+	"fmt"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
@@ -39,8 +41,12 @@ func parseAuthenticate(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, err
 		return nil, h.Err("iap_authenticate takes no arguments: the identity provider and cookies are set in the global iap option")
 	}
 	a := &module.Authenticate{Hosts: siteHosts(h)}
+	var at caddyfile.Token // the line of bearer_token_format, else identity_providers, for their errors
 	for h.NextBlock(0) {
 		opt := h.Val()
+		if opt == "bearer_token_format" || opt == "identity_providers" && at.File == "" {
+			at = h.Token()
+		}
 		args := h.RemainingArgs()
 		switch opt {
 		case "bearer_token_format":
@@ -68,6 +74,15 @@ func parseAuthenticate(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, err
 			a.PassBearerToken = true
 		default:
 			return nil, h.Errf("unrecognized iap_authenticate option %q: the identity provider and cookies are set in the global iap option", opt)
+		}
+	}
+	if a.BearerTokenFormat != "" || len(a.IdentityProviders) > 0 {
+		app, err := globalApp(h)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkRouteWorkloads(app, a.BearerTokenFormat, a.IdentityProviders); err != nil {
+			return nil, fmt.Errorf("%v, at %s:%d", err, at.File, at.Line)
 		}
 	}
 	handler := caddyconfig.JSONModuleObject(a, "handler", "iap_authenticate", nil)

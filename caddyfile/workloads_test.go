@@ -86,6 +86,10 @@ func TestWorkloadOptionErrors(t *testing.T) {
 		{"identity_providers on a route without jwt", route("\t\tidentity_providers ci\n"), `identity_providers: only routes whose bearer_token_format is jwt read workload JWTs (this one's is ""), at Caddyfile:23`},
 		{"jwt on a server without a sign-in idp", "{\n\tiap {\n\t\tidentity_provider ci {\n\t\t\tissuer https://i.example\n\t\t\taudiences x\n\t\t}\n\t}\n}\napp.example {\n\tiap_route {\n\t\tto http://127.0.0.1:1\n\t\tbearer_token_format jwt\n\t\tallow_any_authenticated_user\n\t}\n}",
 			"bearer_token_format jwt: caddy-iap reads workload JWTs on servers with a sign-in identity provider (idp in the global iap option), whose keys sign the identity assertion, at Caddyfile:12"},
+		{"iap_authenticate naming an unknown provider", workloadGlobals + "site.example {\n\tiap_authenticate {\n\t\tbearer_token_format jwt\n\t\tidentity_providers gitlab\n\t}\n\trespond ok\n}",
+			`identity_providers: "gitlab" is not an identity_provider of the global iap option (["ci" "k8s"]), at Caddyfile:21`},
+		{"iap_authenticate with identity_providers but not jwt", workloadGlobals + "site.example {\n\tiap_authenticate {\n\t\tidentity_providers ci\n\t}\n\trespond ok\n}",
+			`identity_providers: only routes whose bearer_token_format is jwt read workload JWTs (this one's is ""), at Caddyfile:21`},
 		{"identity_providers without a name", route("\t\tbearer_token_format jwt\n\t\tidentity_providers\n"), "identity_providers takes one or more names"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
