@@ -181,6 +181,25 @@ func TestWorkloadJWTs(t *testing.T) {
 		})
 	}
 
+	t.Run("50 tokens with made-up key IDs through Caddy make at most one key set fetch at hydra", func(t *testing.T) {
+		// Hydra logs each request as it starts, so a fetch Caddy made is in
+		// its log before Caddy answers.
+		fetches := func() int { return strings.Count(e.hydra.Log(), "path:/.well-known/jwks.json") }
+		before := fetches()
+		for i := range 50 {
+			forged := sign(jose.RS256, stranger, fmt.Sprintf("made-up-%d", i), jwtClaims(t, e.goodToken))
+			if r := e.get(t, "api.test", "Bearer "+forged); r.Status != 401 {
+				t.Fatalf("token %d: %d %s", i, r.Status, r.Body)
+			}
+		}
+		n := fetches() - before
+		// Each fetch is logged twice (started, completed).
+		if n > 2 {
+			t.Errorf("50 made-up key IDs made %d key set requests at hydra, want at most 1", n/2)
+		}
+		t.Logf("key set fetches at hydra for 50 made-up key IDs: %d", n/2)
+	})
+
 	t.Run("the refusals are logged with why", func(t *testing.T) {
 		for _, want := range []string{
 			`is none of its audiences [\"api\"]`,
