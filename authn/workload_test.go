@@ -17,6 +17,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/caddy-iap/caddy-iap/authz"
 	"github.com/caddy-iap/caddy-iap/internal/testenv"
 )
 
@@ -324,5 +325,52 @@ func TestCheckWorkloadIssuer(t *testing.T) {
 	_, err := NewWorkloads(WorkloadsConfig{Issuers: []WorkloadIssuer{ok, {Name: "ci2", Issuer: ok.Issuer, Audiences: []string{"x"}}}})
 	if err == nil || !strings.Contains(err.Error(), "have the same issuer") {
 		t.Errorf("two providers with one issuer: %v", err)
+	}
+}
+
+// The claims PPL sees of a workload, as Pomerium's tests use them
+// (authorize/jwt_bearer_int_test.go): claim/sub is the token's own sub,
+// nested claims are reached with dots (claim/kubernetes.io.namespace), and
+// user is "<name>/<sub>".
+func TestWorkloadClaimsForPolicy(t *testing.T) {
+	op := startTestOP(t)
+	now := time.Now()
+	w, err := NewWorkloads(WorkloadsConfig{Issuers: []WorkloadIssuer{{Name: "k8s", Issuer: op.URL, Audiences: []string{"caddy"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	session := func(namespace string) *Session {
+		raw := op.token(t, "k1", "", now, map[string]any{"sub": "system:serviceaccount:" + namespace + ":my-sa",
+			"kubernetes.io": map[string]any{"namespace": namespace, "serviceaccount": map[string]any{"name": "my-sa"}}})
+		s, err := w.Verify(context.Background(), raw, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for _, c := range []struct {
+		policy string
+		allow  map[string]bool // by namespace
+	}{
+		{"allow:\n  and:\n    - claim/kubernetes.io.namespace: platform\n", map[string]bool{"platform": true, "other": false}},
+		{"allow:\n  and:\n    - claim/sub: system:serviceaccount:platform:my-sa\n", map[string]bool{"platform": true, "other": false}},
+		{"allow:\n  and:\n    - user: {is: k8s/system:serviceaccount:other:my-sa}\n", map[string]bool{"platform": false, "other": true}},
+		{"allow:\n  and:\n    - claim/kubernetes.io.serviceaccount.name: my-sa\n", map[string]bool{"platform": true, "other": true}},
+	} {
+		p, err := authz.Parse([]byte(c.policy), "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := authz.Compile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for ns, want := range c.allow {
+			s := session(ns)
+			in := &authz.Input{User: &authz.User{ID: s.Subject, Email: s.Email, Groups: s.Groups, Claim: s.Claim}, Now: now}
+			if got := e.Evaluate(in).Allow; got != want {
+				t.Errorf("%q for namespace %s: allowed %v, want %v", c.policy, ns, got, want)
+			}
+		}
 	}
 }
