@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -165,6 +166,9 @@ type Workloads struct {
 type workloadIssuer struct {
 	WorkloadIssuer
 	keys *keyFetchGate
+	// keysFailed is when a key set fetch last failed (Unix nanoseconds),
+	// 0 if none did.
+	keysFailed atomic.Int64
 
 	mu       sync.Mutex
 	verifier *oidc.IDTokenVerifier
@@ -206,9 +210,12 @@ func NewWorkloads(cfg WorkloadsConfig) (*Workloads, error) {
 		iss.SupportedAlgs = slices.Clone(iss.SupportedAlgs)
 		iss.Audiences = slices.Clone(iss.Audiences)
 		wi := &workloadIssuer{WorkloadIssuer: iss, keys: newKeyFetchGate(cfg.HTTPClient, cfg.KeySetRefreshInterval, cfg.Now)}
-		if cfg.Observe != nil {
-			issuer := iss.Issuer
-			wi.keys.failed = func() { cfg.Observe(EventIdPFetchError, FetchKeys, issuer) }
+		issuer, now := iss.Issuer, cfg.Now
+		wi.keys.failed = func() {
+			wi.keysFailed.Store(now().UnixNano())
+			if cfg.Observe != nil {
+				cfg.Observe(EventIdPFetchError, FetchKeys, issuer)
+			}
 		}
 		w.byIssuer[iss.Issuer] = wi
 	}
@@ -240,8 +247,8 @@ func (w *Workloads) Has(name string) bool {
 // must be allowed; then the signature (one of the issuer's algorithms, a
 // key of its key set), iss, exp and nbf (go-oidc's checks, nbf with five
 // minutes' leeway) and aud (one of the issuer's audiences) are checked, and
-// sub is required. A refused token is ErrBadBearer; an issuer whose keys
-// cannot be had is ErrIdPUnavailable.
+// sub is required. A refused token is ErrBadBearer; an issuer whose
+// discovery document or key set cannot be fetched is ErrIdPUnavailable.
 func (w *Workloads) Verify(ctx context.Context, raw string, allowed []string) (*Session, error) {
 	if w == nil || len(w.byIssuer) == 0 {
 		return nil, badWorkload(errors.New("no identity_providers are configured"))
@@ -268,7 +275,15 @@ func (w *Workloads) Verify(ctx context.Context, raw string, allowed []string) (*
 	if err != nil {
 		// A key ID not held, while a fetch is refused, says so itself
 		// (errKeysFetchedRecently): the token may be good, signed with a
-		// key rotated in since.
+		// key rotated in since. A key set that could not be fetched at all
+		// is the issuer's fault, not the token's: 503, as a failed
+		// discovery. (go-oidc keeps only the text of the cause.)
+		// Until the next fetch is allowed, a key set whose last fetch
+		// failed is still down.
+		if msg := err.Error(); strings.Contains(msg, "fetching keys") &&
+			(!strings.Contains(msg, errKeysFetchedRecently.Error()) || wi.keysDown(w.cfg.Now(), w.cfg.KeySetRefreshInterval)) {
+			return nil, fmt.Errorf("%w: identity provider %q: %v", ErrIdPUnavailable, wi.Name, err)
+		}
 		return nil, badWorkload(fmt.Errorf("identity provider %q: %w", wi.Name, err))
 	}
 	if !slices.ContainsFunc(tok.Audience, func(a string) bool { return slices.Contains(wi.Audiences, a) }) {
@@ -353,6 +368,12 @@ func (w *Workloads) verifier(ctx context.Context, wi *workloadIssuer) (*oidc.IDT
 	w.cfg.Logger.Info("workload identity provider ready",
 		zap.String("identity_provider", wi.Name), zap.String("issuer", wi.Issuer), zap.String("jwks_url", jwksURL))
 	return wi.verifier, nil
+}
+
+// keysDown reports whether a key set fetch failed within the interval.
+func (wi *workloadIssuer) keysDown(now time.Time, interval time.Duration) bool {
+	t := wi.keysFailed.Load()
+	return t != 0 && now.Before(time.Unix(0, t).Add(interval))
 }
 
 // unverifiedIssuer reads a JWT's iss without verifying anything, to pick

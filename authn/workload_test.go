@@ -274,6 +274,26 @@ func TestWorkloadIssuerDown(t *testing.T) {
 	if want := EventIdPFetchError + " " + FetchDiscovery + " " + iss; len(observed) != 1 || observed[0] != want {
 		t.Errorf("observed %q, want one %q (caddy_iap_idp_fetch_errors_total)", observed, want)
 	}
+
+	// A jwks_url that does not answer: 503 too, and a key fetch error.
+	observed = nil
+	w, err = NewWorkloads(WorkloadsConfig{Issuers: []WorkloadIssuer{{Name: "down", Issuer: iss, JWKSURL: iss + "/keys", Audiences: []string{"api"}}},
+		HTTPClient: &http.Client{Timeout: 5 * time.Second},
+		Observe:    func(event, result, reason string) { observed = append(observed, event+" "+result+" "+reason) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Verify(context.Background(), raw, nil); !errors.Is(err, ErrIdPUnavailable) || errors.Is(err, ErrBadBearer) {
+		t.Errorf("key set down: %v, want ErrIdPUnavailable", err)
+	}
+	if want := EventIdPFetchError + " " + FetchKeys + " " + iss; len(observed) != 1 || observed[0] != want {
+		t.Errorf("observed %q, want one %q", observed, want)
+	}
+	// Within the interval the key set is not asked again, and it is
+	// still down: 503, not a refused token.
+	if _, err := w.Verify(context.Background(), raw, nil); !errors.Is(err, ErrIdPUnavailable) || len(observed) != 1 {
+		t.Errorf("again at once: %v, %d fetch errors", err, len(observed))
+	}
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
