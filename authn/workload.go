@@ -222,24 +222,6 @@ func NewWorkloads(cfg WorkloadsConfig) (*Workloads, error) {
 	return w, nil
 }
 
-// Names returns the issuers' names, sorted.
-func (w *Workloads) Names() []string {
-	if w == nil {
-		return nil
-	}
-	var out []string
-	for _, wi := range w.byIssuer {
-		out = append(out, wi.Name)
-	}
-	slices.Sort(out)
-	return out
-}
-
-// Has reports whether an issuer of that name is configured.
-func (w *Workloads) Has(name string) bool {
-	return w != nil && slices.Contains(w.Names(), name)
-}
-
 // Verify verifies a workload JWT and returns its identity, a Session
 // (Bearer, Workload set) that is never written to a cookie. allowed names
 // the issuers accepted (nil: all of them). The token must be at most
