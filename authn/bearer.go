@@ -136,8 +136,8 @@ func badBearer(format string, err error) error { return &bearerError{format: for
 
 // bearerRefusal is what a client whose bearer token was refused is told.
 func bearerRefusal(cause error) string {
-	if IsWorkloadRefusal(cause) {
-		return WorkloadRefusal
+	if isWorkloadRefusal(cause) {
+		return workloadRefusal
 	}
 	var be *bearerError
 	if errors.As(cause, &be) && be.format == BearerAccessToken {

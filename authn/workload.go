@@ -389,15 +389,15 @@ func (e *workloadError) Unwrap() []error { return []error{ErrBadBearer, e.err} }
 
 func badWorkload(err error) error { return &workloadError{err: err} }
 
-// IsWorkloadRefusal reports whether err refused a workload token.
-func IsWorkloadRefusal(err error) bool {
+// isWorkloadRefusal reports whether err refused a workload token.
+func isWorkloadRefusal(err error) bool {
 	var we *workloadError
 	return errors.As(err, &we)
 }
 
-// WorkloadRefusal is what a client whose workload token was refused is
+// workloadRefusal is what a client whose workload token was refused is
 // told.
-const WorkloadRefusal = "The bearer token is not a workload JWT this route accepts (its issuer is not one of the route's identity providers, or it is expired, for another audience, or not signed by its issuer). Send a current token from one of the route's identity providers."
+const workloadRefusal = "The bearer token is not a workload JWT this route accepts (its issuer is not one of the route's identity providers, or it is expired, for another audience, or not signed by its issuer). Send a current token from one of the route's identity providers."
 
 func truncate(s string, n int) string {
 	if len(s) > n {
