@@ -14,6 +14,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/caddy-iap/caddy-iap/authz"
+	"github.com/caddy-iap/caddy-iap/internal/suggest"
 )
 
 // The fields of the "authorize check" log line, by Pomerium's names
@@ -74,44 +75,10 @@ func CheckAuthorizeLogFields(fields []string) error {
 		}
 		if !slices.Contains(authorizeLogFieldNames, f) {
 			return fmt.Errorf("authorize_log_fields: unknown field %q%s; the fields are %s and headers.<Name>",
-				f, suggest(f, authorizeLogFieldNames), strings.Join(authorizeLogFieldNames, ", "))
+				f, suggest.DidYouMean(f, authorizeLogFieldNames), strings.Join(authorizeLogFieldNames, ", "))
 		}
 	}
 	return nil
-}
-
-// suggest returns ` (did you mean "x"?)` naming the word of words closest
-// to s, or "" when none is close.
-func suggest(s string, words []string) string {
-	best, bestDist := "", 0
-	for _, w := range words {
-		if d := levenshtein(s, w); best == "" || d < bestDist {
-			best, bestDist = w, d
-		}
-	}
-	if best == "" || bestDist > 1+len(s)/4 {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func levenshtein(a, b string) int {
-	prev, cur := make([]int, len(b)+1), make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // authorizeLog writes the "authorize check" line of each decision, with

@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/caddy-iap/caddy-iap/internal/suggest"
 	"github.com/caddy-iap/caddy-iap/module"
 )
 
@@ -42,10 +43,7 @@ func (c *converter) readFields(n *yaml.Node, setting string, known []string) (fi
 	for _, kv := range pairs(n) {
 		name, ok := byNorm[strings.ToLower(strings.ReplaceAll(kv[0].Value, "_", ""))]
 		if !ok {
-			hint := ""
-			if best := closest(kv[0].Value, known); best != "" {
-				hint = fmt.Sprintf(" (did you mean %q?)", best)
-			}
+			hint := suggest.DidYouMean(strings.ToLower(kv[0].Value), known)
 			return nil, c.errf(kv[0], "%s: unknown field %q%s", setting, kv[0].Value, hint)
 		}
 		if _, dup := out[name]; dup {
@@ -57,20 +55,6 @@ func (c *converter) readFields(n *yaml.Node, setting string, known []string) (fi
 		out[name] = kv[1]
 	}
 	return out, nil
-}
-
-// closest is the name in list nearest to name, or "" when none is close.
-func closest(name string, list []string) string {
-	best, bestDist := "", 0
-	for _, k := range list {
-		if d := editDistance(strings.ToLower(name), k); best == "" || d < bestDist {
-			best, bestDist = k, d
-		}
-	}
-	if bestDist > 1+len(name)/5 {
-		return ""
-	}
-	return best
 }
 
 // shown is a value for an error message: a scalar quoted, else its kind.

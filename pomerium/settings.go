@@ -1,11 +1,12 @@
 package pomerium
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/caddy-iap/caddy-iap/internal/suggest"
 )
 
 // support says what the adapter does with a Pomerium setting.
@@ -325,40 +326,13 @@ func lookupSetting(table []knownSetting, name string) (knownSetting, bool) {
 // didYouMean returns ` (did you mean "x"?)` naming the setting of the
 // tables closest to name, or "" when none is close.
 func didYouMean(name string, tables ...[]knownSetting) string {
-	best, bestDist := "", 0
+	var names []string
 	for _, table := range tables {
 		for _, s := range table {
-			d := editDistance(name, s.name)
-			if best == "" || d < bestDist {
-				best, bestDist = s.name, d
-			}
+			names = append(names, s.name)
 		}
 	}
-	if best == "" || bestDist > 1+len(name)/5 {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// editDistance is the Levenshtein distance of a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return suggest.DidYouMean(name, names)
 }
 
 // isDefault reports whether value is the setting's Pomerium default.
