@@ -224,6 +224,8 @@ func (c *converter) convert(root *yaml.Node) (map[string]any, error) {
 		if c.respHeaders == nil {
 			c.respHeaders = map[string]string{}
 		}
+	} else if c.respHeaders, err = c.defaultResponseHeaders(s); err != nil {
+		return nil, err
 	}
 
 	// Pomerium serves the routes of policy first, then those of routes
@@ -1001,4 +1003,31 @@ func iapApp(app *module.App) any {
 	_ = json.Unmarshal(caddyconfig.JSON(app, nil), &m)
 	m["authorize_log_fields"] = []string{}
 	return m
+}
+
+// defaultResponseHeaders are the response headers Pomerium sets on every
+// route when the global set_response_headers is not written
+// (config.Options.GetSetResponseHeadersForPolicy): X-Frame-Options and
+// X-XSS-Protection, and Strict-Transport-Security when the config names
+// certificates of its own (HasCertificates; autocert alone does not
+// count) and not autocert's staging CA.
+func (c *converter) defaultResponseHeaders(s settings) (map[string]string, error) {
+	h := map[string]string{
+		"X-Frame-Options":  "SAMEORIGIN",
+		"X-XSS-Protection": "1; mode=block",
+	}
+	staging, err := c.flag(s, "autocert_use_staging")
+	if err != nil {
+		return nil, err
+	}
+	own := s.nodes["certificates"] != nil && len(s.nodes["certificates"].Content) > 0
+	for _, key := range []string{"certificate", "certificate_key", "certificate_file", "certificate_key_file"} {
+		if v, _ := s.value(key); v != "" {
+			own = true
+		}
+	}
+	if own && !staging {
+		h["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains; preload"
+	}
+	return h, nil
 }

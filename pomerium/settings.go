@@ -179,7 +179,7 @@ var globalSettings = []knownSetting{
 	{"runtime_flags", warned, "Pomerium's feature flags; caddy-iap has none", ""},
 	{"services", works, "`all` (the default); a single service (`authenticate`, `authorize`, `proxy`, `databroker`) is an error: caddy-iap runs as one process", ""},
 	{"session_recording_concurrency", warned, whySSH, ""},
-	{"set_response_headers", works, "a `headers` handler on every route's response; a route's own `set_response_headers` wins", ""},
+	{"set_response_headers", works, "a `headers` handler on every route's response; a route's own `set_response_headers` wins. Unset, Pomerium's defaults: X-Frame-Options SAMEORIGIN, X-XSS-Protection 1; mode=block, and Strict-Transport-Security when the config names certificates of its own (not autocert alone, nor its staging CA); `disable` turns them all off", ""},
 	{"shared_secret", works, "when there is no `cookie_secret`, the cookie key is derived from it (HKDF)", ""},
 	{"shared_secret_file", works, "as shared_secret, read from the file", ""},
 	{"signing_key", works, "the iap app's `signing_key`", ""},
