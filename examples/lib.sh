@@ -43,6 +43,8 @@ wait_port() {
 start_caddy() {
 	[ -x "$caddy" ] || fail "$caddy is missing: run ./xcaddy.sh first"
 	local adapter="${2:-caddyfile}"
+	# Another program on the port would answer in Caddy's place.
+	(echo >/dev/tcp/127.0.0.1/"$https_port") 2>/dev/null && fail "port $https_port is in use by another program: stop it, or run this where the port is free"
 	say "caddy run --adapter $adapter --config $(basename "$1")"
 	(cd "$work" && XDG_DATA_HOME="$work/data" XDG_CONFIG_HOME="$work/config" \
 		exec "$caddy" run --adapter "$adapter" --config "$1" >"$work/caddy.log" 2>&1) &
