@@ -260,6 +260,9 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 		if c.skipXFF && !setsHeader(r.SetRequestHeaders, "X-Forwarded-For") {
 			keepClientXFF(rp)
 		}
+		if !setsHeader(r.SetRequestHeaders, "X-Request-Id") {
+			sendRequestID(rp)
+		}
 	} else {
 		rp = &reverseproxy.Handler{TransportRaw: caddyconfig.JSONModuleObject(new(reverseproxy.HTTPTransport), "protocol", "http", nil)}
 	}
@@ -679,4 +682,23 @@ func (c *converter) upgradeList(n *yaml.Node, envKey string) ([]string, error) {
 		out = append(out, u)
 	}
 	return out, nil
+}
+
+// sendRequestID makes rp send the upstream Caddy's request ID (the access
+// log's request_id, the ID of refusal pages) as X-Request-Id, in place of
+// any the client sent, as Pomerium's Envoy does for a request from outside
+// (use_remote_address, external request IDs not preserved): a client
+// cannot file its request under an ID of its choosing, such as another
+// user's, in the upstream's logs.
+func sendRequestID(rp *reverseproxy.Handler) {
+	if rp.Headers == nil {
+		rp.Headers = new(headers.Handler)
+	}
+	if rp.Headers.Request == nil {
+		rp.Headers.Request = new(headers.HeaderOps)
+	}
+	if rp.Headers.Request.Set == nil {
+		rp.Headers.Request.Set = http.Header{}
+	}
+	rp.Headers.Request.Set["X-Request-Id"] = []string{"{http.request.uuid}"}
 }

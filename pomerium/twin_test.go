@@ -386,6 +386,12 @@ func adaptTo(t *testing.T, adapter, src string) string {
 		got.Policies = srv.Policies
 	}
 	for _, h := range got.Handlers {
+		if adapter == "pomerium" && h["handler"] == "reverse_proxy" {
+			// Pomerium's upstreams get the request ID as X-Request-Id, as
+			// Envoy sends them its own; a Caddyfile sends what the user
+			// writes.
+			dropRequestID(h)
+		}
 		if h["handler"] == "iap_authorize" {
 			// A route is named in logs by what its config calls it: the
 			// Caddyfile by its site address (app.example.com), Pomerium by
@@ -399,6 +405,27 @@ func adaptTo(t *testing.T, adapter, src string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// dropRequestID removes the X-Request-Id the pomerium adapter sets on a
+// reverse_proxy handler h, and the objects that held it alone.
+func dropRequestID(h map[string]any) {
+	hdrs, _ := h["headers"].(map[string]any)
+	req, _ := hdrs["request"].(map[string]any)
+	set, _ := req["set"].(map[string]any)
+	if fmt.Sprint(set["X-Request-Id"]) != "[{http.request.uuid}]" {
+		return
+	}
+	delete(set, "X-Request-Id")
+	if len(set) == 0 {
+		delete(req, "set")
+	}
+	if len(req) == 0 {
+		delete(hdrs, "request")
+	}
+	if len(hdrs) == 0 {
+		delete(h, "headers")
+	}
 }
 
 type route struct {
