@@ -187,6 +187,13 @@ func (c *converter) route(n *yaml.Node, app *module.App, s settings) (route, err
 			}
 		}
 	}
+	if v := fields["show_error_details"]; v != nil && r.ShowErrorDetails {
+		// Pomerium's 403 page lists its Enterprise sub-policies' traces,
+		// never the route's own policy; here every refused user reads it.
+		c.warn(v, "show_error_details: a refused user's 403 page and JSON show every rule and criterion of this route's policy as written "+
+			"(allowed emails, groups, claims and address ranges included), where Pomerium's show the traces of Enterprise sub-policies only; "+
+			"set it to false unless the policy is fine for anyone refused to read")
+	}
 	if v := fields["allowed_users"]; v != nil {
 		if r.AllowedUsers, err = c.strings(v); err != nil {
 			return out, err

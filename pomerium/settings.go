@@ -254,7 +254,7 @@ var routeSettings = []knownSetting{
 	{"session_recording", warned, whySSH, ""},
 	{"set_request_headers", works, "headers set before proxying", ""},
 	{"set_response_headers", works, "headers set on the response", ""},
-	{"show_error_details", works, "the route's `show_error_details`: its 403 page and JSON list how the policy decided, each rule and criterion with its result; without it they show the status, the reason and the request ID", ""},
+	{"show_error_details", works, "the route's `show_error_details`: its 403 page and JSON list how the policy decided, each rule and criterion with its result (a warning says so: Pomerium's show Enterprise sub-policies only); without it they show the status, the reason and the request ID", ""},
 	{"sub_policies", works, "their allowed_users, allowed_domains and allowed_idp_claims join the route's allow rule; a non-empty `rego` is an error (there is no Rego), explanation, remediation and source_ppl warn", ""},
 	{"timeout", works, "the upstream transport's `response_header_timeout`", ""},
 	{"tls_client_cert", works, "the upstream client certificate", ""},
