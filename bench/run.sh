@@ -9,6 +9,7 @@
 #   bench/run.sh rotate          # drill: the upstream client certificate replaced on disk under load
 #   bench/run.sh cluster         # drill: two instances sharing Redis behind a round-robin Caddy: sign-in, sign-out and revocation across them, Redis stopped 30 s (bench/cluster.sh)
 #   bench/run.sh crl-rotate      # drill: iap_mtls ca_file and crl_file replaced under load, a client revoked halfway (bench/crl-rotate.sh)
+#   bench/run.sh pomerium        # a Pomerium config.yaml's defaults (access and authorize logs, headers) and otel tracing to Jaeger, beside plain Caddy (bench/pomerium.sh)
 #   bench/run.sh keys            # drill: the signing key and the cookie secret rotated by reload under load
 #   bench/run.sh profile         # a CPU profile of Caddy under load on PROFILE_PATH (default /signed)
 #   bench/run.sh serve           # start everything and wait, to try routes by hand
@@ -25,6 +26,7 @@ set -euo pipefail
 mode="${1:-bench}"
 [ "$mode" != crl-rotate ] || exec "$(dirname "$0")/crl-rotate.sh"
 [ "$mode" != cluster ] || exec "$(dirname "$0")/cluster.sh"
+[ "$mode" != pomerium ] || exec "$(dirname "$0")/pomerium.sh"
 # The soak and profile drills leave their results in the work directory.
 case "$mode" in soak | profile) KEEP_WORK="${KEEP_WORK:-1}" ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
