@@ -209,6 +209,25 @@ func (a *Authenticator) bearer(ctx context.Context, raw string, b BearerTokens) 
 	}
 	s.Bearer = true
 	s.ID = "bearer-" + tok.Subject
+	if !tok.IssuedAt.IsZero() {
+		s.IssuedAt = tok.IssuedAt
+	}
+	return a.bearerNotRevoked(s, b.Format)
+}
+
+// bearerNotRevoked refuses a bearer session its user's revocations end,
+// as they end the user's cookies: an administrator's revocation of the
+// user (by sub or email) ends the tokens issued before it (IssuedAt is
+// the token's iat where it says one), and a back-channel logout ends the
+// tokens of its IdP session (sid) or user. A revocation list that is
+// too stale refuses it as it refuses cookies (503).
+func (a *Authenticator) bearerNotRevoked(s *Session, format string) (*Session, error) {
+	if err := a.checkRevoked(s); err != nil {
+		if errors.Is(err, ErrRevocationsUnavailable) {
+			return nil, err
+		}
+		return nil, badBearer(format, err)
+	}
 	return s, nil
 }
 
@@ -315,7 +334,13 @@ func (a *Authenticator) accessTokenSession(ctx context.Context, raw string, audi
 	}
 	s.Bearer = true
 	s.ID = "bearer-" + u.subject
-	return s, nil
+	if iat, ok := u.claims["iat"].(float64); ok && iat > 0 {
+		s.IssuedAt = time.Unix(int64(iat), 0)
+	}
+	// An opaque token's userinfo says no iat: it counts as issued now, so
+	// only a revocation of its IdP session (sid) ends it here; the IdP
+	// revokes the token itself.
+	return a.bearerNotRevoked(s, BearerAccessToken)
 }
 
 // fetchUserinfo calls the IdP's userinfo endpoint with the access token.

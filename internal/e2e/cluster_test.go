@@ -25,6 +25,7 @@ type instances struct {
 	caddys []*testenv.Caddy
 	admins []string // admin listeners, host:port
 	shared string   // the storage directory
+	dex    *testenv.Dex
 }
 
 func startInstances(t *testing.T, n int, users []testenv.DexUser, extraIAP ...string) *instances {
@@ -37,7 +38,7 @@ func startInstances(t *testing.T, n int, users []testenv.DexUser, extraIAP ...st
 	}
 	e := &rotationEnv{dex: testenv.StartDex(t, testenv.DexOptions{RedirectURIs: uris, Users: users}), upstream: echoUpstream(t)}
 	secret, shared := randomSecret(t), t.TempDir()
-	in := &instances{shared: shared}
+	in := &instances{shared: shared, dex: e.dex}
 	for i := range n {
 		admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 		globals := e.globals(fmt.Sprintf("\tstorage file_system %s\n\tadmin %s\n", shared, admin),
@@ -138,7 +139,16 @@ func TestTwoInstancesShareSessionsAndRevocations(t *testing.T) {
 		if s := in.status(t, 0, cookie); s != 200 {
 			t.Fatalf("a new session after the sign-out: %d", s)
 		}
-		time.Sleep(10 * time.Millisecond) // the revocation's time is after the session's
+		// An ID token of the user's, sent as a bearer token (ID tokens are
+		// the Caddyfile's default format): it too ends with the user.
+		idToken := in.dex.PasswordGrant(t, in.dex.ClientID, in.dex.ClientSecret, alice.Email, alice.Password, "openid email profile").IDToken
+		bearer := func(i int, tok string) int {
+			return in.caddys[i].Get(t, "app.test", "/", http.Header{"Authorization": {"Bearer " + tok}, "Accept": {"application/json"}}).Status
+		}
+		if s := bearer(0, idToken); s != 200 {
+			t.Fatalf("the user's ID token before the revocation: %d", s)
+		}
+		time.Sleep(1100 * time.Millisecond) // the revocation's time is after the session's, and after the token's iat (whole seconds)
 		start := time.Now()
 		resp, err := http.Post("http://"+in.admins[1]+"/iap/users/revoke", "application/json",
 			strings.NewReader(`{"email": "`+alice.Email+`"}`))
@@ -151,6 +161,16 @@ func TestTwoInstancesShareSessionsAndRevocations(t *testing.T) {
 		}
 		took := in.refusedWithin(t, cookie, start)
 		t.Logf("the revoked user's session refused: instance 1 after %s, instance 2 after %s", took[0], took[1])
+		for i := range in.caddys {
+			if s := bearer(i, idToken); s != http.StatusUnauthorized {
+				t.Errorf("the revoked user's earlier ID token as a bearer token: instance %d answers %d, want 401", i+1, s)
+			}
+		}
+		time.Sleep(1100 * time.Millisecond) // a token issued after the revocation (iat is in whole seconds)
+		later := in.dex.PasswordGrant(t, in.dex.ClientID, in.dex.ClientSecret, alice.Email, alice.Password, "openid email profile").IDToken
+		if s := bearer(0, later); s != 200 {
+			t.Errorf("an ID token issued after the revocation: %d", s)
+		}
 
 		_, fresh := in.signIn(t, 0)
 		for i := range in.caddys {
