@@ -297,7 +297,7 @@ func (a *Authenticator) Session(w http.ResponseWriter, r *http.Request) (*Sessio
 		return nil, err
 	}
 	now := a.cfg.Now()
-	if now.After(s.IssuedAt.Add(a.cfg.CookieExpire)) {
+	if now.After(a.sessionEnds(s.IssuedAt)) {
 		a.sessionJar().clear(w, r)
 		return nil, errors.New("session reached cookie_expire")
 	}
@@ -391,7 +391,7 @@ func (a *Authenticator) writeSession(w http.ResponseWriter, r *http.Request, s *
 		return a.writeServerSession(w, r, s)
 	}
 	j := a.sessionJar()
-	expires := s.IssuedAt.Add(a.cfg.CookieExpire)
+	expires := a.sessionEnds(s.IssuedAt)
 	v, err := a.session.seal(a.cfg.CookieName, s)
 	if err != nil {
 		return err

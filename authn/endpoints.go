@@ -106,7 +106,7 @@ type clientCertInfo struct {
 func (a *Authenticator) userInfo(r *http.Request, s *Session) userInfo {
 	u := userInfo{
 		Subject: s.Subject, Email: s.Email, Name: s.Name, Groups: s.Groups, Claims: s.Claims,
-		SessionExpires: s.IssuedAt.Add(a.cfg.CookieExpire), IDTokenExpires: s.IDTokenExpiry,
+		SessionExpires: a.sessionEnds(s.IssuedAt), IDTokenExpires: s.IDTokenExpiry,
 		SignOutURL: a.names.prefix + "sign_out", CSRFToken: a.csrfToken(s), AuthenticatedVia: "cookie",
 		Version: a.cfg.Version,
 	}
@@ -119,7 +119,7 @@ func (a *Authenticator) userInfo(r *http.Request, s *Session) userInfo {
 	}
 	if s.viaToken {
 		u.AuthenticatedVia = "programmatic-token"
-		u.SessionExpires = s.IssuedAt.Add(a.cfg.CookieExpire)
+		u.SessionExpires = a.sessionEnds(s.IssuedAt)
 	}
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		u.ClientCert = certInfo(r.TLS.PeerCertificates[0])
@@ -199,7 +199,7 @@ func (a *Authenticator) signOut(w http.ResponseWriter, r *http.Request) {
 		a.sessionJar().clear(w, r)
 		// A copy of the cookie (another browser, a stolen one) ends too, on
 		// every instance sharing the revocation storage.
-		if err := a.RevokeSession(s.ID, s.IssuedAt.Add(a.cfg.CookieExpire)); err != nil {
+		if err := a.RevokeSession(s.ID, a.sessionEnds(s.IssuedAt)); err != nil {
 			a.cfg.Logger.Warn("sign-out: revoking the session", zap.String("user_id", s.Subject), zap.Error(err))
 		}
 		a.cfg.Logger.Info("signed out", zap.String("user_id", s.Subject), zap.String("host", r.Host))
@@ -245,7 +245,7 @@ func (a *Authenticator) cookieSession(r *http.Request) *Session {
 		return nil
 	}
 	s, _, err := a.openSession(raw)
-	if err != nil || a.cfg.Now().After(s.IssuedAt.Add(a.cfg.CookieExpire)) || a.checkRevoked(&s) != nil {
+	if err != nil || a.cfg.Now().After(a.sessionEnds(s.IssuedAt)) || a.checkRevoked(&s) != nil {
 		return nil
 	}
 	return &s

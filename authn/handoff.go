@@ -355,7 +355,7 @@ func (a *Authenticator) acceptHandoff(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, a.loginJ.cookie(name, "", -1, time.Unix(0, 0)))
 	s := h.Session
-	if now.After(s.IssuedAt.Add(a.cfg.CookieExpire)) {
+	if now.After(a.sessionEnds(s.IssuedAt)) {
 		bad("the session reached cookie_expire", nil)
 		return
 	}

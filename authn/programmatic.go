@@ -211,7 +211,7 @@ func (a *Authenticator) tokenSession(r *http.Request, token string) (*Session, e
 		return nil, fmt.Errorf("%w: the programmatic login token does not open for %s (issued for another route, sealed under another cookie_secret, or tampered with): %w",
 			ErrBadBearer, host, err)
 	}
-	if a.cfg.Now().After(s.IssuedAt.Add(a.cfg.CookieExpire)) {
+	if a.cfg.Now().After(a.sessionEnds(s.IssuedAt)) {
 		return nil, fmt.Errorf("%w: the programmatic login token expired with its session (cookie_expire)", ErrBadBearer)
 	}
 	if err := a.checkRevoked(&s); err != nil {

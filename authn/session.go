@@ -75,3 +75,9 @@ func randomID() string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// sessionEnds is when a session issued at issued reaches cookie_expire:
+// its cookie's expiry, and the last moment it is accepted.
+func (a *Authenticator) sessionEnds(issued time.Time) time.Time {
+	return issued.Add(a.cfg.CookieExpire)
+}

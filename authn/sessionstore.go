@@ -191,7 +191,7 @@ func (a *Authenticator) writeServerSession(w http.ResponseWriter, r *http.Reques
 	}
 	ss.cache[ref] = &storedSession{s: *s, loaded: ss.now()}
 	ss.mu.Unlock()
-	return a.sessionJar().write(w, r, ref, s.IssuedAt.Add(a.cfg.CookieExpire))
+	return a.sessionJar().write(w, r, ref, a.sessionEnds(s.IssuedAt))
 }
 
 // deleteServerSession deletes the request's server-side session, if it
@@ -239,7 +239,7 @@ func (a *Authenticator) SweepSessions(ctx context.Context) (int, error) {
 			return deleted, err
 		}
 		var s Session
-		if _, err := ss.codecs.open(a.sealName(key), string(b), &s); err == nil && now.Before(s.IssuedAt.Add(a.cfg.CookieExpire)) {
+		if _, err := ss.codecs.open(a.sealName(key), string(b), &s); err == nil && now.Before(a.sessionEnds(s.IssuedAt)) {
 			continue
 		}
 		if err := ss.store.Delete(ctx, key); err == nil {
