@@ -53,16 +53,25 @@ type DexOptions struct {
 }
 
 // DexBinary returns the path of bin/dex, which scripts/test.sh builds from
-// tools/dex.
+// tools/dex (scripts/build-dex.sh), or $DEX_BIN.
 func DexBinary(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv("DEX_BIN"); p != "" {
+	return builtTool(t, "dex", "Dex", "DEX_BIN", "scripts/build-dex.sh")
+}
+
+// builtTool returns the path of bin/<name>, which scripts/test.sh builds
+// from tools/<name> with script, or the path in the environment variable
+// env; the test fails, saying how to build it, when it is missing. what
+// names the tool in that message.
+func builtTool(t testing.TB, name, what, env, script string) string {
+	t.Helper()
+	if p := os.Getenv(env); p != "" {
 		return p
 	}
 	_, file, _, _ := runtime.Caller(0)
-	p := filepath.Join(filepath.Dir(file), "..", "..", "bin", "dex")
+	p := filepath.Join(filepath.Dir(file), "..", "..", "bin", name)
 	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("Dex is not built (%v): run the tests with ./scripts/test.sh, which builds bin/dex from tools/dex", err)
+		t.Fatalf("%s is not built (%v): run the tests with ./scripts/test.sh, which builds bin/%s from tools/%s (%s)", what, err, name, name, script)
 	}
 	return p
 }

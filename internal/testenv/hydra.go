@@ -11,8 +11,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -82,18 +80,10 @@ type HydraClient struct {
 }
 
 // HydraBinary returns the path of bin/hydra, which scripts/test.sh builds
-// from tools/hydra (scripts/build-hydra.sh).
+// from tools/hydra (scripts/build-hydra.sh), or $HYDRA_BIN.
 func HydraBinary(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv("HYDRA_BIN"); p != "" {
-		return p
-	}
-	_, file, _, _ := runtime.Caller(0)
-	p := filepath.Join(filepath.Dir(file), "..", "..", "bin", "hydra")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("Ory Hydra is not built (%v): run the tests with ./scripts/test.sh, which builds bin/hydra from tools/hydra (scripts/build-hydra.sh)", err)
-	}
-	return p
+	return builtTool(t, "hydra", "Ory Hydra", "HYDRA_BIN", "scripts/build-hydra.sh")
 }
 
 // StartHydra runs Hydra (`hydra serve all --dev`, DSN=memory) on loopback

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 )
@@ -31,19 +30,11 @@ type Jaeger struct {
 	out      *syncBuffer
 }
 
-// JaegerBinary returns the path of bin/jaeger, which scripts/test.sh builds
-// from tools/jaeger.
+// JaegerBinary returns the path of bin/jaeger, which scripts/test.sh
+// builds from tools/jaeger (scripts/build-jaeger.sh), or $JAEGER_BIN.
 func JaegerBinary(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv("JAEGER_BIN"); p != "" {
-		return p
-	}
-	_, file, _, _ := runtime.Caller(0)
-	p := filepath.Join(filepath.Dir(file), "..", "..", "bin", "jaeger")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("Jaeger is not built (%v): run the tests with ./scripts/test.sh, which builds bin/jaeger from tools/jaeger", err)
-	}
-	return p
+	return builtTool(t, "jaeger", "Jaeger", "JAEGER_BIN", "scripts/build-jaeger.sh")
 }
 
 // StartJaeger runs Jaeger until the test ends, and waits until its
