@@ -211,12 +211,16 @@ func (p *idp) get() (*oidc.IDTokenVerifier, oauth2.Config, string, error) {
 	first, known := p.first, p.provider != nil
 	p.mu.RUnlock()
 	if !known && first != nil {
-		t := time.NewTimer(firstDiscoveryWait)
 		select {
-		case <-first:
-		case <-t.C:
+		case <-first: // the first attempt is over: no wait, and no timer, while the IdP stays down
+		default:
+			t := time.NewTimer(firstDiscoveryWait)
+			select {
+			case <-first:
+			case <-t.C:
+			}
+			t.Stop()
 		}
-		t.Stop()
 	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
