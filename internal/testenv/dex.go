@@ -155,23 +155,7 @@ func (d *Dex) start() {
 	}
 	d.exited = make(chan struct{})
 	go func() { _ = d.cmd.Wait(); close(d.exited) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-d.exited:
-			d.t.Fatalf("dex exited:\n%s", d.out.String())
-		default:
-		}
-		resp, err := http.Get(d.Issuer + "/.well-known/openid-configuration")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	d.t.Fatalf("dex did not come up:\n%s", d.out.String())
+	waitOK(d.t, "dex", d.Issuer+"/.well-known/openid-configuration", 30*time.Second, d.exited, d.out)
 }
 
 // Stop stops Dex; its in-memory state (sessions, refresh tokens) is lost.

@@ -132,25 +132,7 @@ func StartHydra(t testing.TB, o HydraOptions) *Hydra {
 	}
 	cmd.Stdout, cmd.Stderr = h.out, h.out
 	exited := start(t, cmd, "hydra", h.out)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		select {
-		case <-exited:
-			t.Fatalf("hydra exited:\n%s", h.out.String())
-		default:
-		}
-		resp, err := http.Get(h.Issuer + "/.well-known/openid-configuration")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("hydra did not come up in 60s:\n%s", h.out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitOK(t, "hydra", h.Issuer+"/.well-known/openid-configuration", time.Minute, exited, h.out)
 	return h
 }
 

@@ -129,20 +129,8 @@ exporters:
 	for _, a := range listen {
 		WaitListening(t, a, exited)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(j.QueryURL + "/api/services")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return j
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Jaeger's query API does not answer:\n%s", j.out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitOK(t, "jaeger", j.QueryURL+"/api/services", 30*time.Second, exited, j.out)
+	return j
 }
 
 // Output is what Jaeger has logged.

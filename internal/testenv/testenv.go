@@ -64,6 +64,31 @@ var (
 	portsGiven = map[int]bool{}
 )
 
+// waitOK waits until a GET of url answers 200, for at most limit; the test
+// fails, with the process's output, if name exits first or never answers.
+func waitOK(t testing.TB, name, url string, limit time.Duration, exited <-chan struct{}, out *syncBuffer) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		select {
+		case <-exited:
+			t.Fatalf("%s exited:\n%s", name, out.String())
+		default:
+		}
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not answer %s in %s:\n%s", name, url, limit, out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // WaitListening waits until something accepts TCP connections on addr.
 func WaitListening(t testing.TB, addr string, exited <-chan struct{}) {
 	t.Helper()
