@@ -85,3 +85,66 @@ func mustRequest(t *testing.T, url string) *http.Request {
 	}
 	return r
 }
+
+// The shapes users write: certificates from the environment
+// (CERTIFICATE_FILE, as Pomerium's compose files set them), a certificates
+// list shared by several routes, and set_response_headers from the
+// environment (SET_RESPONSE_HEADERS, or HEADERS) replacing the defaults.
+func TestPomeriumDefaultResponseHeadersFromTheEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, "root")
+	cert, key := ca.Issue(t, testpki.Server("*.example.com")).Write(t, dir, "wildcard")
+	routes := "routes:\n  - from: https://a.example.com\n    to: http://127.0.0.1:8000\n    allow_public_unauthenticated_access: true\n" +
+		"  - from: https://b.example.com\n    to: http://127.0.0.1:8001\n    allow_public_unauthenticated_access: true\n"
+	const hsts = "max-age=31536000; includeSubDomains; preload"
+	for _, c := range []struct {
+		name, file string
+		env        map[string]string
+		want       map[string]string
+	}{
+		{"CERTIFICATE_FILE and CERTIFICATE_KEY_FILE", routes, map[string]string{"CERTIFICATE_FILE": cert, "CERTIFICATE_KEY_FILE": key},
+			map[string]string{"X-Frame-Options": "SAMEORIGIN", "Strict-Transport-Security": hsts}},
+		{"a certificates list", "certificates:\n  - cert: " + cert + "\n    key: " + key + "\n" + routes, nil,
+			map[string]string{"X-Frame-Options": "SAMEORIGIN", "Strict-Transport-Security": hsts}},
+		{"SET_RESPONSE_HEADERS", routes, map[string]string{"CERTIFICATE_FILE": cert, "CERTIFICATE_KEY_FILE": key, "SET_RESPONSE_HEADERS": "X-Test:1"},
+			map[string]string{"X-Test": "1", "X-Frame-Options": "", "Strict-Transport-Security": ""}},
+		{"HEADERS", routes, map[string]string{"HEADERS": "X-Test:1"},
+			map[string]string{"X-Test": "1", "X-Frame-Options": ""}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := func(k string) (string, bool) { v, ok := c.env[k]; return v, ok }
+			out, _, err := adaptWithEnv([]byte(c.file), map[string]any{"filename": "config.yaml"}, env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cfg any
+			if err := json.Unmarshal(out, &cfg); err != nil {
+				t.Fatal(err)
+			}
+			proxies := 0
+			walk(cfg, func(o map[string]any) {
+				if o["handler"] != "reverse_proxy" {
+					return
+				}
+				proxies++
+				var rp reverseproxy.Handler
+				b, _ := json.Marshal(o)
+				if err := json.Unmarshal(b, &rp); err != nil {
+					t.Fatal(err)
+				}
+				set := http.Header{}
+				if rp.Headers != nil && rp.Headers.Response != nil && rp.Headers.Response.HeaderOps != nil {
+					set = rp.Headers.Response.Set
+				}
+				for name, want := range c.want {
+					if got := strings.Join(set.Values(name), ","); got != want {
+						t.Errorf("route %d: %s: %q, want %q", proxies, name, got, want)
+					}
+				}
+			})
+			if proxies != 2 {
+				t.Errorf("%d proxies, want one per route", proxies)
+			}
+		})
+	}
+}
